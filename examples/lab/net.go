@@ -1,0 +1,122 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+)
+
+// node is one namespace on the lab bridge: a Pi, the services, the intruder.
+type node struct {
+	netns string // also the name of the host side of its veth
+	addrs []netip.Addr
+}
+
+// bridgeBatch is the `ip -batch` that makes the bridge and joins every node's
+// veth to it. The bridge does not hand its frames to the machine's own
+// iptables (br_netfilter), so the lab works whatever the machine's firewall
+// says, and the lab never changes that firewall.
+func bridgeBatch(nodes []node) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "link add %s type bridge\n", bridgeName)
+	fmt.Fprintf(&b, "link set %s type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0\n", bridgeName)
+	fmt.Fprintf(&b, "addr add %s/%d dev %s\n", Controller.V4, prefixLen4(), bridgeName)
+	fmt.Fprintf(&b, "addr add %s/%d dev %s nodad\n", Controller.V6, prefixLen6(), bridgeName)
+	fmt.Fprintf(&b, "link set %s up\n", bridgeName)
+	for _, n := range nodes {
+		fmt.Fprintf(&b, "netns add %s\n", n.netns)
+		fmt.Fprintf(&b, "link add %s type veth peer name eth0 netns %s\n", n.netns, n.netns)
+		fmt.Fprintf(&b, "link set %s master %s up\n", n.netns, bridgeName)
+	}
+	return b.String()
+}
+
+// nodeBatch configures the inside of one node's namespace. No default route:
+// only the lab's own prefixes are reachable from inside.
+func nodeBatch(n node) string {
+	var b strings.Builder
+	b.WriteString("link set lo up\n")
+	for _, a := range n.addrs {
+		if !inLab(a) {
+			panic(fmt.Sprintf("lab: address %s is outside the lab's ranges", a))
+		}
+		if a.Is4() {
+			fmt.Fprintf(&b, "addr add %s/%d dev eth0\n", a, prefixLen4())
+		} else {
+			fmt.Fprintf(&b, "addr add %s/%d dev eth0 nodad\n", a, prefixLen6())
+		}
+	}
+	b.WriteString("link set eth0 up\n")
+	return b.String()
+}
+
+// makeNetwork builds the bridge and every node's namespace.
+func makeNetwork(ctx context.Context, nodes []node) error {
+	cmd := exec.CommandContext(ctx, "ip", "-batch", "-")
+	cmd.Stdin = strings.NewReader(bridgeBatch(nodes))
+	if err := run(cmd); err != nil {
+		return fmt.Errorf("making the lab network: %w", err)
+	}
+	for _, n := range nodes {
+		cmd := exec.CommandContext(ctx, "ip", "-n", n.netns, "-batch", "-")
+		cmd.Stdin = strings.NewReader(nodeBatch(n))
+		if err := run(cmd); err != nil {
+			return fmt.Errorf("configuring namespace %s: %w", n.netns, err)
+		}
+	}
+	return nil
+}
+
+// labNetns lists the network namespaces that carry the lab's prefix.
+func labNetns(ctx context.Context) ([]string, error) {
+	out, err := output(exec.CommandContext(ctx, "ip", "netns", "list"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], Prefix) {
+			names = append(names, f[0])
+		}
+	}
+	return names, nil
+}
+
+// labLinks lists the root namespace's links that carry the lab's prefix.
+func labLinks(ctx context.Context) ([]string, error) {
+	out, err := output(exec.CommandContext(ctx, "ip", "-o", "link", "show"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		// "7: pwl-pi-01@if2: <BROADCAST,..."
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if strings.HasPrefix(name, Prefix) {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// netnsPids lists the processes living in a network namespace.
+func netnsPids(ctx context.Context, netns string) ([]int, error) {
+	out, err := output(exec.CommandContext(ctx, "ip", "netns", "pids", netns))
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}

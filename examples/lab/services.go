@@ -1,0 +1,217 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The services namespace holds what a kiosk Pi talks to: a dashboard and an
+// API on tcp/443, a host it must never reach, a time service on udp/123, and
+// the DNS server every Pi resolves through (dnsmasq, from Debian).
+
+// dnsRecords are the lab's names: every service, the name server, the
+// controller, the intruder and every Pi, each with an A and an AAAA record,
+// and the CNAME chain that leads dashboard.lab to edge.cdn.lab.
+func dnsRecords(pis int) (hosts []string, cnameArgs []string) {
+	add := func(name string, a Addrs) { hosts = append(hosts, fmt.Sprintf("%s,%s,%s", name, a.V4, a.V6)) }
+	for _, s := range Services {
+		add(s.Name, s.Addrs)
+	}
+	add("ns.lab", DNS)
+	add("admin.lab", Controller)
+	add("intruder.lab", Intruder)
+	for i := 1; i <= pis; i++ {
+		add(PiName(i)+".lab", PiAddrs(i))
+	}
+	for i := 0; i+1 < len(cnames); i++ {
+		cnameArgs = append(cnameArgs, cnames[i]+","+cnames[i+1])
+	}
+	return hosts, cnameArgs
+}
+
+// dnsmasqArgs runs dnsmasq in the foreground as the lab's only name server:
+// authoritative for .lab, no upstream, nothing read from the machine's files.
+func dnsmasqArgs(pis int, logPath string) []string {
+	args := []string{
+		"--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
+		"--no-resolv", "--no-hosts", "--no-poll", "--local=/lab/", "--domain-needed",
+		"--bind-interfaces", "--listen-address=" + DNS.V4.String(), "--listen-address=" + DNS.V6.String(),
+		"--user=nobody", "--log-queries", "--log-facility=" + logPath,
+	}
+	hosts, cnames := dnsRecords(pis)
+	for _, h := range hosts {
+		args = append(args, "--host-record="+h)
+	}
+	for _, c := range cnames {
+		args = append(args, "--cname="+c)
+	}
+	return args
+}
+
+// serviceAddrs are every address the services namespace answers on.
+func serviceAddrs() []netip.Addr {
+	addrs := []netip.Addr{DNS.V4, DNS.V6}
+	for _, s := range Services {
+		addrs = append(addrs, s.Addrs.V4, s.Addrs.V6)
+	}
+	return addrs
+}
+
+// startServices starts dnsmasq and the listeners in the services namespace.
+func startServices(ctx context.Context, pis int, dir string) ([]Proc, error) {
+	exe, err := self()
+	if err != nil {
+		return nil, err
+	}
+	log, err := os.OpenFile(dir+"/services.log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	dnsmasq := exec.Command("ip", append([]string{"netns", "exec", svcNetns, "dnsmasq"}, dnsmasqArgs(pis, dir+"/dnsmasq.log")...)...)
+	listeners := exec.Command("ip", "netns", "exec", svcNetns, exe)
+	listeners.Env = []string{roleEnv + "=services"}
+	var procs []Proc
+	for _, cmd := range []*exec.Cmd{dnsmasq, listeners} {
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return procs, fmt.Errorf("starting %s in %s: %w", cmd.Args[4], svcNetns, err)
+		}
+		go cmd.Wait()
+		p, err := procOf(cmd.Process.Pid)
+		if err != nil {
+			return procs, fmt.Errorf("starting %s in %s: it exited at once (see %s/services.log)", cmd.Args[4], svcNetns, dir)
+		}
+		procs = append(procs, p)
+	}
+	return procs, waitServices(ctx)
+}
+
+// waitServices waits until every service answers from the controller.
+func waitServices(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r := resolverAt(DNS.V4)
+	for {
+		err := func() error {
+			for _, s := range Services {
+				if _, err := Probe(ctx, s.Proto, netip.AddrPortFrom(s.Addrs.V4, uint16(s.Port))); err != nil {
+					return err
+				}
+			}
+			_, err := r.LookupNetIP(ctx, "ip4", "api.lab")
+			return err
+		}()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the lab's services did not come up: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// resolverAt asks only the name server at a.
+func resolverAt(a netip.Addr) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, netip.AddrPortFrom(a, 53).String())
+	}}
+}
+
+// serveServices is the listeners' process inside the services namespace.
+func serveServices([]string) error {
+	errs := make(chan error, 2*len(Services))
+	for _, s := range Services {
+		for _, a := range []netip.Addr{s.Addrs.V4, s.Addrs.V6} {
+			ap := netip.AddrPortFrom(a, uint16(s.Port))
+			switch s.Proto {
+			case "tcp":
+				l, err := net.Listen("tcp", ap.String())
+				if err != nil {
+					return err
+				}
+				go func() { errs <- serveTCP(l, s.Banner) }()
+			case "udp":
+				c, err := net.ListenPacket("udp", ap.String())
+				if err != nil {
+					return err
+				}
+				go func() { errs <- serveUDP(c, s.Banner) }()
+			}
+		}
+	}
+	return <-errs
+}
+
+func serveTCP(l net.Listener, banner string) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write([]byte(banner + "\n"))
+			c.Close()
+		}()
+	}
+}
+
+func serveUDP(c net.PacketConn, banner string) error {
+	buf := make([]byte, 1500)
+	for {
+		_, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		c.WriteTo([]byte(banner+"\n"), from)
+	}
+}
+
+// Probe talks to a lab service the way a client would and returns its
+// banner: for tcp it connects and reads a line, for udp it sends a datagram
+// and reads the reply. A firewall that drops the traffic shows as a timeout
+// (ctx's deadline, or 2 s), one that rejects it as a refusal.
+func Probe(ctx context.Context, proto string, to netip.AddrPort) (string, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, proto, to.String())
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if proto == "udp" {
+		if _, err := c.Write([]byte("hello\n")); err != nil {
+			return "", err
+		}
+	}
+	buf := make([]byte, 256)
+	n, err := c.Read(buf)
+	if n == 0 && err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	if line == "" {
+		return "", errors.New("empty answer")
+	}
+	return line, nil
+}
