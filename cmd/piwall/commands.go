@@ -14,7 +14,8 @@ type command struct {
 	name  string
 	usage string // the arguments after "piwall NAME"
 	short string // one line for `piwall --help`
-	run   func(ctx context.Context, args []string, std stdio) error
+	long  string // the help of `piwall NAME -h`
+	run   func(ctx context.Context, c *command, args []string, std stdio) error
 }
 
 // stdio is where a command reads and writes; tests inject their own.
@@ -24,6 +25,15 @@ type stdio struct {
 }
 
 var commands = []*command{
+	{name: "validate", usage: "[PATH] [--var NAME=VALUE] [--var-file FILE]", short: "check a plan offline: decode, check, lint",
+		long: "Reads the plan at PATH (a .hcl file or a directory of them; default: the current directory),\nchecks it and lints it, and prints every problem with its place in the files. Exits 1 on errors.",
+		run: runValidate},
+	{name: "fmt", usage: "[PATH] [--check]", short: "rewrite plan files in canonical formatting",
+		long: "Rewrites the plan files at PATH in HCL's canonical layout and lists the files it changed.\nWith --check it changes nothing, lists the files that are not formatted, and exits 1 if any.",
+		run: runFmt},
+	{name: "render", usage: "[PATH] --host NAME [--resolve=none|local] [--address NAME=ADDR,...] [--resolver ADDR]", short: "print the rulesets a host would get, offline",
+		long: "Prints the IPv4 and then the IPv6 ruleset that host NAME would get, each a complete\niptables-restore document. Offline, DNS names are resolved only if asked: --resolve=local\nresolves them with this machine's resolver, --address pins a name to addresses. A plan with\ndns = \"system\" needs the host's resolvers: --resolver, or this machine's with --resolve=local.",
+		run: runRender},
 	{name: "version", short: "print piwall's version", run: runVersion},
 }
 
@@ -46,9 +56,12 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			err := c.run(ctx, args[1:], std)
+			err := c.run(ctx, c, args[1:], std)
 			if errors.Is(err, flag.ErrHelp) {
 				return exitOK
+			}
+			if errors.Is(err, errDiagnostics) {
+				return exitError // the diagnostics said it all
 			}
 			if err != nil {
 				fmt.Fprintf(errOut, "piwall %s: %v\n", c.name, err)

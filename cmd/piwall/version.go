@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -11,9 +10,8 @@ import (
 // version is set at release time with -ldflags "-X main.version=v1.2.3".
 var version = ""
 
-func runVersion(_ context.Context, args []string, std stdio) error {
-	fs := flag.NewFlagSet("piwall version", flag.ContinueOnError)
-	fs.SetOutput(std.errOut)
+func runVersion(_ context.Context, c *command, args []string, std stdio) error {
+	fs := newFlagSet(c, std)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

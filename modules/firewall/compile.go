@@ -1,0 +1,336 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path"
+	"sort"
+	"strconv"
+
+	"github.com/piwall/piwall/plans"
+)
+
+// Resolution is what a DNS name became: the CNAME chain it went through (in
+// order, not counting the name itself) and the addresses at its end.
+type Resolution struct {
+	Name   string       `json:"name"`
+	CNAMEs []string     `json:"cnames,omitempty"`
+	Addrs  []netip.Addr `json:"addrs"`
+}
+
+// Input is everything a host's desired rulesets depend on. Names are
+// resolved and resolvers read before compiling, by whoever can reach the
+// host (or, offline, this machine): compiling itself does no I/O.
+type Input struct {
+	Policy *plans.Policy
+	// Names holds a Resolution for every name in Names(Policy).
+	Names map[string]Resolution
+	// Resolvers are the host's own resolvers (its /etc/resolv.conf), used
+	// when the policy says dns = "system".
+	Resolvers []netip.Addr
+	// Live holds the host's current rulesets, from which the chains that
+	// keep_chains names (and the jumps to them) are carried over. Nil or
+	// missing families carry nothing.
+	Live map[Family]*Ruleset
+}
+
+// Desired is what a host should have.
+type Desired struct {
+	V4, V6 *Ruleset
+	Names  []Resolution // the names the rulesets use, in the order written
+}
+
+// Family returns the desired ruleset of one family.
+func (d *Desired) Family(f Family) *Ruleset {
+	if f == IPv6 {
+		return d.V6
+	}
+	return d.V4
+}
+
+// Names lists the DNS names a policy uses, each once, in the order written.
+func Names(pol *plans.Policy) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, e := range entries(pol) {
+		for _, p := range e.Peers {
+			if p.Name != "" && !seen[p.Name] {
+				seen[p.Name] = true
+				names = append(names, p.Name)
+			}
+		}
+	}
+	return names
+}
+
+func entries(pol *plans.Policy) []*plans.Entry {
+	return append(append([]*plans.Entry{}, pol.Inbound...), pol.Outbound...)
+}
+
+// Rule comments, for the rules every ruleset has.
+const (
+	commentLoopback  = "piwall: loopback"
+	commentReplies   = "piwall: replies"
+	commentDNS       = "piwall: dns"
+	commentNeighbour = "piwall: neighbour discovery"
+	commentLog       = "piwall: log drops"
+	logLimit         = "5/min"
+)
+
+// Compile builds the desired filter tables of a host for IPv4 and IPv6.
+//
+// Each chain starts with the jumps to kept chains (where tools like
+// fail2ban put theirs), then loopback and replies to the host's own
+// connections, then (IPv6) neighbour discovery, then DNS, then the
+// allowlists' entries in the order written, then ping, then the
+// rate-limited LOG. Policies are DROP on INPUT, FORWARD and OUTPUT; the
+// whole table is replaced at once by iptables-restore, so there is never a
+// moment with the DROP policy and without its exceptions.
+func Compile(in Input) (*Desired, error) {
+	pol := in.Policy
+	var errs []error
+	d := &Desired{}
+	for _, name := range Names(pol) {
+		r, ok := in.Names[name]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%s: not resolved", name))
+		case len(r.Addrs) == 0:
+			errs = append(errs, fmt.Errorf("%s: the name has no addresses", name))
+		default:
+			d.Names = append(d.Names, r)
+		}
+	}
+	resolvers, err := dnsResolvers(pol.DNS, in.Resolvers)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, fam := range []Family{IPv4, IPv6} {
+		rs, err := compileFamily(fam, in, resolvers)
+		if err != nil {
+			return nil, err
+		}
+		if fam == IPv4 {
+			d.V4 = rs
+		} else {
+			d.V6 = rs
+		}
+	}
+	return d, nil
+}
+
+func dnsResolvers(dns plans.DNS, system []netip.Addr) ([]netip.Addr, error) {
+	switch dns.Mode {
+	case "none":
+		return nil, nil
+	case "list":
+		return dns.Resolvers, nil
+	}
+	if len(system) == 0 {
+		return nil, errors.New(`dns = "system", but the host's resolvers are unknown (its /etc/resolv.conf names none): list them with dns = ["..."], or set dns = "none"`)
+	}
+	return system, nil
+}
+
+// chainBuilder collects the rules of one family's filter table.
+type chainBuilder struct {
+	fam    Family
+	chains map[string]*Chain
+}
+
+func (b *chainBuilder) add(chain string, tokens ...string) {
+	c := b.chains[chain]
+	for _, r := range c.Rules {
+		if r.Line(chain) == (&Rule{Tokens: tokens}).Line(chain) {
+			return // the same rule twice adds nothing
+		}
+	}
+	c.Rules = append(c.Rules, &Rule{Tokens: tokens})
+}
+
+func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, error) {
+	pol := in.Policy
+	b := &chainBuilder{fam: fam, chains: map[string]*Chain{
+		"INPUT": {Name: "INPUT", Policy: "DROP"}, "FORWARD": {Name: "FORWARD", Policy: "DROP"}, "OUTPUT": {Name: "OUTPUT", Policy: "DROP"},
+	}}
+	kept, err := keptChains(pol.KeepChains, in.Live[fam])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fam, err)
+	}
+	for _, j := range kept.jumps {
+		b.chains[j.chain].Rules = append(b.chains[j.chain].Rules, j.rule)
+	}
+
+	b.add("INPUT", "-i", "lo", "-m", "comment", "--comment", saveString(commentLoopback), "-j", "ACCEPT")
+	b.add("INPUT", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-m", "comment", "--comment", saveString(commentReplies), "-j", "ACCEPT")
+	b.add("OUTPUT", "-o", "lo", "-m", "comment", "--comment", saveString(commentLoopback), "-j", "ACCEPT")
+	b.add("OUTPUT", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-m", "comment", "--comment", saveString(commentReplies), "-j", "ACCEPT")
+	if fam == IPv6 {
+		// Without neighbour discovery IPv6 cannot even find the next hop;
+		// router solicitation and advertisement give it its routes.
+		for _, chain := range []string{"INPUT", "OUTPUT"} {
+			for _, t := range []string{"133", "134", "135", "136"} {
+				b.add(chain, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", t, "-m", "comment", "--comment", saveString(commentNeighbour), "-j", "ACCEPT")
+			}
+		}
+	}
+	for _, r := range resolvers {
+		if family(r) != fam {
+			continue
+		}
+		for _, proto := range []string{"udp", "tcp"} {
+			b.add("OUTPUT", "-d", hostPrefix(r), "-p", proto, "-m", proto, "--dport", "53", "-m", "comment", "--comment", saveString(commentDNS), "-j", "ACCEPT")
+		}
+	}
+	for _, e := range entries(pol) {
+		chain, peerFlag := "INPUT", "-s"
+		if e.Direction == plans.Outbound {
+			chain, peerFlag = "OUTPUT", "-d"
+		}
+		for _, peer := range e.Peers {
+			comment := saveString(entryComment(e, peer))
+			for _, pfx := range peerPrefixes(peer, in.Names, fam) {
+				if len(e.Ports) == 0 {
+					b.add(chain, peerFlag, pfx, "-m", "comment", "--comment", comment, "-j", "ACCEPT")
+				}
+				for _, port := range e.Ports {
+					b.add(chain, append(append([]string{peerFlag, pfx}, portMatch(fam, port)...), "-m", "comment", "--comment", comment, "-j", "ACCEPT")...)
+				}
+			}
+		}
+	}
+	if pol.Ping {
+		for _, e := range entries(pol) {
+			chain, peerFlag := "INPUT", "-s"
+			if e.Direction == plans.Outbound {
+				chain, peerFlag = "OUTPUT", "-d"
+			}
+			for _, peer := range e.Peers {
+				for _, pfx := range peerPrefixes(peer, in.Names, fam) {
+					b.add(chain, append(append([]string{peerFlag, pfx}, echoRequest(fam)...), "-m", "comment", "--comment", saveString(entryComment(e, peer)), "-j", "ACCEPT")...)
+				}
+			}
+		}
+	}
+	if pol.LogDrops {
+		// Last in the chain: only what no rule accepted is logged, then
+		// dropped by the policy.
+		b.add("INPUT", "-m", "limit", "--limit", logLimit, "-m", "comment", "--comment", saveString(commentLog), "-j", "LOG", "--log-prefix", saveString("piwall drop in: "))
+		b.add("OUTPUT", "-m", "limit", "--limit", logLimit, "-m", "comment", "--comment", saveString(commentLog), "-j", "LOG", "--log-prefix", saveString("piwall drop out: "))
+	}
+	t := &Table{Name: "filter", Chains: []*Chain{b.chains["INPUT"], b.chains["FORWARD"], b.chains["OUTPUT"]}}
+	t.Chains = append(t.Chains, kept.chains...)
+	return &Ruleset{Tables: []*Table{t}}, nil
+}
+
+// entryComment names the allowlist entry and the peer a rule comes from,
+// within iptables' 255 bytes for a comment.
+func entryComment(e *plans.Entry, peer plans.Endpoint) string {
+	c := fmt.Sprintf("piwall: %s %s %d: %s", e.Allowlist, e.Direction, e.Index, peer)
+	if len(c) > 255 {
+		c = c[:252] + "..."
+	}
+	return c
+}
+
+// peerPrefixes are the networks of a peer in one family, as iptables-save
+// prints them (addresses with /32 or /128).
+func peerPrefixes(peer plans.Endpoint, names map[string]Resolution, fam Family) []string {
+	if peer.Name == "" {
+		if family(peer.Prefix.Addr()) != fam {
+			return nil
+		}
+		return []string{peer.Prefix.String()}
+	}
+	var out []string
+	for _, a := range names[peer.Name].Addrs {
+		if family(a) == fam {
+			out = append(out, hostPrefix(a))
+		}
+	}
+	return out
+}
+
+func portMatch(fam Family, p plans.Port) []string {
+	if p.Proto == "icmp" {
+		if fam == IPv6 {
+			return []string{"-p", "ipv6-icmp"}
+		}
+		return []string{"-p", "icmp"}
+	}
+	ports := strconv.Itoa(int(p.From))
+	if p.To != p.From {
+		ports += ":" + strconv.Itoa(int(p.To))
+	}
+	return []string{"-p", p.Proto, "-m", p.Proto, "--dport", ports}
+}
+
+func echoRequest(fam Family) []string {
+	if fam == IPv6 {
+		return []string{"-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", "128"}
+	}
+	return []string{"-p", "icmp", "-m", "icmp", "--icmp-type", "8"}
+}
+
+func family(a netip.Addr) Family {
+	if a.Unmap().Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+func hostPrefix(a netip.Addr) string {
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()).String()
+}
+
+type jump struct {
+	chain string
+	rule  *Rule
+}
+
+type kept struct {
+	chains []*Chain // sorted by name, as iptables-save lists user chains
+	jumps  []jump   // in live order
+}
+
+// keptChains carries over from live the user chains keep_chains matches,
+// their rules, and the rules of the built-in chains that jump to them.
+func keptChains(patterns []string, live *Ruleset) (kept, error) {
+	var k kept
+	filter := live.Table("filter")
+	if len(patterns) == 0 || filter == nil {
+		return k, nil
+	}
+	keep := map[string]bool{}
+	for _, c := range filter.Chains {
+		if c.Policy != "-" {
+			continue
+		}
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, c.Name); ok {
+				keep[c.Name] = true
+				k.chains = append(k.chains, &Chain{Name: c.Name, Policy: "-", Rules: c.Rules})
+				break
+			}
+		}
+	}
+	sort.Slice(k.chains, func(i, j int) bool { return k.chains[i].Name < k.chains[j].Name })
+	for _, c := range filter.Chains {
+		for _, r := range c.Rules {
+			target := r.Target()
+			isChain := filter.Chain(target) != nil
+			switch {
+			case c.Policy == "-" && keep[c.Name] && isChain && !keep[target]:
+				return k, fmt.Errorf("kept chain %s jumps to chain %s, which keep_chains does not keep: add a pattern for it", c.Name, target)
+			case c.Policy != "-" && keep[target]:
+				k.jumps = append(k.jumps, jump{chain: c.Name, rule: r})
+			}
+		}
+	}
+	return k, nil
+}

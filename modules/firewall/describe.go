@@ -1,0 +1,110 @@
+package firewall
+
+import (
+	"strings"
+)
+
+// Describe says what a rule does in the operator's words: "allow out
+// tcp/443 to api.example.com (93.184.216.34)", "allow in loopback". A rule
+// piwall did not write is "foreign rule in INPUT: -A INPUT ...", its line as
+// it is; so is a piwall rule with a match Describe does not know.
+func Describe(chain string, r *Rule) string {
+	f, ok := ruleFields(r)
+	comment := f["--comment"]
+	if !ok || !strings.HasPrefix(comment, "piwall: ") {
+		return "foreign rule in " + chain + ": " + r.Line(chain)
+	}
+	verb := map[string]string{"ACCEPT": "allow", "DROP": "drop", "REJECT": "reject", "LOG": "log"}[f["-j"]]
+	if verb == "" {
+		verb = "jump to " + f["-j"] + " for"
+	}
+	dir, peerFlag, toFrom := "in", "-s", "from"
+	switch chain {
+	case "OUTPUT":
+		dir, peerFlag, toFrom = "out", "-d", "to"
+	case "INPUT":
+	default:
+		dir = "in " + chain
+	}
+	if f["-j"] == "LOG" {
+		return "log drops " + dir + " (at most " + f["--limit"] + ")"
+	}
+	var what string
+	switch {
+	case f["-i"] == "lo" || f["-o"] == "lo":
+		what = "loopback"
+	case f["--ctstate"] != "":
+		what = "replies (" + f["--ctstate"] + ")"
+	case comment == commentNeighbour:
+		what = "icmpv6 " + neighbourTypes[f["--icmpv6-type"]]
+	default:
+		what = service(f)
+		if comment == commentDNS {
+			what = "dns " + what
+		}
+	}
+	s := verb + " " + dir + " " + what
+	if peer := f[peerFlag]; peer != "" {
+		s += " " + toFrom + " " + peerName(peer, comment)
+	}
+	return s
+}
+
+var neighbourTypes = map[string]string{
+	"133": "router solicitation", "134": "router advertisement",
+	"135": "neighbour solicitation", "136": "neighbour advertisement",
+}
+
+// ruleFields maps each option of a rule to its value. It reports false
+// for a rule with anything it does not know (a negation, another match),
+// which Describe then shows as it is.
+func ruleFields(r *Rule) (map[string]string, bool) {
+	known := map[string]bool{
+		"-s": true, "-d": true, "-i": true, "-o": true, "-p": true, "-m": true, "--dport": true,
+		"--icmp-type": true, "--icmpv6-type": true, "--ctstate": true, "--comment": true,
+		"--limit": true, "-j": true, "--log-prefix": true,
+	}
+	f := map[string]string{}
+	args := r.Args()
+	for i := 0; i < len(args); i += 2 {
+		if !known[args[i]] || i+1 >= len(args) {
+			return f, false
+		}
+		if args[i] != "-m" {
+			f[args[i]] = args[i+1]
+		}
+	}
+	return f, true
+}
+
+// service is the protocol and port of a rule: "tcp/443", "udp/8000-8100",
+// "ping", "icmp", or "all traffic".
+func service(f map[string]string) string {
+	switch p := f["-p"]; {
+	case p == "":
+		return "all traffic"
+	case f["--icmp-type"] == "8" || f["--icmpv6-type"] == "128":
+		return "ping"
+	case p == "icmp" || p == "ipv6-icmp":
+		return "icmp"
+	case f["--dport"] != "":
+		return p + "/" + strings.ReplaceAll(f["--dport"], ":", "-")
+	default:
+		return p
+	}
+}
+
+// peerName is the peer as the plan wrote it, with the address the rule
+// holds when that was a name: "api.example.com (93.184.216.34)".
+func peerName(prefix, comment string) string {
+	addr := strings.TrimSuffix(strings.TrimSuffix(prefix, "/32"), "/128")
+	i := strings.LastIndex(comment, ": ")
+	if i < 0 {
+		return addr
+	}
+	written := comment[i+2:]
+	if written == addr || written == prefix || strings.HasPrefix(comment, "piwall: dns") {
+		return addr
+	}
+	return written + " (" + addr + ")"
+}

@@ -1,0 +1,364 @@
+package plans
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+var rootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
+		{Type: "defaults"},
+		{Type: "allowlist", LabelNames: []string{"name"}},
+		{Type: "group", LabelNames: []string{"name"}},
+		{Type: "host", LabelNames: []string{"name"}},
+		{Type: "rollout"},
+	},
+}
+
+var connectionAttrs = []hcl.AttributeSchema{
+	{Name: "user"}, {Name: "port"}, {Name: "identity_file"}, {Name: "sudo"},
+	{Name: "jump"}, {Name: "known_hosts"}, {Name: "revert_after"},
+}
+
+var (
+	defaultsSchema  = &hcl.BodySchema{Attributes: connectionAttrs}
+	hostSchema      = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "address"}, {Name: "groups"}, {Name: "allowlists"}}, connectionAttrs...)}
+	groupSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allowlists", Required: true}}}
+	rolloutSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "parallel"}, {Name: "canary"}, {Name: "batch"}, {Name: "max_failures"}}}
+	allowlistSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "keep_chains"}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "inbound"}, {Type: "outbound"}},
+	}
+	inboundSchema  = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "from", Required: true}, {Name: "ports"}}}
+	outboundSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "ports"}}}
+)
+
+// decode turns parsed files into a Plan: variables first, then locals, then
+// every other block, each evaluated with both in scope; then the references
+// between blocks are checked and every host's allowlists merged.
+func decode(files []*hcl.File, opts Options) (*Plan, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	byType := map[string][]*hcl.Block{}
+	for _, f := range files {
+		content, d := f.Body.Content(rootSchema)
+		diags = append(diags, d...)
+		for _, b := range content.Blocks {
+			byType[b.Type] = append(byType[b.Type], b)
+		}
+	}
+	vars, d := evalVariables(byType["variable"], opts)
+	diags = append(diags, d...)
+	ctx := &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)},
+		Functions: functions(),
+	}
+	diags = append(diags, evalLocals(byType["locals"], ctx)...)
+
+	p := &Plan{Rollout: DefaultRollout}
+	diags = append(diags, p.decodeDefaults(byType["defaults"], ctx)...)
+	diags = append(diags, p.decodeRollout(byType["rollout"], ctx)...)
+	for _, b := range byType["allowlist"] {
+		diags = append(diags, p.decodeAllowlist(b, ctx)...)
+	}
+	for _, b := range byType["group"] {
+		diags = append(diags, p.decodeGroup(b, ctx)...)
+	}
+	for _, b := range byType["host"] {
+		diags = append(diags, p.decodeHost(b, ctx)...)
+	}
+	if len(p.Hosts) == 0 && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No hosts",
+			Detail: "The plan has no host blocks: add one per Pi, like host \"pi-01\" { address = \"192.0.2.11\" allowlists = [\"kiosk\"] }."})
+	}
+	// References are checked even when some blocks had errors, so that one
+	// run reports every mistake; lints only run on a plan without errors.
+	diags = append(diags, dedupe(p.link())...)
+	if diags.HasErrors() {
+		return p, diags
+	}
+	diags = append(diags, p.lint()...)
+	return p, diags
+}
+
+// single returns the one block of a kind that may appear once, reporting
+// any other.
+func single(blocks []*hcl.Block, kind string) (*hcl.Block, hcl.Diagnostics) {
+	if len(blocks) == 0 {
+		return nil, nil
+	}
+	var diags hcl.Diagnostics
+	for _, b := range blocks[1:] {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("Duplicate %s block", kind),
+			Detail:  fmt.Sprintf("A plan has one %s block; the first is at %s. Merge them.", kind, blocks[0].DefRange),
+			Subject: b.DefRange.Ptr()})
+	}
+	return blocks[0], diags
+}
+
+func (p *Plan) decodeDefaults(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
+	b, diags := single(blocks, "defaults")
+	if b == nil {
+		return diags
+	}
+	content, d := b.Body.Content(defaultsSchema)
+	diags = append(diags, d...)
+	return append(diags, decodeConnection(content, ctx, &p.Defaults)...)
+}
+
+func decodeConnection(content *hcl.BodyContent, ctx *hcl.EvalContext, c *Connection) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	var d hcl.Diagnostics
+	attrs := content.Attributes
+	if a, ok := attrs["user"]; ok {
+		c.User, d = stringValue(a, ctx)
+		diags = append(diags, d...)
+	}
+	if a, ok := attrs["port"]; ok {
+		c.Port, d = intValue(a, ctx, 1, 65535)
+		diags = append(diags, d...)
+	}
+	if a, ok := attrs["identity_file"]; ok {
+		c.IdentityFile, d = stringValue(a, ctx)
+		diags = append(diags, d...)
+	}
+	if a, ok := attrs["sudo"]; ok {
+		c.Sudo, d = boolValue(a, ctx)
+		diags = append(diags, d...)
+	}
+	if a, ok := attrs["jump"]; ok {
+		c.Jump, d = stringValue(a, ctx)
+		diags = append(diags, d...)
+	}
+	if a, ok := attrs["known_hosts"]; ok {
+		c.KnownHosts, d = stringValue(a, ctx)
+		diags = append(diags, d...)
+	}
+	if a, ok := attrs["revert_after"]; ok {
+		c.RevertAfter, d = durationValue(a, ctx)
+		diags = append(diags, d...)
+	}
+	return diags
+}
+
+func (p *Plan) decodeRollout(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
+	b, diags := single(blocks, "rollout")
+	if b == nil {
+		return diags
+	}
+	content, d := b.Body.Content(rolloutSchema)
+	diags = append(diags, d...)
+	fields := []struct {
+		name   string
+		lo, hi int
+		dst    *int
+	}{
+		{"parallel", 1, 10000, &p.Rollout.Parallel},
+		{"canary", 0, 10000, &p.Rollout.Canary},
+		{"batch", 0, 100000, &p.Rollout.Batch},
+		{"max_failures", 0, 100000, &p.Rollout.MaxFailures},
+	}
+	for _, f := range fields {
+		if a, ok := content.Attributes[f.name]; ok {
+			v, d := intValue(a, ctx, f.lo, f.hi)
+			diags = append(diags, d...)
+			if v != nil {
+				*f.dst = v.V
+			}
+		}
+	}
+	return diags
+}
+
+func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
+	name := b.Labels[0]
+	var diags hcl.Diagnostics
+	if d := checkName("allowlist", name, b.LabelRanges[0]); d != nil {
+		diags = append(diags, d)
+	}
+	if prev := p.Allowlist(name); prev != nil {
+		return append(diags, duplicate("allowlist", name, b.LabelRanges[0], prev.DeclRange))
+	}
+	a := &Allowlist{Name: name, DeclRange: b.DefRange}
+	content, d := b.Body.Content(allowlistSchema)
+	diags = append(diags, d...)
+	for _, eb := range content.Blocks {
+		dir, schema, attr := Inbound, inboundSchema, "from"
+		if eb.Type == "outbound" {
+			dir, schema, attr = Outbound, outboundSchema, "to"
+		}
+		ec, d := eb.Body.Content(schema)
+		diags = append(diags, d...)
+		e := &Entry{Allowlist: name, Direction: dir, DeclRange: eb.DefRange}
+		if dir == Inbound {
+			a.Inbound = append(a.Inbound, e)
+			e.Index = len(a.Inbound)
+		} else {
+			a.Outbound = append(a.Outbound, e)
+			e.Index = len(a.Outbound)
+		}
+		if at, ok := ec.Attributes[attr]; ok {
+			vals, d := stringList(at, ctx)
+			diags = append(diags, d...)
+			for _, v := range vals {
+				ep, bad := parseEndpoint(v)
+				if bad != nil {
+					diags = append(diags, bad)
+					continue
+				}
+				e.Peers = append(e.Peers, ep)
+			}
+			if len(vals) == 0 && !d.HasErrors() {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty peer list",
+					Detail:  fmt.Sprintf("%s lists no peers, so it allows nothing: list addresses, networks or names, or remove the block.", attr),
+					Subject: at.Expr.Range().Ptr()})
+			}
+		}
+		if at, ok := ec.Attributes["ports"]; ok {
+			vals, d := stringList(at, ctx)
+			diags = append(diags, d...)
+			for _, v := range vals {
+				port, bad := parsePort(v)
+				if bad != nil {
+					diags = append(diags, bad)
+					continue
+				}
+				e.Ports = append(e.Ports, port)
+			}
+			if len(vals) == 0 && !d.HasErrors() {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty port list",
+					Detail:  "ports = [] would allow nothing: list ports, or leave ports out to allow every protocol.",
+					Subject: at.Expr.Range().Ptr()})
+			}
+		}
+	}
+	if at, ok := content.Attributes["dns"]; ok {
+		dns, d := decodeDNS(at, ctx)
+		diags = append(diags, d...)
+		a.DNS = dns
+	}
+	if at, ok := content.Attributes["ping"]; ok {
+		a.Ping, d = boolValue(at, ctx)
+		diags = append(diags, d...)
+	}
+	if at, ok := content.Attributes["log_drops"]; ok {
+		a.LogDrops, d = boolValue(at, ctx)
+		diags = append(diags, d...)
+	}
+	if at, ok := content.Attributes["keep_chains"]; ok {
+		vals, d := stringList(at, ctx)
+		diags = append(diags, d...)
+		for _, v := range vals {
+			if !chainPatternRE.MatchString(v.V) {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid chain pattern",
+					Detail:  fmt.Sprintf("%q: a chain name or glob of letters, digits, '-', '_', '.', with '*' and '?' as wildcards (like \"DOCKER*\").", v.V),
+					Subject: v.Range.Ptr()})
+				continue
+			}
+			a.KeepChains = append(a.KeepChains, v)
+		}
+	}
+	p.Allowlists = append(p.Allowlists, a)
+	return diags
+}
+
+func decodeDNS(at *hcl.Attribute, ctx *hcl.EvalContext) (*Value[DNS], hcl.Diagnostics) {
+	v, diags := at.Expr.Value(ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	if v.Type() == cty.String && !v.IsNull() {
+		switch s := v.AsString(); s {
+		case "system", "none":
+			return &Value[DNS]{V: DNS{Mode: s}, Range: at.Expr.Range()}, nil
+		default:
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid dns setting",
+				Detail:  fmt.Sprintf("dns = %q%s: write \"system\" (the host's own resolvers), \"none\", or a list of resolver addresses like [\"192.0.2.53\"].", s, suggest(s, []string{"system", "none"})),
+				Subject: at.Expr.Range().Ptr()}}
+		}
+	}
+	vals, diags := stringList(at, ctx)
+	if diags.HasErrors() {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid dns setting",
+			Detail:  "dns must be \"system\", \"none\", or a list of resolver addresses like [\"192.0.2.53\"].",
+			Subject: at.Expr.Range().Ptr()}}
+	}
+	dns := DNS{Mode: "list"}
+	for _, s := range vals {
+		a, err := netip.ParseAddr(s.V)
+		if err != nil || a.Zone() != "" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid resolver address",
+				Detail:  fmt.Sprintf("%q: a resolver is one IPv4 or IPv6 address, not a name or a network.", s.V),
+				Subject: s.Range.Ptr()})
+			continue
+		}
+		dns.Resolvers = append(dns.Resolvers, a.Unmap())
+	}
+	if len(vals) == 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid dns setting",
+			Detail: "dns = [] lists no resolver: write dns = \"none\" to allow no DNS at all.", Subject: at.Expr.Range().Ptr()})
+	}
+	return &Value[DNS]{V: dns, Range: at.Expr.Range()}, diags
+}
+
+func (p *Plan) decodeGroup(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
+	name := b.Labels[0]
+	var diags hcl.Diagnostics
+	if d := checkName("group", name, b.LabelRanges[0]); d != nil {
+		diags = append(diags, d)
+	}
+	if prev := p.Group(name); prev != nil {
+		return append(diags, duplicate("group", name, b.LabelRanges[0], prev.DeclRange))
+	}
+	g := &Group{Name: name, DeclRange: b.DefRange}
+	content, d := b.Body.Content(groupSchema)
+	diags = append(diags, d...)
+	if at, ok := content.Attributes["allowlists"]; ok {
+		g.Allowlists, d = stringList(at, ctx)
+		diags = append(diags, d...)
+	}
+	p.Groups = append(p.Groups, g)
+	return diags
+}
+
+func (p *Plan) decodeHost(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
+	name := b.Labels[0]
+	var diags hcl.Diagnostics
+	if d := checkName("host", name, b.LabelRanges[0]); d != nil {
+		diags = append(diags, d)
+	}
+	if prev := p.Host(name); prev != nil {
+		return append(diags, duplicate("host", name, b.LabelRanges[0], prev.DeclRange))
+	}
+	h := &Host{Name: name, Address: Value[string]{V: name, Range: b.LabelRanges[0]}, DeclRange: b.DefRange}
+	content, d := b.Body.Content(hostSchema)
+	diags = append(diags, d...)
+	if at, ok := content.Attributes["address"]; ok {
+		v, d := stringValue(at, ctx)
+		diags = append(diags, d...)
+		if v != nil {
+			if ep, bad := parseEndpoint(*v); bad != nil || (ep.Name == "" && !ep.Prefix.IsSingleIP()) {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid host address",
+					Detail:  fmt.Sprintf("address = %q: write the host's IP address or DNS name.", v.V),
+					Subject: v.Range.Ptr()})
+			} else {
+				h.Address = *v
+			}
+		}
+	}
+	if at, ok := content.Attributes["groups"]; ok {
+		h.Groups, d = stringList(at, ctx)
+		diags = append(diags, d...)
+	}
+	if at, ok := content.Attributes["allowlists"]; ok {
+		h.Allowlists, d = stringList(at, ctx)
+		diags = append(diags, d...)
+	}
+	diags = append(diags, decodeConnection(content, ctx, &h.Connection)...)
+	p.Hosts = append(p.Hosts, h)
+	return diags
+}

@@ -1,0 +1,141 @@
+package plans
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+var chainPatternRE = regexp.MustCompile(`^[A-Za-z0-9_.*?-]{1,28}$`)
+
+// link checks the references between blocks (a host's groups and
+// allowlists, a group's allowlists) and merges each host's allowlists into
+// its Policy. Several allowlists on one host add up; a scalar setting (dns,
+// ping, log_drops) written differently in two of them is a conflict that
+// names both places.
+func (p *Plan) link() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	var allowlistNames, groupNames []string
+	for _, a := range p.Allowlists {
+		allowlistNames = append(allowlistNames, a.Name)
+	}
+	for _, g := range p.Groups {
+		groupNames = append(groupNames, g.Name)
+	}
+	unknown := func(kind string, ref Value[string], known []string) *hcl.Diagnostic {
+		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("Unknown %s", kind),
+			Detail:  fmt.Sprintf("No %s %q is defined%s.", kind, ref.V, suggest(ref.V, known)),
+			Subject: ref.Range.Ptr()}
+	}
+	for _, g := range p.Groups {
+		for _, ref := range g.Allowlists {
+			if p.Allowlist(ref.V) == nil {
+				diags = append(diags, unknown("allowlist", ref, allowlistNames))
+			}
+		}
+	}
+	for _, h := range p.Hosts {
+		var refs []Value[string]
+		for _, gref := range h.Groups {
+			g := p.Group(gref.V)
+			if g == nil {
+				diags = append(diags, unknown("group", gref, groupNames))
+				continue
+			}
+			refs = append(refs, g.Allowlists...)
+		}
+		for _, ref := range h.Allowlists {
+			if p.Allowlist(ref.V) == nil {
+				diags = append(diags, unknown("allowlist", ref, allowlistNames))
+				continue
+			}
+			refs = append(refs, ref)
+		}
+		if diags.HasErrors() {
+			continue
+		}
+		if len(refs) == 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Host without allowlists",
+				Detail:  fmt.Sprintf("Host %q gets no allowlist, so it would drop everything, SSH included: give it allowlists = [...] or groups = [...].", h.Name),
+				Subject: h.DeclRange.Ptr()})
+			continue
+		}
+		pol, d := p.merge(refs)
+		diags = append(diags, d...)
+		h.Policy = pol
+	}
+	return diags
+}
+
+// merge adds up the allowlists refs name, each once, in order.
+func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	pol := &Policy{DNS: DNS{Mode: "system"}}
+	var dns *Value[DNS]
+	var ping, logDrops *Value[bool]
+	seen := map[string]bool{}
+	keep := map[string]bool{}
+	for _, ref := range refs {
+		if seen[ref.V] {
+			continue
+		}
+		seen[ref.V] = true
+		a := p.Allowlist(ref.V)
+		pol.Allowlists = append(pol.Allowlists, a.Name)
+		pol.Inbound = append(pol.Inbound, a.Inbound...)
+		pol.Outbound = append(pol.Outbound, a.Outbound...)
+		for _, k := range a.KeepChains {
+			if !keep[k.V] {
+				keep[k.V] = true
+				pol.KeepChains = append(pol.KeepChains, k.V)
+			}
+		}
+		if a.DNS != nil {
+			if dns != nil && !sameDNS(dns.V, a.DNS.V) {
+				diags = append(diags, conflict("dns", a.DNS.Range, dns.Range))
+			} else if dns == nil {
+				dns = a.DNS
+			}
+		}
+		if a.Ping != nil {
+			if ping != nil && ping.V != a.Ping.V {
+				diags = append(diags, conflict("ping", a.Ping.Range, ping.Range))
+			} else if ping == nil {
+				ping = a.Ping
+			}
+		}
+		if a.LogDrops != nil {
+			if logDrops != nil && logDrops.V != a.LogDrops.V {
+				diags = append(diags, conflict("log_drops", a.LogDrops.Range, logDrops.Range))
+			} else if logDrops == nil {
+				logDrops = a.LogDrops
+			}
+		}
+	}
+	if dns != nil {
+		pol.DNS = dns.V
+	}
+	pol.Ping = ping != nil && ping.V
+	pol.LogDrops = logDrops != nil && logDrops.V
+	return pol, diags
+}
+
+func sameDNS(a, b DNS) bool {
+	if a.Mode != b.Mode || len(a.Resolvers) != len(b.Resolvers) {
+		return false
+	}
+	for i := range a.Resolvers {
+		if a.Resolvers[i] != b.Resolvers[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func conflict(setting string, here, there hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("Conflicting %s settings", setting),
+		Detail: fmt.Sprintf("A host gets two allowlists that set %s differently: here and at %s. "+
+			"Set it in one of them only, or make them agree.", setting, there),
+		Subject: here.Ptr()}
+}

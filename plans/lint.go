@@ -1,0 +1,159 @@
+package plans
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// lint warns about plans that are valid but likely wrong. Each warning says
+// why it matters on a Pi and what to write instead.
+func (p *Plan) lint() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, h := range p.Hosts {
+		pol := h.Policy
+		port := 22
+		if h.Connection.Port != nil {
+			port = h.Connection.Port.V
+		} else if p.Defaults.Port != nil {
+			port = p.Defaults.Port.V
+		}
+		ssh := Port{Proto: "tcp", From: uint16(port), To: uint16(port)}
+		if !admits(pol.Inbound, ssh) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "No SSH access",
+				Detail: fmt.Sprintf("No allowlist of host %q admits inbound tcp/%d, its SSH port: after apply nobody can reach it over SSH, "+
+					"and piwall refuses to apply without --force. Add inbound { from = [your admin network] ports = [\"tcp/%d\"] }.", h.Name, port, port),
+				Subject: h.DeclRange.Ptr()})
+		}
+		if !admits(pol.Outbound, Port{Proto: "udp", From: 123, To: 123}) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "No NTP",
+				Detail: fmt.Sprintf("No allowlist of host %q lets it reach udp/123. A Raspberry Pi has no battery-backed clock: "+
+					"without NTP its clock is wrong after every boot, and TLS to its dashboard fails. Add outbound { to = [your time servers] ports = [\"udp/123\"] }.", h.Name),
+				Subject: h.DeclRange.Ptr()})
+		}
+		for _, e := range append(append([]*Entry{}, pol.Inbound...), pol.Outbound...) {
+			for _, peer := range e.Peers {
+				if peer.Name != "" && pol.DNS.Mode == "none" {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Name without DNS",
+						Detail: fmt.Sprintf("%q is a name, but a host that gets this entry has dns = \"none\": piwall resolves the name once, when it plans, "+
+							"and the host itself cannot look it up again. Allow DNS, or write the address.", peer.Name),
+						Subject: peer.Range.Ptr()})
+				}
+				if e.Direction == Inbound && peer.Name == "" && peer.Prefix.Bits() == 0 {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Inbound from anywhere",
+						Detail: fmt.Sprintf("%s admits the whole internet%s. A kiosk Pi should accept connections only from its admin network: "+
+							"name that network instead.", peer.Prefix, portsPhrase(e.Ports)),
+						Subject: peer.Range.Ptr()})
+				}
+			}
+		}
+		diags = append(diags, redundant(pol.Inbound)...)
+		diags = append(diags, redundant(pol.Outbound)...)
+	}
+	return dedupe(diags)
+}
+
+// admits reports whether some entry allows port from or to some peer.
+func admits(entries []*Entry, port Port) bool {
+	for _, e := range entries {
+		if len(e.Ports) == 0 {
+			return true
+		}
+		for _, p := range e.Ports {
+			if p.Contains(port) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// redundant warns about an entry that another entry of the same host and
+// direction already covers: every peer and every port of it.
+func redundant(entries []*Entry) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for i, b := range entries {
+		for j, a := range entries {
+			if i == j || !covers(a, b) {
+				continue
+			}
+			// Of two identical entries, only the later one is redundant.
+			if covers(b, a) && j > i {
+				continue
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Redundant entry",
+				Detail: fmt.Sprintf("Everything this %s entry of allowlist %q allows, %s entry %d of allowlist %q (at %s) allows already. Remove one.",
+					b.Direction, b.Allowlist, a.Direction, a.Index, a.Allowlist, a.DeclRange),
+				Subject: b.DeclRange.Ptr()})
+			break
+		}
+	}
+	return diags
+}
+
+func covers(a, b *Entry) bool {
+	for _, bp := range b.Peers {
+		found := false
+		for _, ap := range a.Peers {
+			if (ap.Name != "" && ap.Name == bp.Name) ||
+				(ap.Name == "" && bp.Name == "" && ap.Prefix.Bits() <= bp.Prefix.Bits() && ap.Prefix.Contains(bp.Prefix.Addr())) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if len(a.Ports) == 0 {
+		return true
+	}
+	if len(b.Ports) == 0 {
+		return false
+	}
+	for _, bp := range b.Ports {
+		found := false
+		for _, ap := range a.Ports {
+			if ap.Contains(bp) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func portsPhrase(ports []Port) string {
+	if len(ports) == 0 {
+		return " on every port"
+	}
+	s := " on"
+	for i, p := range ports {
+		if i > 0 {
+			s += ","
+		}
+		s += " " + p.String()
+	}
+	return s
+}
+
+// dedupe drops repeats: a problem of an allowlist shows once, however many
+// hosts it is merged into.
+func dedupe(diags hcl.Diagnostics) hcl.Diagnostics {
+	seen := map[string]bool{}
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		key := d.Summary + "\x00" + d.Detail
+		if d.Subject != nil {
+			key += "\x00" + d.Subject.String()
+		}
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}

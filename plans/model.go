@@ -1,0 +1,194 @@
+package plans
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Plan is a decoded plan: what an operator wrote in one .hcl file or a
+// directory of them, with every value evaluated and checked, and the source
+// range of each kept so that later stages can point back into the files.
+type Plan struct {
+	Defaults   Connection
+	Allowlists []*Allowlist // in the order written
+	Groups     []*Group
+	Hosts      []*Host
+	Rollout    Rollout
+
+	// Files are the parsed sources, for printing diagnostics with snippets.
+	Files map[string]*hcl.File
+}
+
+// Host looks up a host by label.
+func (p *Plan) Host(name string) *Host {
+	for _, h := range p.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// Allowlist looks up an allowlist by name.
+func (p *Plan) Allowlist(name string) *Allowlist {
+	for _, a := range p.Allowlists {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Group looks up a group by name.
+func (p *Plan) Group(name string) *Group {
+	for _, g := range p.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// Connection holds how to reach a host and how careful to be with it. In
+// `defaults` and in each `host`; a nil field was not written there.
+type Connection struct {
+	User         *Value[string]
+	Port         *Value[int]
+	IdentityFile *Value[string]
+	Sudo         *Value[bool]
+	Jump         *Value[string]
+	KnownHosts   *Value[string]
+	RevertAfter  *Value[time.Duration]
+}
+
+// Value is a setting together with where it was written.
+type Value[T any] struct {
+	V     T
+	Range hcl.Range
+}
+
+// Allowlist is one `allowlist` block.
+type Allowlist struct {
+	Name       string
+	Inbound    []*Entry
+	Outbound   []*Entry
+	DNS        *Value[DNS]
+	Ping       *Value[bool]
+	LogDrops   *Value[bool]
+	KeepChains []Value[string]
+	DeclRange  hcl.Range
+}
+
+// Direction is which way an entry opens connections.
+type Direction string
+
+const (
+	Inbound  Direction = "inbound"  // peers may open connections to the host
+	Outbound Direction = "outbound" // the host may open connections to peers
+)
+
+// Entry is one `inbound` or `outbound` block: these peers, on these ports.
+type Entry struct {
+	Allowlist string
+	Direction Direction
+	Index     int // 1-based, among the allowlist's entries of the same direction
+	Peers     []Endpoint
+	Ports     []Port // empty: every protocol
+	DeclRange hcl.Range
+}
+
+// Endpoint is a peer: an address, a network, or a DNS name.
+type Endpoint struct {
+	Name   string       // a DNS name, resolved later; "" for an address or network
+	Prefix netip.Prefix // an address (/32, /128) or a network; invalid for a name
+	Range  hcl.Range
+}
+
+// String is the endpoint as the operator wrote it (addresses without /32).
+func (e Endpoint) String() string {
+	if e.Name != "" {
+		return e.Name
+	}
+	if e.Prefix.IsSingleIP() {
+		return e.Prefix.Addr().String()
+	}
+	return e.Prefix.String()
+}
+
+// Port is a protocol with an optional port range: tcp/443, udp/53,
+// tcp/8000-8100, icmp.
+type Port struct {
+	Proto    string // "tcp", "udp" or "icmp"
+	From, To uint16 // 0 for icmp; From == To for a single port
+	Range    hcl.Range
+}
+
+// String is the port in the plan's notation.
+func (p Port) String() string {
+	switch {
+	case p.Proto == "icmp":
+		return "icmp"
+	case p.From == p.To:
+		return p.Proto + "/" + strconv.Itoa(int(p.From))
+	default:
+		return p.Proto + "/" + strconv.Itoa(int(p.From)) + "-" + strconv.Itoa(int(p.To))
+	}
+}
+
+// Contains reports whether every packet q admits, p admits too.
+func (p Port) Contains(q Port) bool {
+	return p.Proto == q.Proto && p.From <= q.From && q.To <= p.To
+}
+
+// DNS is an allowlist's dns setting: which resolvers the host may query.
+type DNS struct {
+	Mode      string       // "system", "none", or "list"
+	Resolvers []netip.Addr // with Mode "list"
+}
+
+// Group is one `group` block.
+type Group struct {
+	Name       string
+	Allowlists []Value[string]
+	DeclRange  hcl.Range
+}
+
+// Host is one `host` block, with its allowlists merged into a Policy.
+type Host struct {
+	Name       string
+	Address    Value[string] // defaults to the label
+	Groups     []Value[string]
+	Allowlists []Value[string]
+	Connection Connection
+	Policy     *Policy
+	DeclRange  hcl.Range
+}
+
+// Policy is what a host's allowlists, direct and through its groups, say
+// together. Scalar settings that no allowlist sets take their defaults.
+type Policy struct {
+	Allowlists []string // names, in order, each once
+	Inbound    []*Entry
+	Outbound   []*Entry
+	DNS        DNS
+	Ping       bool
+	LogDrops   bool
+	KeepChains []string
+}
+
+// Rollout is the `rollout` block.
+type Rollout struct {
+	Parallel    int
+	Canary      int
+	Batch       int
+	MaxFailures int
+}
+
+// Default settings, where a plan says nothing.
+var (
+	DefaultRollout     = Rollout{Parallel: 10, Canary: 1, Batch: 5, MaxFailures: 0}
+	DefaultRevertAfter = 60 * time.Second
+)
