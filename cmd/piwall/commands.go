@@ -27,13 +27,13 @@ type stdio struct {
 var commands = []*command{
 	{name: "validate", usage: "[PATH] [--var NAME=VALUE] [--var-file FILE]", short: "check a plan offline: decode, check, lint",
 		long: "Reads the plan at PATH (a .hcl file or a directory of them; default: the current directory),\nchecks it and lints it, and prints every problem with its place in the files. Exits 1 on errors.",
-		run: runValidate},
+		run:  runValidate},
 	{name: "fmt", usage: "[PATH] [--check]", short: "rewrite plan files in canonical formatting",
 		long: "Rewrites the plan files at PATH in HCL's canonical layout and lists the files it changed.\nWith --check it changes nothing, lists the files that are not formatted, and exits 1 if any.",
-		run: runFmt},
+		run:  runFmt},
 	{name: "render", usage: "[PATH] --host NAME [--resolve=none|local] [--address NAME=ADDR,...] [--resolver ADDR]", short: "print the rulesets a host would get, offline",
 		long: "Prints the IPv4 and then the IPv6 ruleset that host NAME would get, each a complete\niptables-restore document. Offline, DNS names are resolved only if asked: --resolve=local\nresolves them with this machine's resolver, --address pins a name to addresses. A plan with\ndns = \"system\" needs the host's resolvers: --resolver, or this machine's with --resolve=local.",
-		run: runRender},
+		run:  runRender},
 	{name: "version", short: "print piwall's version", run: runVersion},
 }
 

@@ -132,7 +132,7 @@ func (r *Rule) Target() string {
 
 // saveString quotes a value the way iptables-save prints a comment or a log
 // prefix (xtables_save_string): bare when it is only letters, digits, '_'
-// and '-'; else in double quotes with '"', '\' and '\'' escaped by a
+// and '-'; else in double quotes with '"', '\' and '\” escaped by a
 // backslash.
 func saveString(v string) string {
 	if v != "" && strings.Trim(v, "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == "" {
