@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"regexp"
 	"strings"
 )
 
@@ -69,7 +70,17 @@ func makeNetwork(ctx context.Context, nodes []node) error {
 	return nil
 }
 
-// labNetns lists the network namespaces that carry the lab's prefix.
+// isLabName reports whether a namespace or link name is one the lab makes:
+// its bridge, the services, the intruder, a Pi. Other names with the same
+// prefix (tests of other packages make their own namespaces) are not the
+// lab's to remove.
+func isLabName(name string) bool {
+	return name == bridgeName || name == svcNetns || name == intrNetns || piNameRE.MatchString(name)
+}
+
+var piNameRE = regexp.MustCompile("^" + Prefix + `pi-\d\d$`)
+
+// labNetns lists the lab's network namespaces.
 func labNetns(ctx context.Context) ([]string, error) {
 	out, err := output(exec.CommandContext(ctx, "ip", "netns", "list"))
 	if err != nil {
@@ -77,14 +88,14 @@ func labNetns(ctx context.Context) ([]string, error) {
 	}
 	var names []string
 	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], Prefix) {
+		if f := strings.Fields(line); len(f) > 0 && isLabName(f[0]) {
 			names = append(names, f[0])
 		}
 	}
 	return names, nil
 }
 
-// labLinks lists the root namespace's links that carry the lab's prefix.
+// labLinks lists the lab's links in the root namespace.
 func labLinks(ctx context.Context) ([]string, error) {
 	out, err := output(exec.CommandContext(ctx, "ip", "-o", "link", "show"))
 	if err != nil {
@@ -98,7 +109,7 @@ func labLinks(ctx context.Context) ([]string, error) {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
-		if strings.HasPrefix(name, Prefix) {
+		if isLabName(name) {
 			names = append(names, name)
 		}
 	}
