@@ -1,0 +1,163 @@
+package ssh
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// HostKeyError is a host key piwall refuses: unknown (not in known_hosts)
+// or, loudly, changed.
+type HostKeyError struct {
+	Host       string   // the target's label
+	Addr       string   // host:port
+	Offered    string   // fingerprint of the key the host offered
+	Known      []string // for a changed key: "file:line fingerprint" of each key on record
+	KnownHosts string   // the file an unknown key would be recorded in
+	Changed    bool
+	underlying error
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Changed {
+		return fmt.Sprintf("HOST KEY OF %s (%s) HAS CHANGED: it offers %s, known_hosts has %s. "+
+			"Someone may be intercepting the connection, or the host was reinstalled. "+
+			"(hint: if you know it was reinstalled, remove the old key: ssh-keygen -R %s -f %s)",
+			e.Host, e.Addr, e.Offered, strings.Join(e.Known, ", "), knownhosts.Normalize(e.Addr), e.KnownHosts)
+	}
+	return fmt.Sprintf("host key of %s (%s) is unknown: it offers %s, and %s has no key for it "+
+		"(hint: check the fingerprint on the host, then run again with --accept-new-host-keys)",
+		e.Host, e.Addr, e.Offered, e.KnownHosts)
+}
+
+func (e *HostKeyError) Unwrap() error { return e.underlying }
+
+// hostKeyChecker checks host keys against known_hosts files and, when
+// asked, records unknown ones in the first file.
+type hostKeyChecker struct {
+	label     string
+	files     []string
+	acceptNew bool
+	callback  gossh.HostKeyCallback
+}
+
+// knownHostsMu serializes appends to known_hosts files across goroutines.
+var knownHostsMu sync.Mutex
+
+func newHostKeyChecker(label string, files []string, acceptNew bool) (*hostKeyChecker, error) {
+	var existing []string
+	for _, f := range files {
+		if _, err := os.Stat(f); err == nil {
+			existing = append(existing, f)
+		} else if !os.IsNotExist(err) {
+			return nil, fmt.Errorf("known_hosts: %w", err)
+		}
+	}
+	h := &hostKeyChecker{label: label, files: files, acceptNew: acceptNew}
+	if len(existing) > 0 {
+		cb, err := knownhosts.New(existing...)
+		if err != nil {
+			return nil, fmt.Errorf("reading known_hosts: %w", err)
+		}
+		h.callback = cb
+	}
+	return h, nil
+}
+
+func (h *hostKeyChecker) check(hostname string, remote net.Addr, key gossh.PublicKey) error {
+	var err error
+	if h.callback != nil {
+		if err = h.callback(hostname, remote, key); err == nil {
+			return nil
+		}
+	} else {
+		err = &knownhosts.KeyError{}
+	}
+	var ke *knownhosts.KeyError
+	if !errors.As(err, &ke) {
+		return err // a revoked key, or a known_hosts that cannot be read
+	}
+	e := &HostKeyError{Host: h.label, Addr: hostname, Offered: gossh.FingerprintSHA256(key), KnownHosts: h.files[0], underlying: err}
+	if len(ke.Want) > 0 {
+		e.Changed = true
+		for _, k := range ke.Want {
+			e.Known = append(e.Known, fmt.Sprintf("%s:%d %s", k.Filename, k.Line, gossh.FingerprintSHA256(k.Key)))
+		}
+		return e
+	}
+	if !h.acceptNew {
+		return e
+	}
+	return h.record(hostname, remote, key)
+}
+
+// record appends a newly accepted key to the first known_hosts file.
+func (h *hostKeyChecker) record(hostname string, remote net.Addr, key gossh.PublicKey) error {
+	knownHostsMu.Lock()
+	defer knownHostsMu.Unlock()
+	addrs := []string{knownhosts.Normalize(hostname)}
+	if r := knownhosts.Normalize(remote.String()); r != addrs[0] {
+		addrs = append(addrs, r)
+	}
+	if err := os.MkdirAll(filepath.Dir(h.files[0]), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(h.files[0], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("recording the host key of %s: %w", h.label, err)
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, knownhosts.Line(addrs, key))
+	return err
+}
+
+// algorithms lists the key types known_hosts holds for addr, so that the
+// server offers a key that can be checked (x/crypto/ssh otherwise takes the
+// server's preferred type, and a host known by its ed25519 key would seem
+// changed when it offers ECDSA). None known: every type.
+func (h *hostKeyChecker) algorithms(addr string) []string {
+	if h.callback == nil {
+		return nil
+	}
+	err := h.callback(addr, &net.TCPAddr{}, probeKey{})
+	var ke *knownhosts.KeyError
+	if !errors.As(err, &ke) || len(ke.Want) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var algos []string
+	for _, k := range ke.Want {
+		for _, a := range algorithmsFor(k.Key.Type()) {
+			if !seen[a] {
+				seen[a] = true
+				algos = append(algos, a)
+			}
+		}
+	}
+	sort.Strings(algos)
+	return algos
+}
+
+// algorithmsFor maps a key type to the signature algorithms that use it.
+func algorithmsFor(keyType string) []string {
+	if keyType == gossh.KeyAlgoRSA {
+		return []string{gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256, gossh.KeyAlgoRSA}
+	}
+	return []string{keyType}
+}
+
+// probeKey is a key no host has, to make known_hosts list the keys it
+// holds for an address.
+type probeKey struct{}
+
+func (probeKey) Type() string                          { return "piwall-probe" }
+func (probeKey) Marshal() []byte                       { return []byte("piwall-probe") }
+func (probeKey) Verify([]byte, *gossh.Signature) error { return errors.New("probe key") }

@@ -1,0 +1,347 @@
+// Package ssh connects to hosts with golang.org/x/crypto/ssh: keys from
+// files (asking for passphrases on a terminal) and ssh-agent, host keys
+// checked against known_hosts, ProxyJump, and sftp for uploads.
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pkg/sftp"
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/runner"
+)
+
+// Dialer opens SSH connections to targets.
+type Dialer struct {
+	// AcceptNewHostKeys records the key of a host that known_hosts does
+	// not know yet (in the target's first known_hosts file) instead of
+	// refusing it. A changed key is refused always.
+	AcceptNewHostKeys bool
+	// Passphrase asks for the passphrase of an encrypted key file; nil
+	// when there is no terminal to ask on.
+	Passphrase func(keyFile string) ([]byte, error)
+	// Timeout bounds connecting and authenticating; 0 means 10s.
+	Timeout time.Duration
+	// Stats, when set, counts connections, commands and uploads per host.
+	Stats *Stats
+
+	keysMu sync.Mutex
+	keys   map[string]gossh.Signer // parsed key files, asked for once
+	agent  agent.ExtendedAgent
+}
+
+// Stats counts what a run did on each host, for --stats and for the tests
+// that hold piwall to its round trips.
+type Stats struct {
+	mu    sync.Mutex
+	hosts map[string]*HostStats
+}
+
+// HostStats are one host's counts.
+type HostStats struct {
+	Connections, Commands, Uploads atomic.Int64
+}
+
+// Host returns the counts of a host label.
+func (s *Stats) Host(label string) *HostStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hosts == nil {
+		s.hosts = map[string]*HostStats{}
+	}
+	if s.hosts[label] == nil {
+		s.hosts[label] = &HostStats{}
+	}
+	return s.hosts[label]
+}
+
+func (d *Dialer) timeout() time.Duration {
+	if d.Timeout == 0 {
+		return 10 * time.Second
+	}
+	return d.Timeout
+}
+
+// Dial connects to t, through its jump hosts if any, and authenticates.
+func (d *Dialer) Dial(ctx context.Context, t inventory.Target) (runner.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout())
+	defer cancel()
+	var via *gossh.Client
+	if t.Jump != "" {
+		var err error
+		if via, err = d.dialJumps(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	client, err := d.connect(ctx, t, via)
+	if err != nil {
+		if via != nil {
+			via.Close()
+		}
+		return nil, err
+	}
+	if d.Stats != nil {
+		d.Stats.Host(t.Label).Connections.Add(1)
+	}
+	return &conn{client: client, via: via, label: t.Label, stats: d.Stats}, nil
+}
+
+// dialJumps connects through each ProxyJump host in turn.
+func (d *Dialer) dialJumps(ctx context.Context, t inventory.Target) (*gossh.Client, error) {
+	var via *gossh.Client
+	for _, hop := range strings.Split(t.Jump, ",") {
+		jt, err := inventory.FromAddress(strings.TrimSpace(hop), inventory.Env{LocalUser: t.User})
+		if err != nil {
+			return nil, fmt.Errorf("ProxyJump %q: %w", t.Jump, err)
+		}
+		jt.IdentityFiles, jt.UseAgent, jt.KnownHosts = t.IdentityFiles, t.UseAgent, t.KnownHosts
+		next, err := d.connect(ctx, jt, via)
+		if err != nil {
+			if via != nil {
+				via.Close()
+			}
+			return nil, fmt.Errorf("jump host %s: %w", hop, err)
+		}
+		via = next
+	}
+	return via, nil
+}
+
+func (d *Dialer) connect(ctx context.Context, t inventory.Target, via *gossh.Client) (*gossh.Client, error) {
+	hostKeys, err := newHostKeyChecker(t.Label, t.KnownHosts, d.AcceptNewHostKeys)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := d.authMethods(t)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &gossh.ClientConfig{
+		User:              t.User,
+		Auth:              auth,
+		HostKeyCallback:   hostKeys.check,
+		HostKeyAlgorithms: hostKeys.algorithms(t.Addr()),
+		Timeout:           d.timeout(),
+	}
+	var nc net.Conn
+	if via != nil {
+		nc, err = via.DialContext(ctx, "tcp", t.Addr())
+	} else {
+		var nd net.Dialer
+		nc, err = nd.DialContext(ctx, "tcp", t.Addr())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", t.Addr(), err)
+	}
+	// The handshake has no context of its own: a deadline bounds it.
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
+	c, chans, reqs, err := gossh.NewClientConn(nc, t.Addr(), cfg)
+	if err != nil {
+		nc.Close()
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("authenticating as %s on %s: %w (hint: check the user and key: identity_file, ssh-agent, ~/.ssh/config)", t.User, t.Addr(), err)
+		}
+		return nil, fmt.Errorf("ssh handshake with %s: %w", t.Addr(), err)
+	}
+	nc.SetDeadline(time.Time{})
+	return gossh.NewClient(c, chans, reqs), nil
+}
+
+// authMethods offers the agent's keys (when the target allows) and then
+// each key file that exists.
+func (d *Dialer) authMethods(t inventory.Target) ([]gossh.AuthMethod, error) {
+	var signers []gossh.Signer
+	if t.UseAgent {
+		if a := d.agentClient(); a != nil {
+			if s, err := a.Signers(); err == nil {
+				signers = append(signers, s...)
+			}
+		}
+	}
+	for _, f := range t.IdentityFiles {
+		s, err := d.keyFile(f, !t.UseAgent)
+		if err != nil {
+			return nil, err
+		}
+		if s != nil {
+			signers = append(signers, s)
+		}
+	}
+	if len(signers) == 0 {
+		return nil, fmt.Errorf("no key to log in to %s with: no ssh-agent keys and none of %s (hint: set identity_file in the plan, or ssh-add a key)", t.Label, strings.Join(t.IdentityFiles, ", "))
+	}
+	return []gossh.AuthMethod{gossh.PublicKeys(signers...)}, nil
+}
+
+// keyFile parses a private key file once per run, asking for its
+// passphrase if it has one. A missing default key is skipped; a missing key
+// the plan names (required) is an error.
+func (d *Dialer) keyFile(file string, required bool) (gossh.Signer, error) {
+	d.keysMu.Lock()
+	defer d.keysMu.Unlock()
+	if s, ok := d.keys[file]; ok {
+		return s, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		if os.IsNotExist(err) && !required {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading key: %w", err)
+	}
+	s, err := gossh.ParsePrivateKey(pem)
+	var missing *gossh.PassphraseMissingError
+	if errors.As(err, &missing) {
+		if d.Passphrase == nil {
+			return nil, fmt.Errorf("key %s has a passphrase and there is no terminal to ask for it (hint: ssh-add it to ssh-agent)", file)
+		}
+		pass, perr := d.Passphrase(file)
+		if perr != nil {
+			return nil, perr
+		}
+		s, err = gossh.ParsePrivateKeyWithPassphrase(pem, pass)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", file, err)
+	}
+	if d.keys == nil {
+		d.keys = map[string]gossh.Signer{}
+	}
+	d.keys[file] = s
+	return s, nil
+}
+
+func (d *Dialer) agentClient() agent.ExtendedAgent {
+	d.keysMu.Lock()
+	defer d.keysMu.Unlock()
+	if d.agent != nil {
+		return d.agent
+	}
+	sock := os.Getenv("SSH_AUTH_SOCK")
+	if sock == "" {
+		return nil
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		return nil
+	}
+	d.agent = agent.NewClient(c)
+	return d.agent
+}
+
+// conn is one open connection.
+type conn struct {
+	client *gossh.Client
+	via    *gossh.Client // the jump host's connection, closed with this one
+	label  string
+	stats  *Stats
+}
+
+func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Result, error) {
+	if c.stats != nil {
+		c.stats.Host(c.label).Commands.Add(1)
+	}
+	s, err := c.client.NewSession()
+	if err != nil {
+		return runner.Result{}, fmt.Errorf("opening a session: %w", err)
+	}
+	defer s.Close()
+	var stdout, stderr bytes.Buffer
+	s.Stdout, s.Stderr = &stdout, &stderr
+	if stdin != nil {
+		s.Stdin = bytes.NewReader(stdin)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(command) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// A frozen connection never answers: stop waiting on it.
+		c.client.Close()
+		return runner.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, ctx.Err()
+	}
+	res := runner.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	var exit *gossh.ExitError
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &exit):
+		res.Status = exit.ExitStatus()
+		return res, nil
+	}
+	return res, fmt.Errorf("running a command: %w", err)
+}
+
+func (c *conn) Upload(ctx context.Context, dir string, files map[string][]byte) error {
+	if c.stats != nil {
+		c.stats.Host(c.label).Uploads.Add(1)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.upload(dir, files) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		c.client.Close()
+		return ctx.Err()
+	}
+}
+
+func (c *conn) upload(dir string, files map[string][]byte) error {
+	s, err := sftp.NewClient(c.client)
+	if err != nil {
+		return fmt.Errorf("starting sftp: %w", err)
+	}
+	defer s.Close()
+	if err := s.MkdirAll(dir); err != nil {
+		return fmt.Errorf("sftp mkdir %s: %w", dir, err)
+	}
+	if err := s.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("sftp chmod %s: %w", dir, err)
+	}
+	for name, data := range files {
+		p := path.Join(dir, name)
+		f, err := s.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			return fmt.Errorf("sftp create %s: %w", p, err)
+		}
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return fmt.Errorf("sftp chmod %s: %w", p, err)
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return fmt.Errorf("sftp write %s: %w", p, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("sftp close %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (c *conn) Close() error {
+	err := c.client.Close()
+	if c.via != nil {
+		c.via.Close()
+	}
+	return err
+}
