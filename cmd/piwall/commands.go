@@ -34,6 +34,12 @@ var commands = []*command{
 	{name: "render", usage: "[PATH] --host NAME [--resolve=none|local] [--address NAME=ADDR,...] [--resolver ADDR]", short: "print the rulesets a host would get, offline",
 		long: "Prints the IPv4 and then the IPv6 ruleset that host NAME would get, each a complete\niptables-restore document. Offline, DNS names are resolved only if asked: --resolve=local\nresolves them with this machine's resolver, --address pins a name to addresses. A plan with\ndns = \"system\" needs the host's resolvers: --resolver, or this machine's with --resolve=local.",
 		run:  runRender},
+	{name: "plan", usage: "[PATH] [--out FILE] [--detailed-exitcode] [--limit PATTERN] [--raw]", short: "show what would change on each host, read from the live hosts",
+		long: "Connects to every host of the plan at PATH, reads its live rules and facts in one command,\nand shows what apply would change, in words (--raw: iptables lines). Changes nothing.",
+		run: runPlan},
+	{name: "apply", usage: "[PATH|PLANFILE] [--yes] [--force] [--limit PATTERN]", short: "roll the plan out, safely",
+		long: "Plans, asks for confirmation (on a terminal; without one, only with --yes), then per host:\ninstalls iptables if needed, applies the new rules atomically under a dead-man timer, and\nconfirms them over a new SSH connection before persisting them. A host that cannot be\nreached afterwards reverts by itself. A PLANFILE from plan --out applies only to hosts\nthat did not change since.",
+		run: runApply},
 	{name: "version", short: "print piwall's version", run: runVersion},
 }
 
@@ -62,6 +68,9 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 			}
 			if errors.Is(err, errDiagnostics) {
 				return exitError // the diagnostics said it all
+			}
+			if errors.Is(err, errChanges) {
+				return exitChanges
 			}
 			if err != nil {
 				fmt.Fprintf(errOut, "piwall %s: %v\n", c.name, err)

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/piwall/piwall/runner"
+)
+
+func runApply(ctx context.Context, c *command, args []string, std stdio) error {
+	fs := newFlagSet(c, std)
+	var rf remoteFlags
+	rf.register(fs)
+	yes := fs.Bool("yes", false, "apply without asking (needed without a terminal)")
+	force := fs.Bool("force", false, "apply even rulesets that fail the lockout check; the dead-man reverts them if they lock you out")
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	path, err := planPath(positional)
+	if err != nil {
+		return err
+	}
+	saved, err := readPlanFile(path)
+	if err != nil {
+		return err
+	}
+	if saved != nil {
+		path = saved.PlanPath
+	}
+	p, targets, err := loadTargets(path, &rf, std)
+	if err != nil {
+		return err
+	}
+	if saved != nil && saved.PlanDigest != p.Digest() {
+		return fmt.Errorf("the plan files at %s changed since the plan was saved (hint: run piwall plan --out again)", path)
+	}
+	fp := gather(ctx, targets, newDialer(&rf, std), parallelism(&rf, p), progressTo(std.errOut), true, saved)
+	defer fp.close()
+	printPlan(std.out, fp.hosts, rf.raw)
+	summary, changed, _ := planSummary(fp.hosts)
+	fmt.Fprintln(std.out, summary)
+	if changed == 0 {
+		outs := make([]runner.Outcome, 0, len(fp.hosts))
+		for _, h := range fp.hosts {
+			if h.err != nil {
+				outs = append(outs, runner.Outcome{Host: h.label, Status: runner.Failed, Err: h.err})
+			}
+		}
+		if len(outs) > 0 {
+			printOutcomes(std.out, outs)
+			return fmt.Errorf("%s failed", count(len(outs), "host"))
+		}
+		fmt.Fprintln(std.out, "No changes: every host already has its rules.")
+		return nil
+	}
+	if !*yes {
+		if err := confirm(std, changed); err != nil {
+			return err
+		}
+	}
+	outs := make([]runner.Outcome, len(fp.hosts))
+	opt := runner.ApplyOptions{Force: *force, Operator: operator(), Plan: p.Digest(), Kind: "apply"}
+	forEach(ctx, len(fp.hosts), parallelism(&rf, p), func(ctx context.Context, i int) {
+		h := fp.hosts[i]
+		if h.err != nil {
+			outs[i] = runner.Outcome{Host: h.label, Status: runner.Failed, Err: h.err}
+			return
+		}
+		conn := fp.conns[i]
+		fp.conns[i] = nil // Apply closes it
+		outs[i] = fp.sessions[i].Apply(ctx, conn, h.cs, opt)
+	})
+	if failed := printOutcomes(std.out, outs); failed > 0 {
+		return fmt.Errorf("%s failed or reverted", count(failed, "host"))
+	}
+	return nil
+}
+
+// confirm asks the operator on a terminal, and refuses without one.
+func confirm(std stdio, changed int) error {
+	f, ok := std.in.(*os.File)
+	if !ok || !isTerminal(f) {
+		return errors.New("refusing to apply without a terminal to confirm on (hint: --yes)")
+	}
+	fmt.Fprintf(std.errOut, "Apply these changes to %s? Only 'yes' goes on: ", count(changed, "host"))
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return errors.New("not applied")
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package main
+
+// The human view of plans and outcomes. Rules of this file: stdout carries
+// what was asked for (the plan, the outcomes), stderr the progress and
+// warnings; every line is plain ASCII words (colour never carries meaning);
+// a host with nothing to do says "no changes" in a sentence; the last line
+// counts hosts. The view computes nothing: it prints change sets and
+// outcomes as they are.
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/piwall/piwall/modules"
+	"github.com/piwall/piwall/modules/firewall"
+	"github.com/piwall/piwall/runner"
+)
+
+// hostPlan is one host's part of a plan: its change set, or why there is none.
+type hostPlan struct {
+	label, addr string
+	cs          *modules.ChangeSet
+	err         error
+}
+
+func printPlan(w io.Writer, hosts []hostPlan, raw bool) {
+	for _, h := range hosts {
+		switch {
+		case h.err != nil:
+			fmt.Fprintf(w, "%s (%s): failed: %v\n", h.label, h.addr, h.err)
+		case h.cs.Unchanged():
+			fmt.Fprintf(w, "%s (%s): no changes.\n", h.label, h.addr)
+		default:
+			printChangeSet(w, h, raw)
+		}
+	}
+}
+
+func printChangeSet(w io.Writer, h hostPlan, raw bool) {
+	cs := h.cs
+	add, remove, update := cs.Counts()
+	fmt.Fprintf(w, "%s (%s): %d to add, %d to remove, %d to change\n", h.label, h.addr, add, remove, update)
+	if cs.Install {
+		fmt.Fprintf(w, "  iptables: not installed; apply installs iptables and netfilter-persistent with apt\n")
+	}
+	for _, r := range cs.Desired.Names {
+		fmt.Fprintf(w, "  name: %s\n", resolutionLine(r))
+	}
+	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
+		var lines []string
+		for _, c := range cs.Changes {
+			if c.Family != fam {
+				continue
+			}
+			what := c.What
+			if raw && c.Raw != "" {
+				what = c.Raw
+			}
+			lines = append(lines, "    "+c.Action.Symbol()+" "+what)
+		}
+		if len(lines) > 0 {
+			fmt.Fprintf(w, "  %s:\n%s\n", fam, strings.Join(lines, "\n"))
+		}
+	}
+	if cs.Lockout != nil {
+		fmt.Fprintf(w, "  warning: lockout: %v\n", cs.Lockout)
+	}
+}
+
+// planSummary is the last line of a plan.
+func planSummary(hosts []hostPlan) (line string, changed, failed int) {
+	unchanged := 0
+	for _, h := range hosts {
+		switch {
+		case h.err != nil:
+			failed++
+		case h.cs.Unchanged():
+			unchanged++
+		default:
+			changed++
+		}
+	}
+	return fmt.Sprintf("Plan: %s to change, %d unchanged, %d failed.", count(changed, "host"), unchanged, failed), changed, failed
+}
+
+func printOutcomes(w io.Writer, outs []runner.Outcome) (failed int) {
+	counts := map[runner.HostStatus]int{}
+	for _, o := range outs {
+		counts[o.Status]++
+		line := fmt.Sprintf("%s: %s", o.Host, o.Status)
+		if o.Status == runner.Applied && o.Generation > 0 {
+			line += fmt.Sprintf(" (generation %d)", o.Generation)
+		}
+		line += fmt.Sprintf(" in %.1fs", o.Duration.Seconds())
+		if o.Err != nil {
+			line += ": " + o.Err.Error()
+		}
+		fmt.Fprintln(w, line)
+		for _, hint := range o.Hints {
+			fmt.Fprintf(w, "  hint: %s\n", hint)
+		}
+	}
+	fmt.Fprintf(w, "Done: %d applied, %d unchanged, %d reverted, %d failed, %d skipped.\n",
+		counts[runner.Applied], counts[runner.Unchanged], counts[runner.Reverted], counts[runner.Failed], counts[runner.Skipped])
+	return counts[runner.Failed] + counts[runner.Reverted]
+}

@@ -1,0 +1,109 @@
+package modules
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/piwall/piwall/modules/firewall"
+	"github.com/piwall/piwall/plans"
+)
+
+// ChangeSet is what `piwall plan` computes for one host: its desired
+// rulesets, the facts they were compared with, and the changes between.
+type ChangeSet struct {
+	Host        string
+	Desired     *firewall.Desired
+	Changes     []firewall.Change
+	Install     bool   // iptables and netfilter-persistent are missing
+	Fingerprint string // of the facts: a saved plan applies only if it still holds
+	ExpectV4    string // digests of the live rulesets planned against
+	ExpectV6    string
+	// Lockout says why the desired rulesets would not admit the operator's
+	// next SSH connection; apply refuses them unless forced.
+	Lockout error
+	Facts   *Facts
+}
+
+// Unchanged reports whether applying would change nothing.
+func (c *ChangeSet) Unchanged() bool { return len(c.Changes) == 0 && !c.Install }
+
+// Counts returns how many rules and chains are added, removed and updated.
+func (c *ChangeSet) Counts() (add, remove, update int) {
+	for _, ch := range c.Changes {
+		switch ch.Action {
+		case firewall.Add:
+			add++
+		case firewall.Remove:
+			remove++
+		default:
+			update++
+		}
+	}
+	return
+}
+
+// Plan computes a host's change set from its merged allowlists and its facts.
+func Plan(h *plans.Host, f *Facts) (*ChangeSet, error) {
+	if len(f.NameErrors) > 0 {
+		var msgs []string
+		for _, name := range firewall.Names(h.Policy) {
+			if e, ok := f.NameErrors[name]; ok {
+				msgs = append(msgs, name+" "+e)
+			}
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
+	}
+	d, err := firewall.Compile(firewall.Input{Policy: h.Policy, Names: f.Names, Resolvers: f.Resolvers, Live: f.Live})
+	if err != nil {
+		return nil, err
+	}
+	return Compare(h.Name, d, f), nil
+}
+
+// Compare diffs desired rulesets against a host's live ones.
+func Compare(host string, d *firewall.Desired, f *Facts) *ChangeSet {
+	c := &ChangeSet{
+		Host: host, Desired: d, Facts: f,
+		Install:     f.NeedsIptables(),
+		Fingerprint: f.Fingerprint(),
+		ExpectV4:    f.LiveDigest[firewall.IPv4], ExpectV6: f.LiveDigest[firewall.IPv6],
+	}
+	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
+		c.Changes = append(c.Changes, firewall.Diff(fam, d.Family(fam), f.Live[fam])...)
+	}
+	if f.Operator.IsValid() {
+		if err := firewall.CheckSSH(d.V4, d.V6, f.Operator, f.Self, uint16(f.SSHPort)); err != nil {
+			c.Lockout = fmt.Errorf("%w (hint: the plan must admit %s → tcp/%d; --force applies it anyway, and the dead-man reverts it)", err, f.Operator, f.SSHPort)
+		}
+	}
+	return c
+}
+
+// Rollback computes the change set that puts a host back to generation n's
+// rulesets (read into the facts), or, with open, to an empty ruleset with
+// every policy ACCEPT.
+func Rollback(host string, f *Facts, n int, open bool) (*ChangeSet, error) {
+	var v4, v6 string
+	if open {
+		v4, v6 = OpenRuleset, OpenRuleset
+	} else {
+		g, ok := f.Generations[n]
+		if !ok || g[firewall.IPv4] == "" || g[firewall.IPv6] == "" {
+			return nil, fmt.Errorf("generation %d is not on the host (hint: piwall history %s)", n, host)
+		}
+		v4, v6 = g[firewall.IPv4], g[firewall.IPv6]
+	}
+	d := &firewall.Desired{}
+	var err error
+	if d.V4, err = firewall.Parse(v4); err != nil {
+		return nil, fmt.Errorf("generation %d, IPv4: %w", n, err)
+	}
+	if d.V6, err = firewall.Parse(v6); err != nil {
+		return nil, fmt.Errorf("generation %d, IPv6: %w", n, err)
+	}
+	return Compare(host, d, f), nil
+}
+
+// OpenRuleset is the emergency opening: no rules, every policy ACCEPT.
+const OpenRuleset = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"

@@ -1,0 +1,352 @@
+package modules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/piwall/piwall/modules/firewall"
+)
+
+// Facts are what piwall knows of a host, all gathered in one round trip by
+// FactsScript and read by ParseFacts. Nothing else is asked of the host
+// before deciding what to change.
+type Facts struct {
+	UID      int
+	Operator netip.Addr // the operator's address as the host sees it (SSH_CONNECTION)
+	Self     netip.Addr // the host's address the operator reached
+	SSHPort  int        // the port sshd answered on
+	OS       string     // PRETTY_NAME of /etc/os-release
+	Tools    map[string]bool
+	Backend  string // "nf_tables", "legacy", or "" without iptables
+	Systemd  bool   // systemd is PID 1: the dead-man uses systemd-run
+	// Live holds the rulesets of each family, parsed; LiveDigest the digest
+	// of what iptables-save printed, normalized as NormalizeSave does.
+	Live       map[firewall.Family]*firewall.Ruleset
+	LiveDigest map[firewall.Family]string
+	Resolvers  []netip.Addr
+	Generation int    // the current generation, 0 for none
+	Lock       string // the lock file's content, "" when free
+	Persisted  map[firewall.Family]string
+	Names      map[string]firewall.Resolution
+	NameErrors map[string]string
+	// Generations are requested ones (rollback): number → family → text.
+	Generations map[int]map[firewall.Family]string
+	History     []Generation // with FactsRequest.History, oldest first
+}
+
+// NeedsIptables reports whether iptables must be installed first.
+func (f *Facts) NeedsIptables() bool {
+	return !f.Tools["iptables-restore"] || !f.Tools["ip6tables-restore"] || !f.Tools["netfilter-persistent"]
+}
+
+// Fingerprint identifies the host's state as the plan saw it: a saved plan
+// is applied only to a host whose fingerprint is still the same.
+func (f *Facts) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "v4 %s\nv6 %s\ngeneration %d\npersisted %s %s\n", f.LiveDigest[firewall.IPv4], f.LiveDigest[firewall.IPv6],
+		f.Generation, f.Persisted[firewall.IPv4], f.Persisted[firewall.IPv6])
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Where piwall keeps its state on a host.
+const (
+	StateDir = "/var/lib/piwall"
+	RulesV4  = "/etc/iptables/rules.v4"
+	RulesV6  = "/etc/iptables/rules.v6"
+)
+
+// shellPrelude starts every script piwall runs on a host: a known PATH
+// (/usr/sbin is not on a user's PATH on Debian) and the C locale, so output
+// can be parsed.
+const shellPrelude = `export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# normalize: iptables-save output without its comment lines and counters,
+# the form piwall compares and digests.
+normalize() { sed -e '/^#/d' -e 's/^\(:[^ ]* [^ ]*\) \[[0-9]*:[0-9]*\]$/\1 [0:0]/'; }
+digest() { sha256sum | cut -d' ' -f1; }
+`
+
+// FactsRequest says what to gather beyond the facts every run needs.
+type FactsRequest struct {
+	Names       []string // DNS names to resolve on the host
+	Generations []int    // generations whose rulesets to read; Previous for the one before the current
+	History     bool     // the metadata of every generation
+}
+
+// Previous in FactsRequest.Generations is the generation before the
+// current one: where a plain rollback goes.
+const Previous = -1
+
+// FactsScript is the script that gathers a host's facts, run as root with
+// the login shell's $SSH_CONNECTION as its first argument. Its output is
+// sections, each headed by a line with marker, which ParseFacts reads.
+func FactsScript(marker string, req FactsRequest) string {
+	var b strings.Builder
+	b.WriteString(shellPrelude)
+	fmt.Fprintf(&b, "sec() { printf '%%s %%s\\n' %s \"$1\"; }\n", Quote(marker))
+	b.WriteString(`sec uid; id -u
+sec ssh; printf '%s\n' "${1:-}"
+sec os; sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"'
+sec tools
+for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent systemd-run apt-get getent; do
+  command -v "$t" >/dev/null 2>&1 && echo "$t"
+done
+sec backend; iptables --version 2>/dev/null
+sec systemd; if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
+for fam in 4 6; do
+  save=iptables-save; [ $fam = 6 ] && save=ip6tables-save
+  sec "v$fam"
+  if command -v $save >/dev/null 2>&1; then
+    out=$($save 2>&1) || { echo "error"; printf '%s\n' "$out"; continue; }
+    printf '%s\n' "$out" | normalize | digest
+    printf '%s\n' "$out" | normalize
+  else
+    printf '%s\n' "" | normalize | digest
+  fi
+done
+sec resolv; cat /etc/resolv.conf 2>/dev/null
+`)
+	fmt.Fprintf(&b, "sec generation; cat %s/current 2>/dev/null\n", StateDir)
+	fmt.Fprintf(&b, "sec lock; cat %s/lock 2>/dev/null\n", StateDir)
+	fmt.Fprintf(&b, "sec persisted; for f in %s %s; do if [ -f \"$f\" ]; then digest < \"$f\"; else echo none; fi; done\n", RulesV4, RulesV6)
+	for _, n := range req.Names {
+		fmt.Fprintf(&b, "sec name; printf '%%s\\n' %s; getent ahosts %s || echo \"error $?\"\n", Quote(n), Quote(n))
+	}
+	for _, g := range req.Generations {
+		if g == Previous {
+			fmt.Fprintf(&b, "g=$(( $(cat %s/current 2>/dev/null || echo 1) - 1 ))\n", StateDir)
+		} else {
+			fmt.Fprintf(&b, "g=%d\n", g)
+		}
+		for _, fam := range []string{"v4", "v6"} {
+			fmt.Fprintf(&b, "sec generation-%s; echo \"$g\"; cat %s/generations/$(printf %%04d \"$g\").%s 2>/dev/null || echo error\n", fam, StateDir, fam)
+		}
+	}
+	if req.History {
+		fmt.Fprintf(&b, "sec history; for f in %s/generations/*.json; do [ -f \"$f\" ] && cat \"$f\"; done\n", StateDir)
+	}
+	b.WriteString("sec end\n")
+	return b.String()
+}
+
+// ParseFacts reads the output of FactsScript.
+func ParseFacts(out, marker string) (*Facts, error) {
+	f := &Facts{
+		Tools:       map[string]bool{},
+		Live:        map[firewall.Family]*firewall.Ruleset{},
+		LiveDigest:  map[firewall.Family]string{},
+		Persisted:   map[firewall.Family]string{},
+		Names:       map[string]firewall.Resolution{},
+		NameErrors:  map[string]string{},
+		Generations: map[int]map[firewall.Family]string{},
+	}
+	sections, err := splitSections(out, marker)
+	if err != nil {
+		return nil, err
+	}
+	complete := false
+	for _, s := range sections {
+		body := strings.Join(s.lines, "\n")
+		switch s.name {
+		case "uid":
+			f.UID, err = strconv.Atoi(strings.TrimSpace(body))
+		case "ssh":
+			err = f.parseSSHConnection(strings.TrimSpace(body))
+		case "os":
+			f.OS = strings.TrimSpace(body)
+		case "tools":
+			for _, t := range s.lines {
+				if t = strings.TrimSpace(t); t != "" {
+					f.Tools[t] = true
+				}
+			}
+		case "backend":
+			switch {
+			case strings.Contains(body, "nf_tables"):
+				f.Backend = "nf_tables"
+			case strings.Contains(body, "legacy"):
+				f.Backend = "legacy"
+			}
+		case "systemd":
+			f.Systemd = strings.TrimSpace(body) == "yes"
+		case "v4", "v6":
+			err = f.parseLive(s)
+		case "resolv":
+			f.Resolvers = firewall.ParseResolvConf(body)
+		case "generation":
+			if g := strings.TrimSpace(body); g != "" {
+				f.Generation, err = strconv.Atoi(g)
+			}
+		case "lock":
+			f.Lock = strings.TrimSpace(body)
+		case "persisted":
+			if len(s.lines) >= 2 {
+				f.Persisted[firewall.IPv4], f.Persisted[firewall.IPv6] = strings.TrimSpace(s.lines[0]), strings.TrimSpace(s.lines[1])
+			}
+		case "name":
+			f.parseName(s.lines)
+		case "generation-v4", "generation-v6":
+			err = f.parseGeneration(s)
+		case "history":
+			for _, line := range s.lines {
+				if strings.TrimSpace(line) == "" {
+					continue
+				}
+				g, gerr := ParseGeneration([]byte(line))
+				if gerr != nil {
+					return nil, fmt.Errorf("facts, section history: %w", gerr)
+				}
+				f.History = append(f.History, g)
+			}
+		case "end":
+			complete = true
+		}
+		if err != nil {
+			return nil, fmt.Errorf("facts, section %s: %w", s.name, err)
+		}
+	}
+	if !complete {
+		return nil, fmt.Errorf("facts: the output ends early (the script did not finish)")
+	}
+	return f, nil
+}
+
+type factSection struct {
+	name  string
+	lines []string
+}
+
+func splitSections(out, marker string) ([]factSection, error) {
+	var sections []factSection
+	for _, line := range strings.Split(out, "\n") {
+		if name, ok := strings.CutPrefix(line, marker+" "); ok {
+			sections = append(sections, factSection{name: name})
+			continue
+		}
+		if len(sections) == 0 {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			return nil, fmt.Errorf("facts: unexpected output before the first section: %q", line)
+		}
+		sections[len(sections)-1].lines = append(sections[len(sections)-1].lines, line)
+	}
+	// Drop the empty last line each section has from the final newline.
+	for i := range sections {
+		l := sections[i].lines
+		for len(l) > 0 && l[len(l)-1] == "" {
+			l = l[:len(l)-1]
+		}
+		sections[i].lines = l
+	}
+	return sections, nil
+}
+
+// parseSSHConnection reads "client_ip client_port server_ip server_port".
+func (f *Facts) parseSSHConnection(s string) error {
+	fields := strings.Fields(s)
+	if len(fields) != 4 {
+		return fmt.Errorf("SSH_CONNECTION is %q, want four fields", s)
+	}
+	var err error
+	if f.Operator, err = netip.ParseAddr(fields[0]); err != nil {
+		return err
+	}
+	if f.Self, err = netip.ParseAddr(fields[2]); err != nil {
+		return err
+	}
+	f.Operator, f.Self = f.Operator.Unmap(), f.Self.Unmap()
+	f.SSHPort, err = strconv.Atoi(fields[3])
+	return err
+}
+
+func (f *Facts) parseLive(s factSection) error {
+	fam := firewall.IPv4
+	if s.name == "v6" {
+		fam = firewall.IPv6
+	}
+	if len(s.lines) == 0 {
+		return fmt.Errorf("empty")
+	}
+	if s.lines[0] == "error" {
+		return fmt.Errorf("%s failed: %s", map[firewall.Family]string{firewall.IPv4: "iptables-save", firewall.IPv6: "ip6tables-save"}[fam], strings.Join(s.lines[1:], " "))
+	}
+	f.LiveDigest[fam] = strings.TrimSpace(s.lines[0])
+	rs, err := firewall.Parse(strings.Join(s.lines[1:], "\n"))
+	if err != nil {
+		return err
+	}
+	f.Live[fam] = rs
+	return nil
+}
+
+// parseName reads a name and `getent ahosts` lines: "ADDR STREAM canonical",
+// then "ADDR DGRAM", ...; the canonical name shows the end of a CNAME chain.
+func (f *Facts) parseName(lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	name := strings.TrimSpace(lines[0])
+	r := firewall.Resolution{Name: name}
+	seen := map[netip.Addr]bool{}
+	for i, line := range lines[1:] {
+		fields := strings.Fields(line)
+		if len(fields) >= 1 && fields[0] == "error" {
+			f.NameErrors[name] = "does not resolve on the host (getent ahosts " + strings.Join(fields[1:], " ") + ")"
+			return
+		}
+		if len(fields) < 2 {
+			continue
+		}
+		a, err := netip.ParseAddr(fields[0])
+		if err != nil {
+			continue
+		}
+		a = a.Unmap()
+		if !seen[a] {
+			seen[a] = true
+			r.Addrs = append(r.Addrs, a)
+		}
+		if i == 0 && len(fields) >= 3 && !strings.EqualFold(strings.TrimSuffix(fields[2], "."), name) {
+			r.CNAMEs = []string{strings.TrimSuffix(fields[2], ".")}
+		}
+	}
+	sort.SliceStable(r.Addrs, func(i, j int) bool {
+		if r.Addrs[i].Is4() != r.Addrs[j].Is4() {
+			return r.Addrs[i].Is4()
+		}
+		return r.Addrs[i].Less(r.Addrs[j])
+	})
+	if len(r.Addrs) == 0 {
+		f.NameErrors[name] = "has no addresses on the host"
+		return
+	}
+	f.Names[name] = r
+}
+
+func (f *Facts) parseGeneration(s factSection) error {
+	if len(s.lines) == 0 {
+		return fmt.Errorf("empty")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s.lines[0]))
+	if err != nil {
+		return err
+	}
+	body := strings.Join(s.lines[1:], "\n")
+	if strings.TrimSpace(body) == "error" || strings.HasSuffix(body, "\nerror") {
+		return nil // not on the host; Rollback says so
+	}
+	fam := firewall.IPv4
+	if s.name == "generation-v6" {
+		fam = firewall.IPv6
+	}
+	if f.Generations[n] == nil {
+		f.Generations[n] = map[firewall.Family]string{}
+	}
+	f.Generations[n][fam] = body + "\n"
+	return nil
+}

@@ -1,0 +1,263 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/modules"
+)
+
+// Outcome is how one host's run ended.
+type Outcome struct {
+	Host       string
+	Status     HostStatus // unchanged, applied, reverted, failed, skipped
+	Generation int        // the generation now current, when applied
+	Err        error      // why it failed or reverted
+	Hints      []string
+	Changes    *modules.ChangeSet
+	Duration   time.Duration
+}
+
+// HostStatus is how a host's run ended, in the words of the summary.
+type HostStatus string
+
+const (
+	Unchanged HostStatus = "unchanged"
+	Applied   HostStatus = "applied"
+	Reverted  HostStatus = "reverted"
+	Failed    HostStatus = "failed"
+	Skipped   HostStatus = "skipped"
+)
+
+// StepError is a failed step on a host, shaped like io/fs.PathError: which
+// host, which step, and why.
+type StepError struct {
+	Host string
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return e.Host + ": " + e.Step + ": " + e.Err.Error() }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Progress receives a host's steps as they start.
+type Progress func(host, step string)
+
+// Session is what a run on one host needs.
+type Session struct {
+	Dialer   Dialer
+	Target   inventory.Target
+	Progress Progress
+}
+
+func (s *Session) step(name string) {
+	if s.Progress != nil {
+		s.Progress(s.Target.Label, name)
+	}
+}
+
+func (s *Session) fail(step string, err error) error {
+	return &StepError{Host: s.Target.Label, Step: step, Err: err}
+}
+
+// Gather opens a connection and reads the host's facts in one command:
+// the names to resolve on the host and the generations to read come with
+// it. The connection stays open for the caller.
+func (s *Session) Gather(ctx context.Context, req modules.FactsRequest) (*modules.Facts, Conn, error) {
+	s.step("connecting")
+	c, err := s.Dialer.Dial(ctx, s.Target)
+	if err != nil {
+		return nil, nil, s.fail("connect", err)
+	}
+	s.step("reading facts")
+	marker := "==>piwall-" + randomHex(6)
+	res, err := c.Run(ctx, modules.FactsCommand(s.Target.Sudo), []byte(modules.FactsScript(marker, req)))
+	if err == nil && res.Status != 0 {
+		err = sudoHint(&CommandError{Command: "facts", Status: res.Status, Stderr: string(res.Stderr)}, s.Target.User)
+	}
+	if err != nil {
+		c.Close()
+		return nil, nil, s.fail("facts", err)
+	}
+	f, err := modules.ParseFacts(string(res.Stdout), marker)
+	if err != nil {
+		c.Close()
+		return nil, nil, s.fail("facts", err)
+	}
+	return f, c, nil
+}
+
+// sudoHint names the likely mistake when sudo asks for a password.
+func sudoHint(err *CommandError, user string) error {
+	if strings.Contains(err.Stderr, "password is required") || strings.Contains(err.Stderr, "a terminal is required") {
+		return fmt.Errorf("%w (hint: piwall needs passwordless sudo for %s: a line '%s ALL=(ALL) NOPASSWD:ALL' in /etc/sudoers.d/, or connect as root)", err, user, user)
+	}
+	return err
+}
+
+// ApplyOptions are what an apply may do beyond the plan.
+type ApplyOptions struct {
+	Force    bool   // apply rulesets that fail the static lockout check
+	Operator string // user@machine, recorded on the host
+	Plan     string // the plan digest, recorded on the host
+	Kind     string // "apply" or "rollback"
+}
+
+// Apply carries out a change set on the host, over a, the connection its
+// facts came from. It follows the protocol of modules.Change: upload,
+// prepare (lock, install, save, test, arm, start the applier), then, over
+// a new connection, confirm. It never waits on a after the applier starts:
+// the new rules may freeze it.
+func (s *Session) Apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt ApplyOptions) Outcome {
+	start := time.Now()
+	out := s.apply(ctx, a, cs, opt)
+	out.Host, out.Changes, out.Duration = s.Target.Label, cs, time.Since(start)
+	return out
+}
+
+func (s *Session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt ApplyOptions) Outcome {
+	if cs.Unchanged() {
+		a.Close()
+		return Outcome{Status: Unchanged}
+	}
+	if cs.Lockout != nil && !opt.Force {
+		a.Close()
+		return Outcome{Status: Failed, Err: s.fail("lockout check", cs.Lockout)}
+	}
+	revert := s.Target.RevertAfter
+	ch := &modules.Change{
+		Run:   randomHex(8),
+		NewV4: cs.Desired.V4.Text(), NewV6: cs.Desired.V6.Text(),
+		RevertAfter: revert, Install: cs.Install,
+		Operator: opt.Operator, PlanDigest: opt.Plan, Kind: opt.Kind,
+		ExpectV4: cs.ExpectV4, ExpectV6: cs.ExpectV6,
+		LockTTL: revert + 10*time.Minute,
+	}
+	s.step("uploading")
+	if err := a.Upload(ctx, ch.UploadDir(), ch.Files()); err != nil {
+		a.Close()
+		return Outcome{Status: Failed, Err: s.fail("upload", err)}
+	}
+	s.step("preparing")
+	// apt may take minutes on a slow Pi; the rest takes a second.
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	res, err := a.Run(pctx, ch.PrepareCommand(s.Target.Sudo), nil)
+	cancel()
+	armedAt := time.Now()
+	// Whatever happened, the first connection is done with: close it
+	// without waiting, it may be frozen.
+	go a.Close()
+	if err == nil && res.Status != 0 {
+		return Outcome{Status: Failed, Err: s.fail("prepare", prepareError(res, s.Target.User))}
+	}
+	// A prepare whose answer was lost may have armed and applied: the new
+	// connection finds out.
+	return s.confirm(ctx, ch, armedAt)
+}
+
+func prepareError(res Result, user string) error {
+	stderr := strings.TrimSpace(string(res.Stderr))
+	switch res.Status {
+	case modules.ExitLocked:
+		return fmt.Errorf("another run holds the lock: %s", strings.Join(strings.Fields(stderr), " "))
+	case modules.ExitDrift:
+		return fmt.Errorf("the host's rules changed since the plan: %s (hint: run piwall plan again)", stderr)
+	case modules.ExitTestFailed:
+		return fmt.Errorf("the host's iptables refused the new rules: %s", stderr)
+	}
+	return sudoHint(&CommandError{Command: "prepare", Status: res.Status, Stderr: stderr}, user)
+}
+
+// confirm opens new connections until one, opened after the new rules went
+// live, confirms them, or the dead-man's time is nearly up. Then, if none
+// did, it waits for the revert and checks the old rules are back.
+func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.Time) Outcome {
+	s.step("confirming over a new connection")
+	revertAt := armedAt.Add(ch.RevertAfter)
+	// Leave the confirmation time to finish before the dead-man fires.
+	deadline := revertAt.Add(-min(5*time.Second, ch.RevertAfter/4))
+	var lastErr error
+	for wait := 300 * time.Millisecond; time.Now().Add(wait).Before(deadline); wait = min(wait*2, 2*time.Second) {
+		select {
+		case <-ctx.Done():
+			return Outcome{Status: Failed, Err: s.fail("confirm", ctx.Err())}
+		case <-time.After(wait):
+		}
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		b, err := s.Dialer.Dial(dctx, s.Target)
+		if err != nil {
+			cancel()
+			lastErr = err
+			continue
+		}
+		res, err := b.Run(dctx, ch.ConfirmCommand(s.Target.Sudo), nil)
+		cancel()
+		go b.Close()
+		switch {
+		case err != nil:
+			lastErr = err
+			continue
+		case res.Status == 0:
+			gen, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(res.Stdout)), "confirmed generation="))
+			return Outcome{Status: Applied, Generation: gen}
+		case res.Status == modules.ExitNotNew:
+			lastErr = errors.New("the new connection predates the new rules")
+			continue // a newer one will do
+		case res.Status == modules.ExitApplyFailed:
+			return Outcome{Status: Failed, Err: s.fail("apply", fmt.Errorf("the host could not load the new rules: %s; the old ones are back", strings.TrimSpace(string(res.Stderr))))}
+		default:
+			lastErr = &CommandError{Command: "confirm", Status: res.Status, Stderr: string(res.Stderr)}
+		}
+	}
+	return s.awaitRevert(ctx, ch, revertAt, lastErr)
+}
+
+// awaitRevert reports the host as reverting, waits for its dead-man, and
+// checks over a new connection that the old rules are back.
+func (s *Session) awaitRevert(ctx context.Context, ch *modules.Change, revertAt time.Time, why error) Outcome {
+	s.step("reverting at " + revertAt.Format("15:04:05"))
+	cause := fmt.Errorf("no new connection confirmed the new rules (last: %v); the host reverts at %s", why, revertAt.Format("15:04:05"))
+	hint := "the plan must admit a new SSH connection from this machine to the host; check the inbound entries and the lockout check's warning"
+	select {
+	case <-ctx.Done():
+		return Outcome{Status: Failed, Err: s.fail("confirm", cause), Hints: []string{hint}}
+	case <-time.After(time.Until(revertAt.Add(2 * time.Second))):
+	}
+	until := time.Now().Add(30 * time.Second)
+	for time.Now().Before(until) {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := s.Dialer.Dial(dctx, s.Target)
+		if err == nil {
+			res, rerr := c.Run(dctx, ch.StatusCommand(s.Target.Sudo), nil)
+			go c.Close()
+			cancel()
+			if rerr == nil && res.Status == 0 {
+				status := string(res.Stdout)
+				if strings.Contains(status, "status=reverted") && strings.Contains(status, "live-is-saved=yes") {
+					return Outcome{Status: Reverted, Err: s.fail("confirm", cause), Hints: []string{hint}}
+				}
+				if strings.Contains(status, "status=confirmed") {
+					return Outcome{Status: Applied} // a confirm we lost the answer to
+				}
+			}
+		} else {
+			cancel()
+		}
+		time.Sleep(time.Second)
+	}
+	return Outcome{Status: Failed, Err: s.fail("revert", fmt.Errorf("%v; and the host is still unreachable after its revert time", cause)),
+		Hints: []string{"check the host from its console: piwall's dead-man should have restored its old rules"}}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
