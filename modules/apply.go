@@ -16,8 +16,8 @@ import (
 // with the rulesets, starts prepare over the first connection and confirm
 // over a new one.
 type Change struct {
-	Run         string        // the run's id: hex, unique
-	NewV4       string        // the rulesets to apply, canonical text
+	Run         string // the run's id: hex, unique
+	NewV4       string // the rulesets to apply, canonical text
 	NewV6       string
 	RevertAfter time.Duration // the dead-man's delay
 	Install     bool          // install iptables and netfilter-persistent first

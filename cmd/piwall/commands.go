@@ -36,10 +36,10 @@ var commands = []*command{
 		run:  runRender},
 	{name: "plan", usage: "[PATH] [--out FILE] [--detailed-exitcode] [--limit PATTERN] [--raw]", short: "show what would change on each host, read from the live hosts",
 		long: "Connects to every host of the plan at PATH, reads its live rules and facts in one command,\nand shows what apply would change, in words (--raw: iptables lines). Changes nothing.",
-		run: runPlan},
+		run:  runPlan},
 	{name: "apply", usage: "[PATH|PLANFILE] [--yes] [--force] [--limit PATTERN]", short: "roll the plan out, safely",
 		long: "Plans, asks for confirmation (on a terminal; without one, only with --yes), then per host:\ninstalls iptables if needed, applies the new rules atomically under a dead-man timer, and\nconfirms them over a new SSH connection before persisting them. A host that cannot be\nreached afterwards reverts by itself. A PLANFILE from plan --out applies only to hosts\nthat did not change since.",
-		run: runApply},
+		run:  runApply},
 	{name: "version", short: "print piwall's version", run: runVersion},
 }
 
