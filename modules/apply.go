@@ -185,9 +185,24 @@ unlock() { if lock_is_ours; then rm -f "$state/lock"; fi; }
 // rules exist, nothing is applied before the dead-man is armed.
 var prepareTmpl = template.Must(template.New("prepare").Funcs(scriptFuncs).Parse(`set -eu
 ` + scriptCommon + `
-fail() { echo "piwall: $*" >&2; exit 1; }
-mkdir -p "$state/generations" "$state/runs"
+mkdir -p "$state/generations" "$rundir"
 chmod 700 "$state"
+# Everything goes to a log, so that a connection that drops (piwall killed,
+# the network gone) cannot stop this script half-way through a failed
+# write; what piwall must read goes to fd 3, and on failure the log's tail
+# to fd 4 (stderr).
+exec 3>&1 4>&2 >>"$rundir/prepare.log" 2>&1
+say() { echo "$*" >&3 2>/dev/null || true; }
+finish() {
+  st=$?
+  if [ $st -ne 0 ]; then
+    tail -n 20 "$rundir/prepare.log" >&4 2>/dev/null || true
+    unlock
+  fi
+  exit $st
+}
+trap finish EXIT
+fail() { echo "piwall: $*"; exit 1; }
 
 # 1. The lock: one change at a time. A lock past its expiry is stale (its
 # run was killed and nothing released it) and is taken over.
@@ -197,31 +212,28 @@ take_lock() { ( set -C; printf 'run=%s\noperator=%s\nsince=%s\nexpires=%s\n' "$r
 if ! take_lock; then
   expires=$(sed -n 's/^expires=//p' "$lockfile" 2>/dev/null || true)
   if [ -n "$expires" ] && [ "$expires" -lt "$now" ]; then
-    echo "stale-lock $(tr '\n' ' ' <"$lockfile")"
+    say "stale-lock $(tr '\n' ' ' <"$lockfile")"
     rm -f "$lockfile"
-    take_lock || { cat "$lockfile" >&2; exit {{.ExitLocked}}; }
+    take_lock || { cat "$lockfile"; exit {{.ExitLocked}}; }
   else
-    cat "$lockfile" >&2
+    echo "locked by: $(tr '\n' ' ' <"$lockfile")"
     exit {{.ExitLocked}}
   fi
 fi
-# Until the applier is started, a failure releases the lock.
-trap 'unlock' EXIT
 
 # 2. The run's files, as uploaded, checked.
-mkdir -p "$rundir"
 cp {{.UploadDir}}/* "$rundir/"
 rm -rf {{.UploadDir}}
 cd "$rundir"
-sha256sum --quiet -c SHA256SUMS >&2 || fail "the uploaded files do not match their checksums"
+sha256sum --quiet -c SHA256SUMS || fail "the uploaded files do not match their checksums"
 
 # 3. iptables and netfilter-persistent, from apt, without questions.
 if {{.Install}} || ! command -v iptables-restore >/dev/null 2>&1 || ! command -v netfilter-persistent >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   printf '%s\n' 'iptables-persistent iptables-persistent/autosave_v4 boolean false' 'iptables-persistent iptables-persistent/autosave_v6 boolean false' | debconf-set-selections
-  apt-get update -qq >&2 || fail "apt-get update failed"
-  apt-get install -y -qq iptables netfilter-persistent iptables-persistent </dev/null >&2 || fail "installing iptables failed"
-  echo "installed"
+  apt-get update -qq || fail "apt-get update failed"
+  apt-get install -y -qq iptables netfilter-persistent iptables-persistent </dev/null || fail "installing iptables failed"
+  say installed
 fi
 
 # 4. The live rules, saved for the dead-man. A host whose tables were never
@@ -236,34 +248,33 @@ for fam in 4 6; do
   fi
 done
 # The rules must still be those the change was planned against.
-if [ -n {{.ExpectV4}} ] && [ "$(live_digest 4)" != {{.ExpectV4}} ]; then echo "IPv4 rules changed since the plan" >&2; exit {{.ExitDrift}}; fi
-if [ -n {{.ExpectV6}} ] && [ "$(live_digest 6)" != {{.ExpectV6}} ]; then echo "IPv6 rules changed since the plan" >&2; exit {{.ExitDrift}}; fi
+if [ -n {{.ExpectV4}} ] && [ "$(live_digest 4)" != {{.ExpectV4}} ]; then echo "the IPv4 rules changed since the plan"; exit {{.ExitDrift}}; fi
+if [ -n {{.ExpectV6}} ] && [ "$(live_digest 6)" != {{.ExpectV6}} ]; then echo "the IPv6 rules changed since the plan"; exit {{.ExitDrift}}; fi
 for fam in 4 6; do
   if [ -f /etc/iptables/rules.v$fam ]; then cp /etc/iptables/rules.v$fam persisted.v$fam; fi
 done
 
 # 5. The new rules, tested by the kernel without loading them.
-iptables-restore --test <new.v4 >&2 || { echo "iptables-restore --test refused the IPv4 rules" >&2; exit {{.ExitTest}}; }
-ip6tables-restore --test <new.v6 >&2 || { echo "ip6tables-restore --test refused the IPv6 rules" >&2; exit {{.ExitTest}}; }
+iptables-restore --test <new.v4 || { echo "iptables-restore --test refused the IPv4 rules"; exit {{.ExitTest}}; }
+ip6tables-restore --test <new.v6 || { echo "ip6tables-restore --test refused the IPv6 rules"; exit {{.ExitTest}}; }
 
 # 6. The dead-man, armed before anything changes: it restores the saved
 # rules after the delay unless confirm disarms it. A systemd timer survives
 # anything that happens to this connection and to piwall; without systemd,
 # a process in a session of its own does.
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-  systemd-run --quiet --unit="piwall-revert-$run" --on-active={{.Revert}}s --timer-property=AccuracySec=1s /bin/sh "$rundir/revert.sh" >&2
+  systemd-run --quiet --unit="piwall-revert-$run" --on-active={{.Revert}}s --timer-property=AccuracySec=1s /bin/sh "$rundir/revert.sh"
   echo "deadman=systemd" >deadman
 else
   setsid sh -c "sleep {{.Revert}}; exec sh '$rundir/revert.sh'" </dev/null >/dev/null 2>&1 &
   echo "deadman=process $!" >deadman
 fi
-echo "armed $(cat deadman)"
+say "armed $(cat deadman)"
 
 # 7. The applier, detached: it waits for this script to end, so that its
 # result reaches piwall before the new rules can freeze this connection.
 setsid sh "$rundir/apply.sh" $$ </dev/null >"$rundir/apply.log" 2>&1 &
-trap - EXIT
-echo "started"
+say started
 `))
 
 // applyTmpl loads the new rules, each family atomically.

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/piwall/piwall/inventory"
@@ -148,14 +150,20 @@ func (s *Session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	s.step("preparing")
 	// apt may take minutes on a slow Pi; the rest takes a second.
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	testKillSoon("prepare")
 	res, err := a.Run(pctx, ch.PrepareCommand(s.Target.Sudo), nil)
 	cancel()
 	armedAt := time.Now()
+	testKill("prepared")
 	// Whatever happened, the first connection is done with: close it
 	// without waiting, it may be frozen.
 	go a.Close()
 	if err == nil && res.Status != 0 {
 		return Outcome{Status: Failed, Err: s.fail("prepare", prepareError(res, s.Target.User))}
+	}
+	if os.Getenv(testKillEnv) == "applied" {
+		time.Sleep(1500 * time.Millisecond)
+		testKill("applied")
 	}
 	// A prepare whose answer was lost may have armed and applied: the new
 	// connection finds out.
@@ -197,6 +205,7 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 			lastErr = err
 			continue
 		}
+		testKillSoon("confirm")
 		res, err := b.Run(dctx, ch.ConfirmCommand(s.Target.Sudo), nil)
 		cancel()
 		go b.Close()
@@ -254,6 +263,27 @@ func (s *Session) awaitRevert(ctx context.Context, ch *modules.Change, revertAt 
 	}
 	return Outcome{Status: Failed, Err: s.fail("revert", fmt.Errorf("%v; and the host is still unreachable after its revert time", cause)),
 		Hints: []string{"check the host from its console: piwall's dead-man should have restored its old rules"}}
+}
+
+// The fault tests kill piwall at given points of an apply, as a crash or an
+// impatient operator would: PIWALL_TEST_KILL_AT names the point. Nothing
+// else reads it.
+const testKillEnv = "PIWALL_TEST_KILL_AT"
+
+// testKill kills this process with SIGKILL if the fault test asks for it
+// at this point.
+func testKill(point string) {
+	if os.Getenv(testKillEnv) == point {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}
+
+// testKillSoon kills this process 300 ms from now if the fault test asks
+// for it at this point: in the middle of the remote command about to start.
+func testKillSoon(point string) {
+	if os.Getenv(testKillEnv) == point {
+		time.AfterFunc(300*time.Millisecond, func() { testKill(point) })
+	}
 }
 
 func randomHex(n int) string {

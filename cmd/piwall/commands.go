@@ -40,6 +40,11 @@ var commands = []*command{
 	{name: "apply", usage: "[PATH|PLANFILE] [--yes] [--force] [--limit PATTERN]", short: "roll the plan out, safely",
 		long: "Plans, asks for confirmation (on a terminal; without one, only with --yes), then per host:\ninstalls iptables if needed, applies the new rules atomically under a dead-man timer, and\nconfirms them over a new SSH connection before persisting them. A host that cannot be\nreached afterwards reverts by itself. A PLANFILE from plan --out applies only to hosts\nthat did not change since.",
 		run:  runApply},
+	{name: "rollback", usage: "HOST... [--to N | --open] [--plan PATH] [--yes]", short: "put hosts back to an earlier ruleset",
+		long: "Puts each HOST back to the generation before its current one (--to N: generation N;\n--open: no rules, every policy ACCEPT), through the same protected steps as apply.\nHOST is a label of the plan (--plan, or the .hcl files here), or [user@]address[:port].",
+		run:  runRollback},
+	{name: "history", usage: "HOST [--plan PATH]", short: "list a host's generations: time, operator, outcome",
+		run: runHistory},
 	{name: "version", short: "print piwall's version", run: runVersion},
 }
 

@@ -93,7 +93,7 @@ func piInit(args []string) error {
 	}
 	// Signals are wanted before anything starts, so no child is missed.
 	signals := make(chan os.Signal, 8)
-	signal.Notify(signals, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1)
+	signal.Notify(signals, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2)
 	if err := s.mountRoot(); err != nil {
 		return err
 	}
@@ -123,6 +123,12 @@ func piInit(args []string) error {
 				if sshd, err = startSSHD(); err != nil {
 					fmt.Fprintln(os.Stderr, err)
 				}
+			}
+		case unix.SIGUSR2:
+			// The lab's way to cut a Pi's SSH path: new connections are
+			// refused, open ones go on.
+			if sshd != 0 {
+				unix.Kill(sshd, unix.SIGTERM)
 			}
 		default:
 			// Returning ends PID 1, and the kernel ends every other process

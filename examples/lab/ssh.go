@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -115,4 +116,23 @@ func inode(path string) (uint64, error) {
 		return 0, fmt.Errorf("%s: no inode", path)
 	}
 	return st.Ino, nil
+}
+
+// StopSSHD stops p's sshd: new connections are refused, open sessions go
+// on. StartSSHD brings it back.
+func (l *Lab) StopSSHD(p Pi) error { return p.signal(syscall.SIGUSR2) }
+
+// StartSSHD starts p's sshd again after StopSSHD, and waits for it.
+func (l *Lab) StartSSHD(ctx context.Context, p Pi) error {
+	if err := p.signal(syscall.SIGUSR1); err != nil {
+		return err
+	}
+	return waitSSH(ctx, p, filepath.Join(l.Dir, p.Name, "console.log"))
+}
+
+func (p Pi) signal(sig syscall.Signal) error {
+	if !p.Init.alive() {
+		return fmt.Errorf("%s: its init (pid %d) is gone", p.Name, p.Init.Pid)
+	}
+	return syscall.Kill(p.Init.Pid, sig)
 }
