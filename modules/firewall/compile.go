@@ -7,6 +7,7 @@ import (
 	"path"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/piwall/piwall/plans"
 )
@@ -195,10 +196,10 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, erro
 			comment := saveString(entryComment(e, peer))
 			for _, pfx := range peerPrefixes(peer, in.Names, fam) {
 				if len(e.Ports) == 0 {
-					b.add(chain, peerFlag, pfx, "-m", "comment", "--comment", comment, "-j", "ACCEPT")
+					b.add(chain, append(peerMatch(peerFlag, pfx), "-m", "comment", "--comment", comment, "-j", "ACCEPT")...)
 				}
 				for _, port := range e.Ports {
-					b.add(chain, append(append([]string{peerFlag, pfx}, portMatch(fam, port)...), "-m", "comment", "--comment", comment, "-j", "ACCEPT")...)
+					b.add(chain, append(append(peerMatch(peerFlag, pfx), portMatch(fam, port)...), "-m", "comment", "--comment", comment, "-j", "ACCEPT")...)
 				}
 			}
 		}
@@ -211,7 +212,7 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, erro
 			}
 			for _, peer := range e.Peers {
 				for _, pfx := range peerPrefixes(peer, in.Names, fam) {
-					b.add(chain, append(append([]string{peerFlag, pfx}, echoRequest(fam)...), "-m", "comment", "--comment", saveString(entryComment(e, peer)), "-j", "ACCEPT")...)
+					b.add(chain, append(append(peerMatch(peerFlag, pfx), echoRequest(fam)...), "-m", "comment", "--comment", saveString(entryComment(e, peer)), "-j", "ACCEPT")...)
 				}
 			}
 		}
@@ -244,7 +245,7 @@ func peerPrefixes(peer plans.Endpoint, names map[string]Resolution, fam Family) 
 		if family(peer.Prefix.Addr()) != fam {
 			return nil
 		}
-		return []string{peer.Prefix.String()}
+		return []string{prefixString(peer.Prefix)}
 	}
 	var out []string
 	for _, a := range names[peer.Name].Addrs {
@@ -285,7 +286,28 @@ func family(a netip.Addr) Family {
 
 func hostPrefix(a netip.Addr) string {
 	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()).String()
+	return prefixString(netip.PrefixFrom(a, a.BitLen()))
+}
+
+// prefixString is a network as iptables-save prints it. Go and glibc's
+// inet_ntop write IPv6 the same way but for one form: an address whose
+// first 96 bits are zero and the next 16 are not (IPv4-compatible), which
+// glibc ends with a dotted quad (::1.2.3.4, where Go writes ::102:304).
+func prefixString(p netip.Prefix) string {
+	if b := p.Addr().As16(); p.Addr().Is6() && [12]byte(b[:12]) == [12]byte{} && (b[12] != 0 || b[13] != 0) {
+		return "::" + netip.AddrFrom4([4]byte(b[12:])).String() + "/" + strconv.Itoa(p.Bits())
+	}
+	return p.String()
+}
+
+// peerMatch is the -s or -d match of a peer network. iptables-save prints
+// none for 0.0.0.0/0 and ::/0, which match every address, so neither does
+// the compiler.
+func peerMatch(flag, prefix string) []string {
+	if strings.HasSuffix(prefix, "/0") {
+		return nil
+	}
+	return []string{flag, prefix}
 }
 
 type jump struct {

@@ -46,6 +46,10 @@ func Describe(chain string, r *Rule) string {
 	s := verb + " " + dir + " " + what
 	if peer := f[peerFlag]; peer != "" {
 		s += " " + toFrom + " " + peerName(peer, comment)
+	} else if _, written, ok := strings.Cut(strings.TrimPrefix(comment, "piwall: "), ": "); ok {
+		// An entry for 0.0.0.0/0 or ::/0 has no -s or -d: iptables-save
+		// prints none for a match of every address.
+		s += " " + toFrom + " " + written
 	}
 	return s
 }
@@ -103,7 +107,7 @@ func peerName(prefix, comment string) string {
 		return addr
 	}
 	written := comment[i+2:]
-	if written == addr || written == prefix || strings.HasPrefix(comment, "piwall: dns") {
+	if written == addr || written == prefix || comment == commentDNS {
 		return addr
 	}
 	return written + " (" + addr + ")"
