@@ -263,17 +263,19 @@ ip6tables-restore --test <new.v6 || { echo "ip6tables-restore --test refused the
 # anything that happens to this connection and to piwall; without systemd,
 # a process in a session of its own does.
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-  systemd-run --quiet --unit="piwall-revert-$run" --on-active={{.Revert}}s --timer-property=AccuracySec=1s /bin/sh "$rundir/revert.sh"
+  systemd-run --quiet --unit="piwall-revert-$run" --on-active={{.Revert}}s --timer-property=AccuracySec=1s /bin/sh "$rundir/revert.sh" 3>&- 4>&-
   echo "deadman=systemd" >deadman
 else
-  setsid sh -c "sleep {{.Revert}}; exec sh '$rundir/revert.sh'" </dev/null >/dev/null 2>&1 &
+  setsid sh -c "sleep {{.Revert}}; exec sh '$rundir/revert.sh'" </dev/null >/dev/null 2>&1 3>&- 4>&- &
   echo "deadman=process $!" >deadman
 fi
 say "armed $(cat deadman)"
 
 # 7. The applier, detached: it waits for this script to end, so that its
 # result reaches piwall before the new rules can freeze this connection.
-setsid sh "$rundir/apply.sh" $$ </dev/null >"$rundir/apply.log" 2>&1 &
+# Its descriptors are closed: sshd ends the session only when every
+# holder of its output is gone.
+setsid sh "$rundir/apply.sh" $$ </dev/null >"$rundir/apply.log" 2>&1 3>&- 4>&- &
 say started
 `))
 

@@ -192,13 +192,16 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 	// Leave the confirmation time to finish before the dead-man fires.
 	deadline := revertAt.Add(-min(5*time.Second, ch.RevertAfter/4))
 	var lastErr error
-	for wait := 300 * time.Millisecond; time.Now().Add(wait).Before(deadline); wait = min(wait*2, 2*time.Second) {
+	// The applier loads the rules 0.3 s after prepare ends. A connection
+	// opened while they go live may be caught half-way and freeze, so each
+	// attempt has a few seconds, and a frozen one is dropped for a new one.
+	for wait := time.Second; time.Now().Add(wait).Before(deadline); wait = min(wait*2, 2*time.Second) {
 		select {
 		case <-ctx.Done():
 			return Outcome{Status: Failed, Err: s.fail("confirm", ctx.Err())}
 		case <-time.After(wait):
 		}
-		dctx, cancel := context.WithDeadline(ctx, deadline)
+		dctx, cancel := context.WithDeadline(ctx, minTime(deadline, time.Now().Add(attemptTimeout)))
 		b, err := s.Dialer.Dial(dctx, s.Target)
 		if err != nil {
 			cancel()
@@ -226,6 +229,16 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 		}
 	}
 	return s.awaitRevert(ctx, ch, revertAt, lastErr)
+}
+
+// attemptTimeout bounds one new connection and its confirm command.
+const attemptTimeout = 6 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // awaitRevert reports the host as reverting, waits for its dead-man, and

@@ -1,0 +1,506 @@
+package main
+
+// The end-to-end tests run piwall, in this process or as its own process,
+// against the lab's real Pis: real sshd, real iptables, real traffic. They
+// need root (CI runs them as root: sudo bash .ci/test) and skip without it.
+//
+//	go test ./cmd/piwall -run E2E -v
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/piwall/piwall/examples/lab"
+	"github.com/piwall/piwall/modules"
+	"github.com/piwall/piwall/modules/firewall"
+)
+
+// asCLI, in the environment, makes the test binary run piwall's main: the
+// fault tests kill piwall with SIGKILL, which needs a process of its own.
+const asCLI = "PIWALL_TEST_AS_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asCLI) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// e2eLab starts a lab of n Pis and points HOME at a directory whose
+// ~/.ssh/config reaches the lab (for hosts given by address).
+func e2eLab(t *testing.T, n int) *lab.Lab {
+	t.Helper()
+	l := lab.Start(t, lab.Config{Pis: n, Dir: filepath.Join(t.TempDir(), "lab")})
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("Host *\n  User pi\n  IdentityFile %s\n  UserKnownHostsFile %s\n", l.Key(), l.KnownHosts())
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSH_AUTH_SOCK", "")
+	return l
+}
+
+// labPlan writes a plan for the lab's Pis: the kiosk allowlist, with extra
+// text inside the allowlist and the given revert_after.
+func labPlan(t *testing.T, l *lab.Lab, inbound, extra, revertAfter string) string {
+	t.Helper()
+	var hosts strings.Builder
+	for _, p := range l.Pis {
+		fmt.Fprintf(&hosts, "host %q {\n  address = %q\n  groups  = [\"kiosk\"]\n}\n", p.Name, p.Addrs.V4)
+	}
+	src := fmt.Sprintf(`defaults {
+  user          = "pi"
+  identity_file = %q
+  known_hosts   = %q
+  revert_after  = %q
+}
+allowlist "kiosk" {
+%s
+  outbound {
+    to    = ["dashboard.lab", "api.lab"]
+    ports = ["tcp/443"]
+  }
+  outbound {
+    to    = ["ntp.lab"]
+    ports = ["udp/123"]
+  }
+%s
+  dns       = "system"
+  ping      = true
+  log_drops = true
+}
+group "kiosk" {
+  allowlists = ["kiosk"]
+}
+%s`, l.Key(), l.KnownHosts(), revertAfter, inbound, extra, hosts.String())
+	path := filepath.Join(t.TempDir(), "site.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const adminSSH = `  inbound {
+    from  = ["198.18.0.1", "fd70:6977:616c::1"]
+    ports = ["tcp/22"]
+  }`
+
+// noSSH admits SSH only from the intruder: the plan locks the operator out.
+const noSSH = `  inbound {
+    from  = ["198.18.0.66"]
+    ports = ["tcp/22"]
+  }`
+
+// piwall runs piwall in this process and fails the test on an unexpected
+// exit code.
+func piwall(t *testing.T, wantCode int, args ...string) (stdout, stderr string) {
+	t.Helper()
+	code, stdout, stderr := runPiwall(t, args...)
+	if code != wantCode {
+		t.Fatalf("piwall %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, stdout, stderr)
+	}
+	return stdout, stderr
+}
+
+// live returns a Pi's live filter tables, as piwall compares them.
+func live(t *testing.T, l *lab.Lab, p lab.Pi) (v4, v6 string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := l.ProveOwnNetns(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	text := func(cmd string) string {
+		// A Pi without iptables has the kernel's defaults: every policy ACCEPT.
+		out, err := l.Run(ctx, p, "sudo -n sh -c 'if command -v "+cmd+" >/dev/null; then "+cmd+"; fi'")
+		if err != nil {
+			t.Fatalf("%s: %v", p.Name, err)
+		}
+		rs, err := firewall.Parse(out)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", p.Name, cmd, err)
+		}
+		return firewall.LiveFilter(rs).Text()
+	}
+	return text("iptables-save"), text("ip6tables-save")
+}
+
+// persisted returns a Pi's /etc/iptables/rules.v4 and rules.v6 ("" when absent).
+func persisted(t *testing.T, l *lab.Lab, p lab.Pi) (v4, v6 string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := l.Run(ctx, p, "for f in /etc/iptables/rules.v4 /etc/iptables/rules.v6; do sudo -n cat $f 2>/dev/null; echo '@@'; done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(out, "@@\n")
+	return parts[0], parts[1]
+}
+
+// remote runs a command on a Pi over a new connection.
+func remote(t *testing.T, l *lab.Lab, p lab.Pi, cmd string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := l.Run(ctx, p, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// wantTraffic checks from inside the Pi that what the kiosk allowlist
+// admits passes and the rest is dropped (a timeout, not a refusal), over
+// IPv4 and IPv6, and that the intruder cannot reach the Pi's sshd.
+func wantTraffic(t *testing.T, l *lab.Lab, p lab.Pi) {
+	t.Helper()
+	ctx := context.Background()
+	for _, s := range lab.Services {
+		for _, a := range []netip.Addr{s.Addrs.V4, s.Addrs.V6} {
+			got, err := lab.ProbeFrom(ctx, p.Netns, s.Proto, netip.AddrPortFrom(a, uint16(s.Port)))
+			if s.Banner == "blocked" {
+				if err == nil || !strings.Contains(err.Error(), "timeout") {
+					t.Errorf("%s to blocked.lab at %s: got %q, %v; want a timeout", p.Name, a, got, err)
+				}
+				continue
+			}
+			if err != nil || got != s.Banner {
+				t.Errorf("%s to %s at %s: got %q, %v; want %q", p.Name, s.Name, a, got, err, s.Banner)
+			}
+		}
+	}
+	for _, a := range []netip.Addr{p.Addrs.V4, p.Addrs.V6} {
+		got, err := lab.ProbeFrom(ctx, "pwl-intruder", "tcp", netip.AddrPortFrom(a, 22))
+		if err == nil || !strings.Contains(err.Error(), "timeout") {
+			t.Errorf("intruder to %s's sshd at %s: got %q, %v; want a timeout", p.Name, a, got, err)
+		}
+	}
+	// The Pi's own tools: names resolve, loopback works, the allowed
+	// service answers by name, the blocked one does not.
+	out := remote(t, l, p, `getent ahosts api.lab | head -n1
+timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/22 && head -c 8 <&3'; echo
+timeout 3 bash -c 'exec 3<>/dev/tcp/dashboard.lab/443 && head -n1 <&3'
+timeout 3 bash -c 'exec 3<>/dev/tcp/blocked.lab/443 && head -n1 <&3' || echo blocked-is-blocked`)
+	for _, want := range []string{"STREAM api.lab", "SSH-2.0-", "dashboard", "blocked-is-blocked"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s's own view: no %q in\n%s", p.Name, want, out)
+		}
+	}
+}
+
+func TestE2EApplyPlanDriftRollback(t *testing.T) {
+	l := e2eLab(t, 1)
+	p := l.Pis[0]
+	site := labPlan(t, l, adminSSH, "", "20s")
+	before4, _ := live(t, l, p)
+
+	t.Run("fresh Pi: apply installs iptables and locks it down", func(t *testing.T) {
+		start := time.Now()
+		stdout, _ := piwall(t, 0, "apply", site, "--yes")
+		t.Logf("apply to a fresh Pi took %.1fs", time.Since(start).Seconds())
+		for _, want := range []string{"iptables: not installed", "+ allow out tcp/443 to dashboard.lab (198.18.1.10)", "pi-01: applied (generation 2)"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("apply output lacks %q:\n%s", want, stdout)
+			}
+		}
+		wantTraffic(t, l, p)
+		v4, v6 := live(t, l, p)
+		p4, p6 := persisted(t, l, p)
+		if p4 != v4 || p6 != v6 {
+			t.Errorf("persisted rules differ from the live ones:\nlive:\n%s\npersisted:\n%s", v4, p4)
+		}
+	})
+
+	t.Run("a second plan and apply change nothing", func(t *testing.T) {
+		stdout, _ := piwall(t, 0, "plan", site, "--detailed-exitcode")
+		if !strings.Contains(stdout, "pi-01 (198.18.2.1:22): no changes.") {
+			t.Errorf("plan: %s", stdout)
+		}
+		stamp := remote(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current")
+		stdout, _ = piwall(t, 0, "apply", site, "--yes")
+		if !strings.Contains(stdout, "No changes") {
+			t.Errorf("apply: %s", stdout)
+		}
+		if again := remote(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current"); again != stamp {
+			t.Errorf("a no-change apply touched the host: rules.v4 and generation %q, then %q", stamp, again)
+		}
+	})
+
+	t.Run("a rule added by hand is drift that apply removes", func(t *testing.T) {
+		remote(t, l, p, "sudo -n iptables -I INPUT 3 -s 198.18.0.66 -p tcp --dport 22 -j ACCEPT")
+		stdout, _ := piwall(t, 2, "plan", site, "--detailed-exitcode")
+		if !strings.Contains(stdout, "- foreign rule in INPUT: -A INPUT -s 198.18.0.66/32 -p tcp -m tcp --dport 22 -j ACCEPT") {
+			t.Errorf("plan does not show the drift:\n%s", stdout)
+		}
+		piwall(t, 0, "apply", site, "--yes")
+		v4, _ := live(t, l, p)
+		if strings.Contains(v4, "198.18.0.66") {
+			t.Errorf("the hand-made rule is still live:\n%s", v4)
+		}
+		piwall(t, 0, "plan", site, "--detailed-exitcode")
+	})
+
+	t.Run("rollback restores the previous generation byte for byte", func(t *testing.T) {
+		// Generations: 1 found (the fresh Pi), 2 applied, 3 the drift found, 4 applied.
+		prev4, prev6 := live(t, l, p)
+		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"blocked.lab\"]\n    ports = [\"tcp/443\"]\n  }", "20s")
+		piwall(t, 0, "apply", site2, "--yes")
+		if got, err := lab.ProbeFrom(context.Background(), p.Netns, "tcp", netip.MustParseAddrPort("198.18.1.12:443")); err != nil || got != "blocked" {
+			t.Fatalf("after allowing blocked.lab: got %q, %v", got, err)
+		}
+		stdout, _ := piwall(t, 0, "rollback", "pi-01", "--plan", site2, "--yes")
+		if !strings.Contains(stdout, "pi-01: applied") {
+			t.Errorf("rollback: %s", stdout)
+		}
+		v4, v6 := live(t, l, p)
+		if v4 != prev4 || v6 != prev6 {
+			t.Errorf("after rollback the live rules are not the previous generation's:\ngot:\n%s\nwant:\n%s", v4, prev4)
+		}
+		history, _ := piwall(t, 0, "history", "pi-01", "--plan", site2)
+		for _, want := range []string{"found", "replaced", "rollback", "(current)"} {
+			if !strings.Contains(history, want) {
+				t.Errorf("history lacks %q:\n%s", want, history)
+			}
+		}
+	})
+
+	t.Run("rollback --to N and by address without a plan", func(t *testing.T) {
+		// Generation 1 is the fresh Pi's all-ACCEPT state.
+		stdout, _ := piwall(t, 0, "rollback", "pi@198.18.2.1", "--to", "1", "--yes")
+		if !strings.Contains(stdout, "pi@198.18.2.1: applied") {
+			t.Errorf("rollback --to 1: %s", stdout)
+		}
+		if v4, _ := live(t, l, p); v4 != before4 || v4 != modules.OpenRuleset {
+			t.Errorf("after rollback --to 1: got\n%s\nwant the fresh Pi's\n%s", v4, before4)
+		}
+		piwall(t, 0, "apply", site, "--yes")
+		piwall(t, 0, "rollback", "198.18.2.1", "--open", "--yes")
+		v4, v6 := live(t, l, p)
+		if v4 != modules.OpenRuleset || v6 != modules.OpenRuleset {
+			t.Errorf("after rollback --open: got\n%s\n%s", v4, v6)
+		}
+	})
+}
+
+func TestE2ELockoutAndPersistence(t *testing.T) {
+	l := e2eLab(t, 2)
+	p1, p2 := l.Pis[0], l.Pis[1]
+
+	t.Run("a plan without SSH from the admin is refused", func(t *testing.T) {
+		site := labPlan(t, l, noSSH, "", "8s")
+		stdout, stderr := piwall(t, 1, "apply", site, "--yes", "--limit", "pi-01")
+		if !strings.Contains(stdout, "a new SSH connection from 198.18.0.1 to tcp/22 would be dropped") {
+			t.Errorf("apply without --force:\n%s\n%s", stdout, stderr)
+		}
+		if out := remote(t, l, p1, "test -e /etc/iptables/rules.v4 || echo none; sudo -n test -e /var/lib/piwall/current || echo no-generation"); out != "none\nno-generation\n" {
+			t.Errorf("a refused apply changed the host: %q", out)
+		}
+	})
+
+	t.Run("with --force the Pi reverts and stays fully open", func(t *testing.T) {
+		site := labPlan(t, l, noSSH, "", "8s")
+		start := time.Now()
+		stdout, _ := piwall(t, 1, "apply", site, "--yes", "--force", "--limit", "pi-01")
+		took := time.Since(start)
+		if !strings.Contains(stdout, "pi-01: reverted") {
+			t.Errorf("apply --force: %s", stdout)
+		}
+		// revert_after, 10 s, and the time apt takes to install iptables.
+		if took > 30*time.Second {
+			t.Errorf("the revert took %s, want within revert_after + 10s of the apply", took)
+		}
+		v4, v6 := live(t, l, p1)
+		if v4 != modules.OpenRuleset || v6 != modules.OpenRuleset {
+			t.Errorf("after the revert of a fresh Pi: want every policy ACCEPT, got\n%s\n%s", v4, v6)
+		}
+		if out := remote(t, l, p1, "test -e /etc/iptables/rules.v4 || echo none"); out != "none\n" {
+			t.Errorf("a reverted apply persisted rules: %q", out)
+		}
+	})
+
+	t.Run("persisted rules come back at boot", func(t *testing.T) {
+		site := labPlan(t, l, adminSSH, "", "20s")
+		piwall(t, 0, "apply", site, "--yes", "--limit", "pi-02")
+		want4, want6 := live(t, l, p2)
+		// A reboot without systemd: the tables emptied, then
+		// netfilter-persistent's boot-time restore.
+		remote(t, l, p2, `sudo -n sh -c 'for t in iptables ip6tables; do $t -P INPUT ACCEPT; $t -P OUTPUT ACCEPT; $t -P FORWARD ACCEPT; $t -F; done'`)
+		if v4, _ := live(t, l, p2); v4 == want4 {
+			t.Fatal("the tables were not emptied")
+		}
+		remote(t, l, p2, "sudo -n netfilter-persistent start >/dev/null 2>&1")
+		if v4, v6 := live(t, l, p2); v4 != want4 || v6 != want6 {
+			t.Errorf("after the boot-time restore:\ngot:\n%s\nwant:\n%s", v4, want4)
+		}
+	})
+}
+
+// piwallProcess runs piwall as a process of its own, which the fault
+// tests kill.
+func piwallProcess(t *testing.T, killAt string, args ...string) (string, error) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), asCLI+"=1", "PIWALL_TEST_KILL_AT="+killAt)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	return out.String(), err
+}
+
+func TestE2EFaults(t *testing.T) {
+	l := e2eLab(t, 1)
+	p := l.Pis[0]
+	const revert = 6 * time.Second
+	old := labPlan(t, l, adminSSH, "", "6s")
+	next := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"tcp/443\"]\n  }", "6s")
+	third := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "6s")
+	piwall(t, 0, "apply", old, "--yes")
+	old4, old6 := live(t, l, p)
+	plan := old
+
+	// settled checks the Pi once its dead-man has had its time: reachable,
+	// live rules old or new, persisted rules equal to the live ones.
+	settled := func(t *testing.T) {
+		t.Helper()
+		time.Sleep(revert + 3*time.Second)
+		v4, v6 := live(t, l, p)
+		p4, p6 := persisted(t, l, p)
+		if p4 != v4 || p6 != v6 {
+			t.Errorf("persisted rules differ from the live ones:\nlive:\n%s\npersisted:\n%s", v4, p4)
+		}
+		isOld := v4 == old4 && v6 == old6
+		isNew := strings.Contains(v4, "-d 198.18.1.12/32")
+		if !isOld && !isNew {
+			t.Errorf("live rules are neither the old nor the new ruleset:\n%s", v4)
+		}
+		if isNew {
+			plan = next
+		} else {
+			plan = old
+		}
+		t.Logf("ended with the %s rules", map[bool]string{true: "new", false: "old"}[isNew])
+	}
+
+	for _, point := range []string{"prepare", "prepared", "applied", "confirm"} {
+		t.Run("piwall killed at "+point, func(t *testing.T) {
+			target := next
+			if plan == next {
+				target = old
+			}
+			out, err := piwallProcess(t, point, "apply", target, "--yes")
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != -1 {
+				t.Fatalf("piwall was not killed at %s: %v\n%s", point, err, out)
+			}
+			settled(t)
+		})
+	}
+
+	t.Run("the Pi's sshd stops after the apply", func(t *testing.T) {
+		target := next
+		if plan == next {
+			target = old
+		}
+		before := deadmen(t, l, p)
+		done := make(chan string)
+		go func() {
+			out, _ := piwallProcess(t, "", "apply", target, "--yes")
+			done <- out
+		}()
+		// Cut the SSH path once prepare has armed the dead-man.
+		for deadline := time.Now().Add(60 * time.Second); deadmen(t, l, p) == before && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := l.StopSSHD(p); err != nil {
+			t.Fatal(err)
+		}
+		out := <-done
+		if err := l.StartSSHD(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "pi-01: reverting at") {
+			t.Errorf("piwall did not report the Pi as reverting:\n%s", out)
+		}
+		t.Logf("piwall said:\n%s", out)
+		settled(t)
+	})
+
+	t.Run("two applies at once: the second is refused and names the holder", func(t *testing.T) {
+		target, other := next, third
+		if plan == next {
+			target = old
+		}
+		// The first is killed after prepare: its lock stays until its
+		// dead-man fires.
+		if _, err := piwallProcess(t, "prepared", "apply", target, "--yes"); err == nil {
+			t.Fatal("the first apply was not killed")
+		}
+		stdout, _ := piwall(t, 1, "apply", other, "--yes")
+		if !strings.Contains(stdout, "another run holds the lock: locked by: run=") || !strings.Contains(stdout, "operator=") {
+			t.Errorf("the second apply: %s", stdout)
+		}
+		settled(t)
+	})
+
+	t.Run("host keys: a changed key is refused, an unknown one without the flag", func(t *testing.T) {
+		kh, err := os.ReadFile(l.KnownHosts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.WriteFile(l.KnownHosts(), kh, 0o644) })
+		// Another key for the Pi's addresses.
+		pub, _, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := gossh.NewPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := strings.Replace(string(kh), strings.Fields(p.HostKey)[1], strings.Fields(string(gossh.MarshalAuthorizedKey(other)))[1], 1)
+		os.WriteFile(l.KnownHosts(), []byte(bad), 0o644)
+		stdout, _ := piwall(t, 1, "plan", plan)
+		if !strings.Contains(stdout, "HOST KEY OF pi-01 (198.18.2.1:22) HAS CHANGED") {
+			t.Errorf("plan with a changed host key: %s", stdout)
+		}
+		os.WriteFile(l.KnownHosts(), nil, 0o644)
+		stdout, _ = piwall(t, 1, "plan", plan)
+		if !strings.Contains(stdout, "host key of pi-01 (198.18.2.1:22) is unknown") || !strings.Contains(stdout, "--accept-new-host-keys") {
+			t.Errorf("plan with an unknown host key: %s", stdout)
+		}
+		piwall(t, 0, "plan", plan, "--accept-new-host-keys")
+		piwall(t, 0, "plan", plan)
+	})
+}
+
+// deadmen counts the runs on a Pi that armed a dead-man.
+func deadmen(t *testing.T, l *lab.Lab, p lab.Pi) string {
+	t.Helper()
+	out, err := l.Run(context.Background(), p, "sudo -n sh -c 'ls /var/lib/piwall/runs/*/deadman 2>/dev/null | wc -l'")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(out)
+}
