@@ -2,8 +2,9 @@
 // (network namespaces with their own Debian root, sshd and iptables) on this
 // machine, for piwall's demo and end-to-end tests. It needs root.
 //
-//	piwall-lab up [--pis N] [--dir DIR] [--cache DIR]
+//	piwall-lab up [--pis N] [--systemd] [--dir DIR] [--cache DIR]
 //	piwall-lab status [--dir DIR]
+//	piwall-lab reboot [--dir DIR] PI
 //	piwall-lab down [--dir DIR]
 package main
 
@@ -23,8 +24,9 @@ import (
 )
 
 const usage = `usage:
-  piwall-lab up [--pis N] [--dir DIR] [--cache DIR]   start a lab of N Pis (default 3), clearing any left behind
+  piwall-lab up [--pis N] [--systemd] [--dir DIR]     start a lab of N Pis (default 3), clearing any left behind
   piwall-lab status [--dir DIR]                       the fleet: each Pi, its addresses, whether its sshd answers
+  piwall-lab reboot [--dir DIR] PI                    power-cycle a Pi: new network stack, same root file system
   piwall-lab down [--dir DIR]                         stop the lab and remove everything it made
 `
 
@@ -52,11 +54,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "up":
 		pis := fs.Int("pis", 3, fmt.Sprintf("how many Pis (1 to %d)", lab.MaxPis))
 		cacheDir := fs.String("cache", lab.DefaultCacheDir, "where the base root file system and apt repository are kept")
+		systemd := fs.Bool("systemd", false, "boot each Pi with systemd as PID 1, as Raspberry Pi OS does")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		start := time.Now()
-		l, err := lab.Up(ctx, lab.Config{Pis: *pis, Dir: *dir, CacheDir: *cacheDir, Log: stderr})
+		l, err := lab.Up(ctx, lab.Config{Pis: *pis, Dir: *dir, CacheDir: *cacheDir, Log: stderr, Systemd: *systemd})
 		if err != nil {
 			return err
 		}
@@ -71,6 +74,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return status(l, stdout)
+	case "reboot":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		positional := fs.Args()
+		if len(positional) != 1 {
+			return fmt.Errorf("which Pi? (piwall-lab reboot pi-01)")
+		}
+		l, err := lab.Load(*dir)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := l.Reboot(ctx, positional[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "%s rebooted in %.1fs\n", positional[0], time.Since(start).Seconds())
+		return nil
 	case "down":
 		if err := fs.Parse(args[1:]); err != nil {
 			return err

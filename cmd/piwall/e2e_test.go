@@ -504,3 +504,53 @@ func deadmen(t *testing.T, l *lab.Lab, p lab.Pi) string {
 	}
 	return strings.TrimSpace(out)
 }
+
+// TestE2ESystemd runs on Pis with systemd as PID 1, as Raspberry Pi OS
+// boots: the dead-man is a systemd-run timer, and a reboot restores the
+// persisted rules through netfilter-persistent.
+func TestE2ESystemd(t *testing.T) {
+	if err := lab.Check(); err != nil {
+		t.Skipf("no lab: %v", err)
+	}
+	home := t.TempDir()
+	l := lab.Start(t, lab.Config{Pis: 2, Dir: filepath.Join(t.TempDir(), "lab"), Systemd: true})
+	t.Setenv("HOME", home)
+	p1, p2 := l.Pis[0], l.Pis[1]
+	if out := remote(t, l, p1, "systemctl is-system-running || true"); strings.TrimSpace(out) != "running" {
+		t.Fatalf("pi-01's systemd: %q", out)
+	}
+
+	t.Run("the dead-man is a systemd timer, and a reboot keeps the rules", func(t *testing.T) {
+		site := labPlan(t, l, adminSSH, "", "20s")
+		piwall(t, 0, "apply", site, "--yes", "--limit", "pi-01")
+		if out := remote(t, l, p1, "sudo -n sh -c 'cat /var/lib/piwall/runs/*/deadman'"); out != "deadman=systemd\n" {
+			t.Errorf("dead-man: %q, want a systemd timer", out)
+		}
+		want4, want6 := live(t, l, p1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := l.Reboot(ctx, p1.Name); err != nil {
+			t.Fatal(err)
+		}
+		p1 = l.Pis[0]
+		if v4, v6 := live(t, l, p1); v4 != want4 || v6 != want6 {
+			t.Errorf("after a reboot:\ngot:\n%s\nwant:\n%s", v4, want4)
+		}
+		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", "pi-01")
+		wantTraffic(t, l, p1)
+	})
+
+	t.Run("a lockout reverts through the systemd timer", func(t *testing.T) {
+		site := labPlan(t, l, noSSH, "", "8s")
+		stdout, _ := piwall(t, 1, "apply", site, "--yes", "--force", "--limit", "pi-02")
+		if !strings.Contains(stdout, "pi-02: reverted") {
+			t.Errorf("apply --force: %s", stdout)
+		}
+		if v4, _ := live(t, l, p2); v4 != modules.OpenRuleset {
+			t.Errorf("after the revert: want every policy ACCEPT, got\n%s", v4)
+		}
+		if out := remote(t, l, p2, "sudo -n sh -c 'cat /var/lib/piwall/runs/*/status'"); out != "reverted\n" {
+			t.Errorf("run status: %q", out)
+		}
+	})
+}

@@ -1,36 +1,51 @@
 #!/usr/bin/env bash
-# piwall's main job, end to end, against the lab on this machine: start a lab
-# of three Pis, show the fleet as an operator reaches it, stop the lab. Run it
-# as root: sudo bash examples/lab/demo.sh
+# piwall's main job, end to end, against the lab on this machine: start three
+# lab Pis (fresh: no iptables), plan, apply, show what a Pi can and cannot
+# reach and that the intruder's SSH is refused, roll one Pi back, stop the
+# lab. Run it as root: sudo bash examples/lab/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . .ci/setup
 
 bin=$(mktemp -d)
-trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/piwall" ./cmd/piwall
 go build -o "$bin/piwall-lab" ./cmd/piwall-lab
 export PATH="$bin:$PATH"
 dir=/var/lib/piwall-lab
-
+ssh_pi() { ssh -F "$dir/ssh_config" -o BatchMode=yes "$@"; }
 step() { printf '\n== %s\n' "$*"; }
 
-piwall version
-step "start the lab"
+step "start the lab: three fresh Pis"
 trap 'piwall-lab down; rm -rf "$bin"' EXIT
 piwall-lab up --pis 3 --dir "$dir"
 
-step "the fleet, over SSH with host keys checked (ssh -F $dir/ssh_config)"
-for pi in pi-01 pi-02 pi-03; do
-  ssh -F "$dir/ssh_config" -o BatchMode=yes "$pi" \
-    'printf "%s: %s, kernel %s, iptables: %s\n" "$(hostname)" "$(. /etc/os-release && echo "$PRETTY_NAME")" "$(uname -r)" "$(sudo -n iptables --version 2>&1 | sed "s/^sudo: //")"'
-done
+step "the plan: $dir/site.hcl"
+piwall validate "$dir/site.hcl"
+piwall plan "$dir/site.hcl" --limit pi-01 2>/dev/null
+set +e
+piwall plan "$dir/site.hcl" --detailed-exitcode >/dev/null 2>&1
+echo "piwall plan --detailed-exitcode: exit $? (2: changes to make)"
+set -e
 
-step "what a Pi reaches before any plan: everything, the blocked host too"
-ssh -F "$dir/ssh_config" -o BatchMode=yes pi-01 \
-  'for h in dashboard.lab api.lab blocked.lab; do printf "%-14s %s\n" "$h" "$(timeout 3 bash -c "exec 3<>/dev/tcp/$h/443 && head -n1 <&3" 2>&1)"; done'
+step "apply: install iptables, apply under a dead-man, confirm over a new connection, persist"
+time piwall apply "$dir/site.hcl" --yes 2>/dev/null | grep -v '^    [+~]'
 
-step "the plan for this fleet: $dir/site.hcl"
-cat "$dir/site.hcl"
+step "a second plan: nothing to do"
+piwall plan "$dir/site.hcl" --detailed-exitcode 2>/dev/null | tail -n 1
+
+step "from pi-01: the dashboard and the API answer, blocked.lab does not"
+ssh_pi pi-01 'for h in dashboard.lab api.lab blocked.lab; do
+  printf "%-14s " "$h"; timeout 3 bash -c "exec 3<>/dev/tcp/$h/443 && head -n1 <&3" 2>/dev/null || echo "(no answer: dropped)"
+done'
+
+step "SSH to pi-01 from the intruder's address (198.18.0.66): refused"
+if ip netns exec pwl-intruder ssh -F "$dir/ssh_config" -o BatchMode=yes -o ConnectTimeout=3 pi-01 true 2>&1; then
+  echo "the intruder got in" >&2; exit 1
+fi
+
+step "history and rollback of pi-03"
+piwall history pi-03 --plan "$dir/site.hcl"
+piwall rollback pi-03 --plan "$dir/site.hcl" --yes 2>/dev/null | tail -n 2
+ssh_pi pi-03 'sudo -n iptables -S | head -n 3'
 
 step "stop the lab"

@@ -33,6 +33,10 @@ type Config struct {
 	Dir      string    // state directory; "" means DefaultDir
 	CacheDir string    // cache directory; "" means DefaultCacheDir
 	Log      io.Writer // progress lines; nil means none
+	// Systemd boots every Pi with systemd as PID 1, as on a real Raspberry
+	// Pi OS: systemd-run timers work and a Reboot restores persisted rules
+	// through netfilter-persistent. Without it each Pi runs sshd alone.
+	Systemd bool
 }
 
 // Lab is a running lab. Its description is kept in Dir/lab.json, so that
@@ -42,6 +46,9 @@ type Lab struct {
 	CacheDir string `json:"cache_dir"`
 	Pis      []Pi   `json:"pis"`
 	Services []Proc `json:"services"` // dnsmasq and the listeners
+	Systemd  bool   `json:"systemd"`
+	// Cgroups is where the Pis' cgroups are (systemd Pis only).
+	Cgroups string `json:"cgroups,omitempty"`
 }
 
 // Pi is one lab Pi.
@@ -117,7 +124,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := c.ensure(ctx, cfg.Log); err != nil {
 		return nil, fmt.Errorf("lab cache: %w", err)
 	}
-	l := &Lab{Dir: cfg.Dir, CacheDir: cfg.CacheDir}
+	l := &Lab{Dir: cfg.Dir, CacheDir: cfg.CacheDir, Systemd: cfg.Systemd}
 	if err := l.up(ctx, cfg); err != nil {
 		if derr := Down(context.WithoutCancel(ctx), cfg.Dir); derr != nil {
 			err = fmt.Errorf("%w; and tearing down the partial lab: %v", err, derr)
@@ -155,6 +162,11 @@ func (l *Lab) up(ctx context.Context, cfg Config) error {
 	}
 	if err != nil {
 		return err
+	}
+	if l.Systemd {
+		if l.Cgroups, err = cgroupRoot(); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(cfg.Log, "starting %d Pis\n", cfg.Pis)
 	for i := range l.Pis {
@@ -202,6 +214,7 @@ func (l *Lab) startPi(ctx context.Context, p *Pi, labKey ssh.PublicKey) error {
 		Work:     filepath.Join(dir, "work"),
 		Root:     filepath.Join(dir, "root"),
 		Repo:     cache{l.CacheDir}.repo(),
+		Console:  filepath.Join(dir, "console.log"),
 		Files: []seedFile{
 			{Path: "/etc/hostname", Mode: 0o644, Data: p.Name + "\n"},
 			{Path: "/etc/hosts", Mode: 0o644, Data: fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n", p.Name)},
@@ -211,6 +224,18 @@ func (l *Lab) startPi(ctx context.Context, p *Pi, labKey ssh.PublicKey) error {
 			{Path: "/home/pi/.ssh/authorized_keys", Mode: 0o600, UID: 1000, GID: 1000, Data: string(ssh.MarshalAuthorizedKey(labKey))},
 		},
 	}
+	if l.Systemd {
+		spec.Systemd = true
+		spec.Cgroup = filepath.Join(l.Cgroups, p.Name)
+		if err := os.MkdirAll(spec.Cgroup, 0o755); err != nil {
+			return fmt.Errorf("%s: making its cgroup: %w", p.Name, err)
+		}
+		// Timers that would run apt inside the lab, and hold its lock when
+		// piwall installs iptables; and a getty for a console the Pi lacks.
+		for _, unit := range []string{"apt-daily.timer", "apt-daily-upgrade.timer", "console-getty.service"} {
+			spec.Files = append(spec.Files, seedFile{Path: "/etc/systemd/system/" + unit, Link: "/dev/null"})
+		}
+	}
 	b, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {
 		return err
@@ -219,7 +244,7 @@ func (l *Lab) startPi(ctx context.Context, p *Pi, labKey ssh.PublicKey) error {
 	if err := os.WriteFile(specPath, b, 0o600); err != nil {
 		return err
 	}
-	p.Init, err = startPi(ctx, p.Netns, specPath, filepath.Join(dir, "console.log"))
+	p.Init, err = startPi(ctx, p.Netns, specPath, filepath.Join(dir, "console.log"), spec)
 	return err
 }
 
@@ -305,6 +330,9 @@ func Down(ctx context.Context, dir string) error {
 		p.kill()
 	}
 	if err := waitGone(procs, 10*time.Second); err != nil {
+		return err
+	}
+	if err := removeCgroups(); err != nil {
 		return err
 	}
 	// The host side of each veth goes before its namespace (deleting one end

@@ -27,11 +27,28 @@ func bridgeBatch(nodes []node) string {
 	fmt.Fprintf(&b, "addr add %s/%d dev %s nodad\n", Controller.V6, prefixLen6(), bridgeName)
 	fmt.Fprintf(&b, "link set %s up\n", bridgeName)
 	for _, n := range nodes {
-		fmt.Fprintf(&b, "netns add %s\n", n.netns)
-		fmt.Fprintf(&b, "link add %s type veth peer name eth0 netns %s\n", n.netns, n.netns)
-		fmt.Fprintf(&b, "link set %s master %s up\n", n.netns, bridgeName)
+		b.WriteString(joinBatch(n))
 	}
 	return b.String()
+}
+
+// joinBatch makes a node's namespace and joins its veth to the bridge.
+// The node's MAC address is fixed, so that a rebooted Pi is found again at
+// once by neighbours that still know it.
+func joinBatch(n node) string {
+	return fmt.Sprintf("netns add %s\nlink add %s type veth peer name eth0 address %s netns %s\nlink set %s master %s up\n",
+		n.netns, n.netns, n.mac(), n.netns, n.netns, bridgeName)
+}
+
+// mac is a locally administered address made of the node's IPv4 address.
+func (n node) mac() string {
+	for _, a := range n.addrs {
+		if a.Is4() {
+			b := a.As4()
+			return fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
+		}
+	}
+	panic("lab: node " + n.netns + " has no IPv4 address")
 }
 
 // nodeBatch configures the inside of one node's namespace. No default route:
@@ -60,6 +77,11 @@ func makeNetwork(ctx context.Context, nodes []node) error {
 	if err := run(cmd); err != nil {
 		return fmt.Errorf("making the lab network: %w", err)
 	}
+	return configureNodes(ctx, nodes)
+}
+
+// configureNodes sets each node's addresses inside its namespace.
+func configureNodes(ctx context.Context, nodes []node) error {
 	for _, n := range nodes {
 		cmd := exec.CommandContext(ctx, "ip", "-n", n.netns, "-batch", "-")
 		cmd.Stdin = strings.NewReader(nodeBatch(n))

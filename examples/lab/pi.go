@@ -31,6 +31,12 @@ type piSpec struct {
 	Root     string // where the overlay is mounted
 	Repo     string // the lab's apt repository, bound read-only at repoMount
 	Files    []seedFile
+	// Systemd boots the Pi with systemd as PID 1, as a real Raspberry Pi
+	// OS does; otherwise the init runs sshd itself (faster, smaller, but
+	// no systemd-run).
+	Systemd bool
+	Cgroup  string // the Pi's own cgroup (v2), the root of its cgroup namespace
+	Console string // the file that is the Pi's /dev/console
 }
 
 // seedFile is a file (or directory) the init writes into the Pi's root
@@ -40,12 +46,13 @@ type seedFile struct {
 	Mode     os.FileMode
 	UID, GID int
 	Dir      bool
+	Link     string // the target of a symbolic link
 	Data     string
 }
 
 // startPi starts the init of a Pi in netns and returns it. The init keeps
 // running after this process exits; it is stopped by killing it.
-func startPi(ctx context.Context, netns, specPath, consolePath string) (Proc, error) {
+func startPi(ctx context.Context, netns, specPath, consolePath string, s piSpec) (Proc, error) {
 	exe, err := self()
 	if err != nil {
 		return Proc{}, err
@@ -63,6 +70,18 @@ func startPi(ctx context.Context, netns, specPath, consolePath string) (Proc, er
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setsid:     true,
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWPID,
+	}
+	if s.Systemd {
+		// systemd wants a cgroup tree of its own: the Pi starts in its own
+		// cgroup, which its cgroup namespace makes the root it sees.
+		cg, err := os.Open(s.Cgroup)
+		if err != nil {
+			return Proc{}, fmt.Errorf("the cgroup of %s: %w", netns, err)
+		}
+		defer cg.Close()
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWCGROUP
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(cg.Fd())
 	}
 	if err := cmd.Start(); err != nil {
 		return Proc{}, fmt.Errorf("starting the init of %s: %w", netns, err)
@@ -108,6 +127,11 @@ func piInit(args []string) error {
 	}
 	if err := os.Chdir("/"); err != nil {
 		return err
+	}
+	if s.Systemd {
+		// systemd takes over as PID 1 and brings sshd up itself.
+		env := []string{"container=piwall-lab", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+		return syscall.Exec("/lib/systemd/systemd", []string{"/lib/systemd/systemd", "--log-target=console"}, env)
 	}
 	sshd, err := startSSHD()
 	if err != nil {
@@ -201,24 +225,52 @@ func (s piSpec) mountRoot() error {
 			return fmt.Errorf("mount %s on %s: %w", m.src, m.dst, err)
 		}
 	}
+	if s.Systemd {
+		more := []mnt{
+			{"cgroup2", r + "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+			{"tmpfs", r + "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+		}
+		for _, m := range more {
+			if err := unix.Mount(m.src, m.dst, m.fstype, m.flags, m.data); err != nil {
+				return fmt.Errorf("mount %s on %s: %w", m.src, m.dst, err)
+			}
+		}
+	}
 	// Read-only needs a remount of the bind.
 	if err := unix.Mount("", r+repoMount, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		return fmt.Errorf("making %s read-only: %w", repoMount, err)
 	}
-	return makeDev(r + "/dev")
+	return makeDev(r+"/dev", s.Console)
 }
 
 // makeDev fills the Pi's private /dev: the few device nodes programs expect,
-// bound from the machine's, and a devpts of its own so that a terminal
+// made anew in the Pi's own tmpfs (never bound from the machine's /dev: a
+// chown or chmod inside the Pi, as systemd does to /dev/console, would then
+// change the machine's nodes), and a devpts of its own so that a terminal
 // (ssh -t, sudo with requiretty) works.
-func makeDev(dev string) error {
-	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
-		if err := os.WriteFile(dev+"/"+name, nil, 0o666); err != nil {
+func makeDev(dev, console string) error {
+	nodes := []struct {
+		name         string
+		major, minor uint32
+	}{
+		{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+	}
+	for _, n := range nodes {
+		path := dev + "/" + n.name
+		if err := unix.Mknod(path, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+			return fmt.Errorf("mknod %s: %w", path, err)
+		}
+		if err := os.Chmod(path, 0o666); err != nil { // mknod obeys the umask
 			return err
 		}
-		if err := unix.Mount("/dev/"+name, dev+"/"+name, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("binding /dev/%s: %w", name, err)
-		}
+	}
+	// The console is the Pi's console.log: what systemd prints at boot
+	// lands beside the init's own messages.
+	if err := os.WriteFile(dev+"/console", nil, 0o600); err != nil {
+		return err
+	}
+	if err := unix.Mount(console, dev+"/console", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding the console: %w", err)
 	}
 	for _, d := range []string{"pts", "shm"} {
 		if err := os.Mkdir(dev+"/"+d, 0o755); err != nil {
@@ -245,6 +297,13 @@ func (s piSpec) seed() error {
 	for _, f := range s.Files {
 		p := filepath.Join(s.Root, f.Path)
 		var err error
+		if f.Link != "" {
+			os.Remove(p)
+			if err := os.Symlink(f.Link, p); err != nil {
+				return fmt.Errorf("seeding %s: %w", f.Path, err)
+			}
+			continue
+		}
 		if f.Dir {
 			err = os.MkdirAll(p, f.Mode)
 		} else {

@@ -3,9 +3,12 @@ package lab
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -135,4 +138,72 @@ func (p Pi) signal(sig syscall.Signal) error {
 		return fmt.Errorf("%s: its init (pid %d) is gone", p.Name, p.Init.Pid)
 	}
 	return syscall.Kill(p.Init.Pid, sig)
+}
+
+// Reboot restarts a Pi as a power cycle would: every process ends, the
+// network stack (and so its firewall tables) is made anew, and the Pi boots
+// again from the same root file system. On a systemd Pi,
+// netfilter-persistent then restores the persisted rules.
+func (l *Lab) Reboot(ctx context.Context, name string) error {
+	i := l.index(name)
+	if i < 0 {
+		return fmt.Errorf("no Pi %s in the lab", name)
+	}
+	p := &l.Pis[i]
+	procs := []Proc{p.Init}
+	if pids, err := netnsPids(ctx, p.Netns); err == nil {
+		for _, pid := range pids {
+			if pr, err := procOf(pid); err == nil {
+				procs = append(procs, pr)
+			}
+		}
+	}
+	for _, pr := range procs {
+		pr.kill()
+	}
+	if err := waitGone(procs, 10*time.Second); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	n := node{netns: p.Netns, addrs: []netip.Addr{p.Addrs.V4, p.Addrs.V6}}
+	cmd := exec.CommandContext(ctx, "ip", "-batch", "-")
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("link del %s\nnetns del %s\n", p.Netns, p.Netns) + joinBatch(n))
+	if err := run(cmd); err != nil {
+		return fmt.Errorf("%s: a new network stack: %w", name, err)
+	}
+	if err := configureNodes(ctx, []node{n}); err != nil {
+		return err
+	}
+	dir := filepath.Join(l.Dir, p.Name)
+	b, err := os.ReadFile(filepath.Join(dir, "spec.json"))
+	if err != nil {
+		return err
+	}
+	var spec piSpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return err
+	}
+	if spec.Systemd {
+		if err := removeCgroupTree(spec.Cgroup); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(spec.Cgroup, 0o755); err != nil {
+			return err
+		}
+	}
+	if p.Init, err = startPi(ctx, p.Netns, filepath.Join(dir, "spec.json"), spec.Console, spec); err != nil {
+		return err
+	}
+	if err := l.save(); err != nil {
+		return err
+	}
+	return waitSSH(ctx, *p, spec.Console)
+}
+
+func (l *Lab) index(name string) int {
+	for i, p := range l.Pis {
+		if p.Name == name {
+			return i
+		}
+	}
+	return -1
 }
