@@ -304,6 +304,19 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 	l := e2eLab(t, 2)
 	p1, p2 := l.Pis[0], l.Pis[1]
 
+	t.Run("plan through a jump host", func(t *testing.T) {
+		site := labPlan(t, l, adminSSH, "", "8s")
+		src, _ := os.ReadFile(site)
+		jumped := strings.Replace(string(src), `revert_after  = "8s"`, `revert_after  = "8s"
+  jump          = "pi@198.18.2.2"`, 1)
+		os.WriteFile(site, []byte(jumped), 0o644)
+		stdout, _ := piwall(t, 2, "plan", site, "--limit", "pi-01", "--detailed-exitcode")
+		// Through pi-02, the plan admits no SSH from where pi-01 sees it come.
+		if !strings.Contains(stdout, "a new SSH connection from 198.18.2.2 to tcp/22 would be dropped") {
+			t.Errorf("plan through pi-02: %s", stdout)
+		}
+	})
+
 	t.Run("a plan without SSH from the admin is refused", func(t *testing.T) {
 		site := labPlan(t, l, noSSH, "", "8s")
 		stdout, stderr := piwall(t, 1, "apply", site, "--yes", "--limit", "pi-01")
@@ -333,6 +346,15 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 		}
 		if out := remote(t, l, p1, "test -e /etc/iptables/rules.v4 || echo none"); out != "none\n" {
 			t.Errorf("a reverted apply persisted rules: %q", out)
+		}
+	})
+
+	t.Run("sudo that wants a password is named", func(t *testing.T) {
+		// pi-01 keeps sudo with a password for the rest of this test.
+		remote(t, l, p1, "sudo -n mv /etc/sudoers.d/010_pi-nopasswd /root/")
+		stdout, _ := piwall(t, 1, "plan", labPlan(t, l, adminSSH, "", "8s"), "--limit", "pi-01")
+		if !strings.Contains(stdout, "sudo: a password is required") || !strings.Contains(stdout, "NOPASSWD") {
+			t.Errorf("plan with sudo asking for a password: %s", stdout)
 		}
 	})
 
