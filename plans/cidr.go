@@ -68,6 +68,11 @@ var cidrSubnetFunc = function.New(&function.Spec{
 		if err := gocty.FromCtyValue(args[2], &num); err != nil {
 			return cty.UnknownVal(cty.String), err
 		}
+		if newbits < 0 || newbits > int64(p.Addr().BitLen()) {
+			// Checked here, before subnet adds it to the prefix length: a
+			// huge newbits would wrap around.
+			return cty.UnknownVal(cty.String), fmt.Errorf("cannot extend /%d by %d bits", p.Bits(), newbits)
+		}
 		s, err := subnet(p, int(newbits), big.NewInt(num))
 		if err != nil {
 			return cty.UnknownVal(cty.String), err
@@ -98,8 +103,12 @@ var cidrSubnetsFunc = function.New(&function.Spec{
 			if err := gocty.FromCtyValue(v, &nb); err != nil {
 				return cty.UnknownVal(cty.List(cty.String)), err
 			}
+			// Check nb before adding: a huge nb would wrap around.
+			if nb < 1 || nb > int64(total-p.Bits()) {
+				return cty.UnknownVal(cty.List(cty.String)), fmt.Errorf("cannot extend /%d by %d bits", p.Bits(), nb)
+			}
 			bits := p.Bits() + int(nb)
-			if nb < 1 || bits > total {
+			if bits > total {
 				return cty.UnknownVal(cty.List(cty.String)), fmt.Errorf("cannot extend /%d by %d bits", p.Bits(), nb)
 			}
 			size := new(big.Int).Lsh(big.NewInt(1), uint(total-bits))
@@ -142,11 +151,12 @@ func subnet(p netip.Prefix, newbits int, num *big.Int) (netip.Prefix, error) {
 
 func hostAddr(p netip.Prefix, n *big.Int) (netip.Addr, error) {
 	size := new(big.Int).Lsh(big.NewInt(1), uint(p.Addr().BitLen()-p.Bits()))
+	num := n
 	if n.Sign() < 0 {
 		n = new(big.Int).Add(size, n) // -1 is the last address, as in Terraform
 	}
 	if n.Sign() < 0 || n.Cmp(size) >= 0 {
-		return netip.Addr{}, fmt.Errorf("%s has no host number %s", p, n)
+		return netip.Addr{}, fmt.Errorf("%s has no host number %s", p, num)
 	}
 	return intAddr(new(big.Int).Add(addrInt(p.Masked().Addr()), n), p.Addr().Is4()), nil
 }

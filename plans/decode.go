@@ -2,7 +2,9 @@ package plans
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
+	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -28,14 +30,16 @@ var connectionAttrs = []hcl.AttributeSchema{
 var (
 	defaultsSchema  = &hcl.BodySchema{Attributes: connectionAttrs}
 	hostSchema      = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "address"}, {Name: "groups"}, {Name: "allowlists"}}, connectionAttrs...)}
-	groupSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allowlists", Required: true}}}
+	groupSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allowlists"}}}
 	rolloutSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "parallel"}, {Name: "canary"}, {Name: "batch"}, {Name: "max_failures"}}}
 	allowlistSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "keep_chains"}},
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "inbound"}, {Type: "outbound"}},
 	}
-	inboundSchema  = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "from", Required: true}, {Name: "ports"}}}
-	outboundSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "to", Required: true}, {Name: "ports"}}}
+	// from, to and a group's allowlists are required, but not marked so:
+	// decode reports them missing with a Detail that says what to write.
+	inboundSchema  = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "from"}, {Name: "ports"}}}
+	outboundSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "to"}, {Name: "ports"}}}
 )
 
 // decode turns parsed files into a Plan: variables first, then locals, then
@@ -45,7 +49,7 @@ func decode(files []*hcl.File, opts Options) (*Plan, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	byType := map[string][]*hcl.Block{}
 	for _, f := range files {
-		content, d := f.Body.Content(rootSchema)
+		content, d := bodyContent(f.Body, rootSchema)
 		diags = append(diags, d...)
 		for _, b := range content.Blocks {
 			byType[b.Type] = append(byType[b.Type], b)
@@ -78,11 +82,29 @@ func decode(files []*hcl.File, opts Options) (*Plan, hcl.Diagnostics) {
 	// References are checked even when some blocks had errors, so that one
 	// run reports every mistake; lints only run on a plan without errors.
 	diags = append(diags, dedupe(p.link())...)
+	diags = dropConsequences(diags)
 	if diags.HasErrors() {
 		return p, diags
 	}
 	diags = append(diags, p.lint()...)
 	return p, diags
+}
+
+// bodyContent is body.Content with its diagnostics in the order of their
+// subjects in the file: hclsyntax reports unexpected arguments in the order
+// of a map, which would change from one run to the next.
+func bodyContent(body hcl.Body, schema *hcl.BodySchema) (*hcl.BodyContent, hcl.Diagnostics) {
+	c, diags := body.Content(schema)
+	sort.SliceStable(diags, func(i, j int) bool { return offset(diags[i]) < offset(diags[j]) })
+	return c, diags
+}
+
+// offset is where a diagnostic's subject starts; one without comes last.
+func offset(d *hcl.Diagnostic) int {
+	if d.Subject == nil {
+		return math.MaxInt
+	}
+	return d.Subject.Start.Byte
 }
 
 // single returns the one block of a kind that may appear once, reporting
@@ -105,7 +127,7 @@ func (p *Plan) decodeDefaults(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Dia
 	if b == nil {
 		return diags
 	}
-	content, d := b.Body.Content(defaultsSchema)
+	content, d := bodyContent(b.Body, defaultsSchema)
 	diags = append(diags, d...)
 	return append(diags, decodeConnection(content, ctx, &p.Defaults)...)
 }
@@ -150,7 +172,7 @@ func (p *Plan) decodeRollout(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Diag
 	if b == nil {
 		return diags
 	}
-	content, d := b.Body.Content(rolloutSchema)
+	content, d := bodyContent(b.Body, rolloutSchema)
 	diags = append(diags, d...)
 	fields := []struct {
 		name   string
@@ -184,14 +206,16 @@ func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnosti
 		return append(diags, duplicate("allowlist", name, b.LabelRanges[0], prev.DeclRange))
 	}
 	a := &Allowlist{Name: name, DeclRange: b.DefRange}
-	content, d := b.Body.Content(allowlistSchema)
+	content, d := bodyContent(b.Body, allowlistSchema)
 	diags = append(diags, d...)
 	for _, eb := range content.Blocks {
 		dir, schema, attr := Inbound, inboundSchema, "from"
+		missing := "An inbound block needs from, the peers that may open connections to the host: write from = [\"192.0.2.0/24\"] (addresses, networks or DNS names)."
 		if eb.Type == "outbound" {
 			dir, schema, attr = Outbound, outboundSchema, "to"
+			missing = "An outbound block needs to, the peers the host may open connections to: write to = [\"api.example.com\"] (addresses, networks or DNS names)."
 		}
-		ec, d := eb.Body.Content(schema)
+		ec, d := bodyContent(eb.Body, schema)
 		diags = append(diags, d...)
 		e := &Entry{Allowlist: name, Direction: dir, DeclRange: eb.DefRange}
 		if dir == Inbound {
@@ -201,7 +225,11 @@ func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnosti
 			a.Outbound = append(a.Outbound, e)
 			e.Index = len(a.Outbound)
 		}
-		if at, ok := ec.Attributes[attr]; ok {
+		at, ok := ec.Attributes[attr]
+		if !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
+				Detail: missing, Subject: eb.DefRange.Ptr()})
+		} else {
 			vals, d := stringList(at, ctx)
 			diags = append(diags, d...)
 			for _, v := range vals {
@@ -271,6 +299,9 @@ func decodeDNS(at *hcl.Attribute, ctx *hcl.EvalContext) (*Value[DNS], hcl.Diagno
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	if !v.IsWhollyKnown() {
+		return nil, hcl.Diagnostics{unknownValue(attrName(at), at.Expr.Range())}
+	}
 	if v.Type() == cty.String && !v.IsNull() {
 		switch s := v.AsString(); s {
 		case "system", "none":
@@ -315,11 +346,17 @@ func (p *Plan) decodeGroup(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
 		return append(diags, duplicate("group", name, b.LabelRanges[0], prev.DeclRange))
 	}
 	g := &Group{Name: name, DeclRange: b.DefRange}
-	content, d := b.Body.Content(groupSchema)
+	content, d := bodyContent(b.Body, groupSchema)
 	diags = append(diags, d...)
 	if at, ok := content.Attributes["allowlists"]; ok {
 		g.Allowlists, d = stringList(at, ctx)
 		diags = append(diags, d...)
+		g.badRefs = d.HasErrors()
+	} else {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
+			Detail:  "A group needs allowlists, the allowlists every host in it gets: write allowlists = [\"kiosk\"].",
+			Subject: b.DefRange.Ptr()})
+		g.badRefs = true
 	}
 	p.Groups = append(p.Groups, g)
 	return diags
@@ -335,7 +372,7 @@ func (p *Plan) decodeHost(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
 		return append(diags, duplicate("host", name, b.LabelRanges[0], prev.DeclRange))
 	}
 	h := &Host{Name: name, Address: Value[string]{V: name, Range: b.LabelRanges[0]}, DeclRange: b.DefRange}
-	content, d := b.Body.Content(hostSchema)
+	content, d := bodyContent(b.Body, hostSchema)
 	diags = append(diags, d...)
 	if at, ok := content.Attributes["address"]; ok {
 		v, d := stringValue(at, ctx)
@@ -353,10 +390,12 @@ func (p *Plan) decodeHost(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
 	if at, ok := content.Attributes["groups"]; ok {
 		h.Groups, d = stringList(at, ctx)
 		diags = append(diags, d...)
+		h.badRefs = h.badRefs || d.HasErrors()
 	}
 	if at, ok := content.Attributes["allowlists"]; ok {
 		h.Allowlists, d = stringList(at, ctx)
 		diags = append(diags, d...)
+		h.badRefs = h.badRefs || d.HasErrors()
 	}
 	diags = append(diags, decodeConnection(content, ctx, &h.Connection)...)
 	p.Hosts = append(p.Hosts, h)

@@ -3,6 +3,7 @@ package plans
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,6 +29,7 @@ type variable struct {
 	typ   cty.Type
 	value cty.Value
 	set   bool // has a value: a default or one given from outside
+	bad   bool // was given a value that was rejected, and reported
 	decl  hcl.Range
 }
 
@@ -53,7 +55,7 @@ func evalVariables(blocks []*hcl.Block, opts Options) (map[string]cty.Value, hcl
 			continue
 		}
 		v := &variable{name: name, typ: cty.DynamicPseudoType, decl: b.DefRange}
-		content, d := b.Body.Content(variableSchema)
+		content, d := bodyContent(b.Body, variableSchema)
 		diags = append(diags, d...)
 		if attr, ok := content.Attributes["type"]; ok {
 			t, d := typeexpr.TypeConstraint(attr.Expr)
@@ -65,8 +67,9 @@ func evalVariables(blocks []*hcl.Block, opts Options) (map[string]cty.Value, hcl
 		if attr, ok := content.Attributes["default"]; ok {
 			val, d := attr.Expr.Value(nil)
 			diags = append(diags, d...)
+			v.bad = d.HasErrors()
 			if !d.HasErrors() {
-				v.value, v.set = convertVar(val, v, attr.Expr.Range(), &diags)
+				v.assign(val, attr.Expr.Range(), &diags)
 			}
 		}
 		if attr, ok := content.Attributes["description"]; ok {
@@ -114,11 +117,16 @@ func evalVariables(blocks []*hcl.Block, opts Options) (map[string]cty.Value, hcl
 	for _, name := range order {
 		v := vars[name]
 		if !v.set {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError, Summary: "No value for required variable",
-				Detail:  fmt.Sprintf("Variable %q has no default: give it one, or a value with --var %s=..., --var-file, or PIWALL_VAR_%s.", name, name, name),
-				Subject: v.decl.Ptr(),
-			})
+			if !v.bad {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError, Summary: "No value for required variable",
+					Detail:  fmt.Sprintf("Variable %q has no default: give it one, or a value with --var %s=..., --var-file, or PIWALL_VAR_%s.", name, name, name),
+					Subject: v.decl.Ptr(),
+				})
+			}
+			// An unknown value stands in for the missing one, so that the
+			// references to it report nothing more (see consequence).
+			values[name] = cty.DynamicVal
 			continue
 		}
 		values[name] = v.value
@@ -128,36 +136,55 @@ func evalVariables(blocks []*hcl.Block, opts Options) (map[string]cty.Value, hcl
 
 // setRaw gives v a value written outside the plan: taken as it is for a
 // string variable, else parsed as an HCL expression (["a", "b"], 42, true).
+// Such a value has no place in the plan's files to point at, so a problem
+// with it is a diagnostic without a subject that names its source.
 func setRaw(v *variable, raw, source string, diags *hcl.Diagnostics) {
 	if v.typ == cty.String || v.typ == cty.DynamicPseudoType {
 		v.value, v.set = cty.StringVal(raw), true
 		return
 	}
-	expr, d := parseExpression(raw, source)
-	if d.HasErrors() {
-		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable",
-			Detail: fmt.Sprintf("%s: %q is not an HCL value of type %s.", source, raw, typeexpr.TypeString(v.typ))})
-		return
+	if expr, d := parseExpression(raw, source); !d.HasErrors() {
+		if val, d := expr.Value(nil); !d.HasErrors() {
+			if out, err := convert.Convert(val, v.typ); err == nil {
+				v.value, v.set = out, true
+				return
+			}
+		}
 	}
-	val, d := expr.Value(nil)
-	if d.HasErrors() {
-		*diags = append(*diags, d...)
-		return
-	}
-	v.value, v.set = convertVar(val, v, expr.Range(), diags)
+	v.bad = true
+	*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable",
+		Detail: fmt.Sprintf("%s: %q is not a value of type %s: write %s.", source, raw, typeexpr.TypeString(v.typ), typeHint(v.typ))})
 }
 
-func convertVar(val cty.Value, v *variable, rng hcl.Range, diags *hcl.Diagnostics) (cty.Value, bool) {
+// assign gives v the value val, written in a file at rng, converted to v's
+// type. A value that does not convert is reported and leaves v as it was.
+func (v *variable) assign(val cty.Value, rng hcl.Range, diags *hcl.Diagnostics) {
 	out, err := convert.Convert(val, v.typ)
 	if err != nil {
+		v.bad = true
 		*diags = append(*diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError, Summary: "Invalid value for variable",
-			Detail:  fmt.Sprintf("Variable %q is of type %s: %s.", v.name, typeexpr.TypeString(v.typ), err),
+			Detail:  fmt.Sprintf("Variable %q is of type %s (%s): write %s.", v.name, typeexpr.TypeString(v.typ), err, typeHint(v.typ)),
 			Subject: rng.Ptr(),
 		})
-		return cty.NilVal, false
+		return
 	}
-	return out, true
+	v.value, v.set = out, true
+}
+
+// typeHint says how to write a value of type t.
+func typeHint(t cty.Type) string {
+	switch {
+	case t == cty.Number:
+		return "a number, like 22"
+	case t == cty.Bool:
+		return "true or false"
+	case t.IsListType() || t.IsSetType() || t.IsTupleType():
+		return `a list in HCL syntax with its strings in quotes, like ["192.0.2.0/24", "198.51.100.7"]`
+	case t.IsMapType() || t.IsObjectType():
+		return `an object in HCL syntax, like { name = "value" }`
+	}
+	return "a value in HCL syntax, with strings in quotes"
 }
 
 // readVarFile sets variables from an HCL file of name = value lines.
@@ -188,9 +215,11 @@ func readVarFile(path string, vars map[string]*variable) hcl.Diagnostics {
 		}
 		val, d := attr.Expr.Value(nil)
 		diags = append(diags, d...)
-		if !d.HasErrors() {
-			v.value, v.set = convertVar(val, v, attr.Expr.Range(), &diags)
+		if d.HasErrors() {
+			v.bad = true
+			continue
 		}
+		v.assign(val, attr.Expr.Range(), &diags)
 	}
 	return diags
 }
@@ -203,7 +232,16 @@ func evalLocals(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
 	for _, b := range blocks {
 		attrs, d := b.Body.JustAttributes()
 		diags = append(diags, d...)
-		for name, a := range attrs {
+		names := make([]string, 0, len(attrs))
+		for name := range attrs {
+			names = append(names, name)
+		}
+		// In the order written, so that the diagnostics are the same every run.
+		sort.Slice(names, func(i, j int) bool {
+			return attrs[names[i]].NameRange.Start.Byte < attrs[names[j]].NameRange.Start.Byte
+		})
+		for _, name := range names {
+			a := attrs[name]
 			if prev, ok := pending[name]; ok {
 				diags = append(diags, duplicate("local", name, a.NameRange, prev.NameRange))
 				continue
@@ -235,19 +273,82 @@ func evalLocals(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
 			progress = true
 		}
 		if !progress {
+			// Some locals use each other in a circle. Only those on it are at
+			// fault: each is reported, at its reference to the next, and
+			// becomes unknown, so that the locals using them are evaluated and
+			// report nothing more (see consequence).
+			deps := map[string][]hcl.Traversal{}
 			for _, name := range names {
-				a := pending[name]
+				for _, t := range pending[name].Expr.Variables() {
+					if ref, ok := localRef(t); ok && pending[ref] != nil {
+						deps[name] = append(deps[name], t)
+					}
+				}
+			}
+			var cycle []string
+			for _, name := range names {
+				path := cyclePath(name, deps)
+				if path == nil {
+					continue
+				}
+				cycle = append(cycle, name)
+				subject := pending[name].Expr.Range()
+				for _, t := range deps[name] {
+					if ref, _ := localRef(t); ref == path[1] {
+						subject = t.SourceRange()
+						break
+					}
+				}
 				diags = append(diags, &hcl.Diagnostic{
 					Severity: hcl.DiagError, Summary: "Cycle in locals",
-					Detail:  fmt.Sprintf("local.%s depends on itself through other locals.", name),
-					Subject: a.Expr.Range().Ptr(),
+					Detail: fmt.Sprintf("local.%s uses itself: local.%s. Compute one of these locals without the others.",
+						name, strings.Join(path, " -> local.")),
+					Subject: subject.Ptr(),
 				})
 			}
-			break
+			if len(cycle) == 0 {
+				break // cannot happen: every local left waits for another
+			}
+			for _, name := range cycle {
+				locals[name] = cty.DynamicVal
+				delete(pending, name)
+			}
 		}
 	}
 	ctx.Variables["local"] = cty.ObjectVal(locals)
 	return diags
+}
+
+// localRef returns the name of the local t refers to, if any.
+func localRef(t hcl.Traversal) (string, bool) {
+	if t.RootName() != "local" || len(t) < 2 {
+		return "", false
+	}
+	attr, ok := t[1].(hcl.TraverseAttr)
+	return attr.Name, ok
+}
+
+// cyclePath returns a path of references from local start back to it, as
+// the names along the way, start first and last; nil if there is none.
+func cyclePath(start string, deps map[string][]hcl.Traversal) []string {
+	seen := map[string]bool{}
+	var walk func(name string, path []string) []string
+	walk = func(name string, path []string) []string {
+		for _, t := range deps[name] {
+			next, _ := localRef(t)
+			if next == start {
+				return append(slices.Clone(path), next)
+			}
+			if !seen[next] {
+				seen[next] = true
+				if p := walk(next, append(slices.Clone(path), next)); p != nil {
+					return p
+				}
+			}
+		}
+		return nil
+	}
+	return walk(start, []string{start})
 }
 
 // localsReady reports whether every local expr refers to is evaluated, or

@@ -37,23 +37,38 @@ func (p *Plan) link() hcl.Diagnostics {
 	}
 	for _, h := range p.Hosts {
 		var refs []Value[string]
+		bad := false // an unknown name, reported here
 		for _, gref := range h.Groups {
 			g := p.Group(gref.V)
 			if g == nil {
 				diags = append(diags, unknown("group", gref, groupNames))
+				bad = true
 				continue
 			}
-			refs = append(refs, g.Allowlists...)
+			h.badRefs = h.badRefs || g.badRefs
+			for _, ref := range g.Allowlists {
+				if p.Allowlist(ref.V) == nil {
+					bad = true // reported with the group
+					continue
+				}
+				refs = append(refs, ref)
+			}
 		}
 		for _, ref := range h.Allowlists {
 			if p.Allowlist(ref.V) == nil {
 				diags = append(diags, unknown("allowlist", ref, allowlistNames))
+				bad = true
 				continue
 			}
 			refs = append(refs, ref)
 		}
-		if diags.HasErrors() {
+		// Each host is checked, whatever the hosts before it got: one run
+		// reports every host's mistakes.
+		if bad {
 			continue
+		}
+		if len(refs) == 0 && h.badRefs {
+			continue // its groups or allowlists have errors, reported already
 		}
 		if len(refs) == 0 {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Host without allowlists",

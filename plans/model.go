@@ -154,6 +154,8 @@ type Group struct {
 	Name       string
 	Allowlists []Value[string]
 	DeclRange  hcl.Range
+
+	badRefs bool // allowlists had an error, reported already
 }
 
 // Host is one `host` block, with its allowlists merged into a Policy.
@@ -165,6 +167,8 @@ type Host struct {
 	Connection Connection
 	Policy     *Policy
 	DeclRange  hcl.Range
+
+	badRefs bool // groups or allowlists had an error, reported already
 }
 
 // Policy is what a host's allowlists, direct and through its groups, say

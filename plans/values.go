@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,11 +27,10 @@ func evalAs(expr hcl.Expression, ctx *hcl.EvalContext, want cty.Type, what strin
 	}
 	if v.IsNull() {
 		return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Missing value",
-			Detail: fmt.Sprintf("%s cannot be null.", what), Subject: expr.Range().Ptr()}}
+			Detail: fmt.Sprintf("%s cannot be null: give it a value, or leave it out.", what), Subject: expr.Range().Ptr()}}
 	}
 	if !v.IsWhollyKnown() {
-		return cty.NilVal, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown value",
-			Detail: fmt.Sprintf("%s must be known when the plan is read.", what), Subject: expr.Range().Ptr()}}
+		return cty.NilVal, hcl.Diagnostics{unknownValue(what, expr.Range())}
 	}
 	out, err := convert.Convert(v, want)
 	if err != nil {
@@ -38,6 +38,34 @@ func evalAs(expr hcl.Expression, ctx *hcl.EvalContext, want cty.Type, what strin
 			Detail: fmt.Sprintf("%s must be %s: %s.", what, friendlyType(want), err), Subject: expr.Range().Ptr()}}
 	}
 	return out, nil
+}
+
+// consequence is the Extra of a diagnostic about an unknown value. A value
+// is unknown only when something it is computed from failed (a variable
+// without a value, a local whose expression has an error), and that failure
+// is reported where it happened. The diagnostic still stops decoding the
+// value, but decode drops it, so that one mistake is reported once.
+type consequence struct{}
+
+func unknownValue(what string, rng hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown value",
+		Detail:  fmt.Sprintf("%s must be known when the plan is read.", what),
+		Subject: rng.Ptr(), Extra: consequence{}}
+}
+
+// dropConsequences removes the diagnostics about unknown values, unless
+// they are the only errors.
+func dropConsequences(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if _, ok := d.Extra.(consequence); !ok {
+			out = append(out, d)
+		}
+	}
+	if diags.HasErrors() && !out.HasErrors() {
+		return diags
+	}
+	return out
 }
 
 func friendlyType(t cty.Type) string {
@@ -123,12 +151,12 @@ func stringList(attr *hcl.Attribute, ctx *hcl.EvalContext) ([]Value[string], hcl
 			}
 			// An element may itself be a list (var.admin_nets): flatten it.
 			if v.Type().IsListType() || v.Type().IsTupleType() || v.Type().IsSetType() {
-				inner, d := listElems(v, e.Range(), attrName(attr))
+				inner, d := listElems(v, e.Range(), attr.Name)
 				diags = append(diags, d...)
 				out = append(out, inner...)
 				continue
 			}
-			inner, d := listElems(cty.TupleVal([]cty.Value{v}), e.Range(), attrName(attr))
+			inner, d := listElems(cty.TupleVal([]cty.Value{v}), e.Range(), attr.Name)
 			diags = append(diags, d...)
 			out = append(out, inner...)
 		}
@@ -138,21 +166,40 @@ func stringList(attr *hcl.Attribute, ctx *hcl.EvalContext) ([]Value[string], hcl
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	return listElems(v, attr.Expr.Range(), attrName(attr))
+	return listElems(v, attr.Expr.Range(), attr.Name)
 }
 
-func listElems(v cty.Value, rng hcl.Range, what string) ([]Value[string], hcl.Diagnostics) {
+// listExamples are what each list argument holds, for the diagnostics.
+var listExamples = map[string]string{
+	"from": `["192.0.2.0/24", "admin.example.com"]`, "to": `["192.0.2.10", "api.example.com"]`,
+	"ports": `["tcp/443", "udp/123"]`, "dns": `["192.0.2.53"]`, "keep_chains": `["DOCKER*", "f2b-*"]`,
+	"groups": `["kiosks"]`, "allowlists": `["kiosk"]`,
+}
+
+func listElems(v cty.Value, rng hcl.Range, name string) ([]Value[string], hcl.Diagnostics) {
+	what := "The " + strconv.Quote(name) + " argument"
+	example, ok := listExamples[name]
+	if !ok {
+		example = `["a", "b"]`
+	}
+	if !v.IsWhollyKnown() {
+		return nil, hcl.Diagnostics{unknownValue(what, rng)}
+	}
+	if v.IsNull() {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Missing value",
+			Detail: fmt.Sprintf("%s cannot be null: write a list of strings, or leave it out.", what), Subject: rng.Ptr()}}
+	}
 	lv, err := convert.Convert(v, cty.List(cty.String))
-	if err != nil || lv.IsNull() || !lv.IsWhollyKnown() {
+	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Incorrect attribute value type",
-			Detail: fmt.Sprintf("%s must be a list of strings.", what), Subject: rng.Ptr()}}
+			Detail: fmt.Sprintf("%s must be a list of strings, like %s.", what, example), Subject: rng.Ptr()}}
 	}
 	var out []Value[string]
 	var diags hcl.Diagnostics
 	for _, e := range lv.AsValueSlice() {
 		if e.IsNull() {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing value",
-				Detail: fmt.Sprintf("%s cannot hold null.", what), Subject: rng.Ptr()})
+				Detail: fmt.Sprintf("%s cannot hold null: remove it, or write a string.", what), Subject: rng.Ptr()})
 			continue
 		}
 		out = append(out, Value[string]{V: e.AsString(), Range: rng})
@@ -176,12 +223,22 @@ func parseEndpoint(v Value[string]) (Endpoint, *hcl.Diagnostic) {
 	if s == "" {
 		return bad("Empty endpoint", "Write an address (192.0.2.10), a network (192.0.2.0/24) or a DNS name (api.example.com).")
 	}
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Hostname() != "" {
+		return bad("Invalid endpoint", fmt.Sprintf("%q is a URL: write the host alone, %q, and its port in ports, like \"tcp/443\".", s, u.Hostname()))
+	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			addr, bits, _ := strings.Cut(s, "/")
-			if _, aerr := netip.ParseAddr(addr); aerr == nil {
-				return bad("Invalid CIDR", fmt.Sprintf("%q: the prefix length /%s is out of range for this address family.", s, bits))
+			if a, aerr := netip.ParseAddr(addr); aerr == nil {
+				if a.Zone() != "" {
+					return bad("Invalid CIDR", fmt.Sprintf("%q has a zone: a network is written without %%zone, like %s/%s.", s, a.WithZone(""), bits))
+				}
+				family := "IPv4"
+				if a.Is6() {
+					family = "IPv6"
+				}
+				return bad("Invalid CIDR", fmt.Sprintf("%q: /%s is not a prefix length for an %s network: write /0 to /%d, like %s/%d for the address alone.", s, bits, family, a.BitLen(), a, a.BitLen()))
 			}
 			if hostnameRE.MatchString(addr) && !looksNumeric(addr) {
 				return bad("Invalid CIDR", fmt.Sprintf("%q: a DNS name has no prefix length. Write %q for the name, or a network like 192.0.2.0/24.", s, addr))
@@ -198,7 +255,7 @@ func parseEndpoint(v Value[string]) (Endpoint, *hcl.Diagnostic) {
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
 		if a.Zone() != "" {
-			return bad("Invalid address", fmt.Sprintf("%q has a zone: an allowlist takes addresses without %%zone.", s))
+			return bad("Invalid address", fmt.Sprintf("%q has a zone: an allowlist takes addresses without %%zone; write %q.", s, a.WithZone("").String()))
 		}
 		if a.Is4In6() {
 			a = a.Unmap()
@@ -206,7 +263,7 @@ func parseEndpoint(v Value[string]) (Endpoint, *hcl.Diagnostic) {
 		return Endpoint{Prefix: netip.PrefixFrom(a, a.BitLen()), Range: v.Range}, nil
 	}
 	if looksNumeric(s) || strings.Contains(s, ":") {
-		return bad("Invalid address", fmt.Sprintf("%q is neither a valid IPv4 or IPv6 address nor a DNS name.", s))
+		return bad("Invalid address", fmt.Sprintf("%q is neither a valid IPv4 or IPv6 address nor a DNS name: write an address like 192.0.2.10 (four numbers from 0 to 255) or 2001:db8::10, a network like 192.0.2.0/24, or a name like api.example.com.", s))
 	}
 	if len(s) > 253 || !hostnameRE.MatchString(s) {
 		return bad("Invalid DNS name", fmt.Sprintf("%q is not a DNS name: labels of letters, digits and dashes, joined by dots. For an address or network, write 192.0.2.10 or 192.0.2.0/24.", s))
@@ -280,8 +337,12 @@ func checkName(kind, name string, rng hcl.Range) *hcl.Diagnostic {
 	if nameRE.MatchString(name) {
 		return nil
 	}
+	article := "a"
+	if strings.ContainsRune("aeiou", rune(kind[0])) {
+		article = "an"
+	}
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("Invalid %s name", kind),
-		Detail:  fmt.Sprintf("%q: a %s name is 1 to 63 letters, digits, dots, dashes and underscores, starting with a letter or digit.", name, kind),
+		Detail:  fmt.Sprintf("%q: %s %s name is 1 to 63 letters, digits, dots, dashes and underscores, starting with a letter or digit.", name, article, kind),
 		Subject: rng.Ptr()}
 }
 
