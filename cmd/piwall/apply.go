@@ -39,7 +39,9 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 	if saved != nil && saved.PlanDigest != p.Digest() {
 		return fmt.Errorf("the plan files at %s changed since the plan was saved (hint: run piwall plan --out again)", path)
 	}
-	fp := gather(ctx, targets, newDialer(&rf, std), parallelism(&rf, p), progressTo(std.errOut), true, saved)
+	d := newDialer(&rf, std)
+	defer printStats(d, std.errOut, labels(targets))
+	fp := gather(ctx, targets, d, parallelism(&rf, p), progressTo(std.errOut), true, saved)
 	defer fp.close()
 	printPlan(std.out, fp.hosts, rf.raw)
 	summary, changed, _ := planSummary(fp.hosts)

@@ -214,8 +214,13 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 
 	t.Run("fresh Pi: apply installs iptables and locks it down", func(t *testing.T) {
 		start := time.Now()
-		stdout, _ := piwall(t, 0, "apply", site, "--yes")
+		stdout, stderr := piwall(t, 0, "apply", site, "--yes", "--stats")
 		t.Logf("apply to a fresh Pi took %.1fs", time.Since(start).Seconds())
+		// The round trips: the facts, the upload and prepare over the first
+		// connection; confirm over the new one.
+		if !strings.Contains(stderr, "stats: pi-01: 2 connections, 3 commands, 1 uploads") {
+			t.Errorf("apply's round trips:\n%s", stderr)
+		}
 		for _, want := range []string{"iptables: not installed", "+ allow out tcp/443 to dashboard.lab (198.18.1.10)", "pi-01: applied (generation 2)"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("apply output lacks %q:\n%s", want, stdout)
@@ -230,14 +235,17 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 	})
 
 	t.Run("a second plan and apply change nothing", func(t *testing.T) {
-		stdout, _ := piwall(t, 0, "plan", site, "--detailed-exitcode")
+		stdout, stderr := piwall(t, 0, "plan", site, "--detailed-exitcode", "--stats")
 		if !strings.Contains(stdout, "pi-01 (198.18.2.1:22): no changes.") {
 			t.Errorf("plan: %s", stdout)
 		}
+		if !strings.Contains(stderr, "stats: pi-01: 1 connections, 1 commands, 0 uploads") {
+			t.Errorf("plan's round trips:\n%s", stderr)
+		}
 		stamp := remote(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current")
-		stdout, _ = piwall(t, 0, "apply", site, "--yes")
-		if !strings.Contains(stdout, "No changes") {
-			t.Errorf("apply: %s", stdout)
+		stdout, stderr = piwall(t, 0, "apply", site, "--yes", "--stats")
+		if !strings.Contains(stdout, "No changes") || !strings.Contains(stderr, "stats: pi-01: 1 connections, 1 commands, 0 uploads") {
+			t.Errorf("apply: %s\n%s", stdout, stderr)
 		}
 		if again := remote(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current"); again != stamp {
 			t.Errorf("a no-change apply touched the host: rules.v4 and generation %q, then %q", stamp, again)

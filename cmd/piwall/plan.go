@@ -33,7 +33,9 @@ func runPlan(ctx context.Context, c *command, args []string, std stdio) error {
 	if err != nil {
 		return err
 	}
-	fp := gather(ctx, targets, newDialer(&rf, std), parallelism(&rf, p), progressTo(std.errOut), false, nil)
+	d := newDialer(&rf, std)
+	defer printStats(d, std.errOut, labels(targets))
+	fp := gather(ctx, targets, d, parallelism(&rf, p), progressTo(std.errOut), false, nil)
 	printPlan(std.out, fp.hosts, rf.raw)
 	summary, changed, failed := planSummary(fp.hosts)
 	fmt.Fprintln(std.out, summary)

@@ -24,7 +24,8 @@ type remoteFlags struct {
 	limit        string
 	parallel     int
 	acceptNew    bool
-	raw, verbose bool
+	raw          bool
+	stats        bool
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
@@ -33,6 +34,7 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&r.parallel, "parallel", 0, "hosts in flight at once (default: the plan's rollout.parallel)")
 	fs.BoolVar(&r.acceptNew, "accept-new-host-keys", false, "record the host keys of hosts known_hosts does not know yet (changed keys are refused always)")
 	fs.BoolVar(&r.raw, "raw", false, "show changes as iptables lines instead of words")
+	fs.BoolVar(&r.stats, "stats", false, "count, per host, the SSH connections, remote commands and uploads (on stderr)")
 }
 
 // inventoryEnv is the operator's machine as inventory sees it.
@@ -71,6 +73,9 @@ func operator() string {
 // newDialer makes the SSH dialer of a run.
 func newDialer(r *remoteFlags, std stdio) *ssh.Dialer {
 	d := &ssh.Dialer{AcceptNewHostKeys: r.acceptNew}
+	if r.stats {
+		d.Stats = &ssh.Stats{}
+	}
 	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil && term.IsTerminal(int(tty.Fd())) {
 		var mu sync.Mutex
 		d.Passphrase = func(file string) ([]byte, error) {
@@ -112,4 +117,23 @@ func progressTo(w io.Writer) runner.Progress {
 		defer mu.Unlock()
 		fmt.Fprintf(w, "%s: %s\n", host, step)
 	}
+}
+
+// printStats writes the round trips of each host, for --stats.
+func printStats(d *ssh.Dialer, w io.Writer, labels []string) {
+	if d.Stats == nil {
+		return
+	}
+	for _, l := range labels {
+		h := d.Stats.Host(l)
+		fmt.Fprintf(w, "stats: %s: %d connections, %d commands, %d uploads\n", l, h.Connections.Load(), h.Commands.Load(), h.Uploads.Load())
+	}
+}
+
+func labels(targets []inventory.Target) []string {
+	var out []string
+	for _, t := range targets {
+		out = append(out, t.Label)
+	}
+	return out
 }

@@ -41,6 +41,7 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 		gen = *to
 	}
 	d := newDialer(&rf, std)
+	defer printStats(d, std.errOut, labels(targets))
 	progress := progressTo(std.errOut)
 	type prepared struct {
 		s    *runner.Session
