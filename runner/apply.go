@@ -161,6 +161,11 @@ func (s *Session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	if err == nil && res.Status != 0 {
 		return Outcome{Status: Failed, Err: s.fail("prepare", prepareError(res, s.Target.User))}
 	}
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		if held, ok := strings.CutPrefix(line, "stale-lock "); ok {
+			s.step("took over a stale lock: " + held)
+		}
+	}
 	if os.Getenv(testKillEnv) == "applied" {
 		time.Sleep(1500 * time.Millisecond)
 		testKill("applied")

@@ -112,7 +112,11 @@ const noSSH = `  inbound {
 // exit code.
 func piwall(t *testing.T, wantCode int, args ...string) (stdout, stderr string) {
 	t.Helper()
+	start := time.Now()
 	code, stdout, stderr := runPiwall(t, args...)
+	if took := time.Since(start); took > 15*time.Second {
+		t.Logf("piwall %s took %.1fs; its progress:\n%s", strings.Join(args, " "), took.Seconds(), stderr)
+	}
 	if code != wantCode {
 		t.Fatalf("piwall %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, stdout, stderr)
 	}
@@ -266,8 +270,53 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 		piwall(t, 0, "plan", site, "--detailed-exitcode")
 	})
 
+	t.Run("a saved plan applies only to hosts that did not change", func(t *testing.T) {
+		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "20s")
+		planFile := filepath.Join(t.TempDir(), "plan.json")
+		piwall(t, 2, "plan", site2, "--out", planFile, "--detailed-exitcode")
+		remote(t, l, p, "sudo -n iptables -A INPUT -s 198.18.0.99 -j ACCEPT")
+		stdout, _ := piwall(t, 1, "apply", planFile, "--yes")
+		if !strings.Contains(stdout, "the host changed since the plan was saved") {
+			t.Errorf("apply of a stale saved plan: %s", stdout)
+		}
+		piwall(t, 0, "apply", site, "--yes")
+		piwall(t, 2, "plan", site2, "--out", planFile, "--detailed-exitcode")
+		stdout, _ = piwall(t, 0, "apply", planFile, "--yes")
+		if !strings.Contains(stdout, "pi-01: applied") {
+			t.Errorf("apply of a saved plan: %s", stdout)
+		}
+		if v4, _ := live(t, l, p); !strings.Contains(v4, "-d 198.18.1.12/32 -p udp -m udp --dport 9") {
+			t.Errorf("the saved plan's rules are not live:\n%s", v4)
+		}
+		piwall(t, 0, "apply", site, "--yes")
+	})
+
+	t.Run("without a terminal, apply refuses unless --yes", func(t *testing.T) {
+		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "20s")
+		_, stderr := piwall(t, 1, "apply", site2)
+		if !strings.Contains(stderr, "refusing to apply without a terminal to confirm on (hint: --yes)") {
+			t.Errorf("apply without --yes: %s", stderr)
+		}
+		piwall(t, 0, "plan", site, "--detailed-exitcode")
+	})
+
+	t.Run("a stale lock is taken over, a live one refused", func(t *testing.T) {
+		remote(t, l, p, `sudo -n sh -c 'printf "run=0badc0de\noperator=ghost@laptop\nsince=1\nexpires=2\n" >/var/lib/piwall/lock'`)
+		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "20s")
+		_, stderr := piwall(t, 0, "apply", site2, "--yes")
+		if !strings.Contains(stderr, "took over a stale lock: run=0badc0de operator=ghost@laptop") {
+			t.Errorf("apply over a stale lock: %s", stderr)
+		}
+		remote(t, l, p, `sudo -n sh -c 'printf "run=0badc0de\noperator=ghost@laptop\nsince=1\nexpires=99999999999\n" >/var/lib/piwall/lock'`)
+		stdout, _ := piwall(t, 1, "apply", site, "--yes")
+		if !strings.Contains(stdout, "another run holds the lock: locked by: run=0badc0de operator=ghost@laptop") {
+			t.Errorf("apply over a live lock: %s", stdout)
+		}
+		remote(t, l, p, "sudo -n rm /var/lib/piwall/lock")
+		piwall(t, 0, "apply", site, "--yes")
+	})
+
 	t.Run("rollback restores the previous generation byte for byte", func(t *testing.T) {
-		// Generations: 1 found (the fresh Pi), 2 applied, 3 the drift found, 4 applied.
 		prev4, prev6 := live(t, l, p)
 		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"blocked.lab\"]\n    ports = [\"tcp/443\"]\n  }", "20s")
 		piwall(t, 0, "apply", site2, "--yes")
