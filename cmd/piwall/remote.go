@@ -21,11 +21,11 @@ import (
 // remoteFlags are the flags of the commands that reach hosts.
 type remoteFlags struct {
 	planFlags
-	limit        string
-	parallel     int
-	acceptNew    bool
-	raw          bool
-	stats        bool
+	limit     string
+	parallel  int
+	acceptNew bool
+	raw       bool
+	stats     bool
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
