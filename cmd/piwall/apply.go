@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/piwall/piwall/plans"
 	"github.com/piwall/piwall/runner"
 )
 
@@ -17,6 +19,8 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 	rf.register(fs)
 	yes := fs.Bool("yes", false, "apply without asking (needed without a terminal)")
 	force := fs.Bool("force", false, "apply even rulesets that fail the lockout check; the dead-man reverts them if they lock you out")
+	var ro rolloutFlags
+	ro.register(fs)
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -66,17 +70,30 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 		}
 	}
 	outs := make([]runner.Outcome, len(fp.hosts))
-	opt := runner.ApplyOptions{Force: *force, Operator: operator(), Plan: p.Digest(), Kind: "apply"}
-	forEach(ctx, len(fp.hosts), parallelism(&rf, p), func(ctx context.Context, i int) {
-		h := fp.hosts[i]
-		if h.err != nil {
+	// The rollout orders the hosts with changes; the others are done.
+	var changing []int
+	for i, h := range fp.hosts {
+		switch {
+		case h.err != nil:
 			outs[i] = runner.Outcome{Host: h.label, Status: runner.Failed, Err: h.err}
-			return
+		case h.cs.Unchanged():
+			outs[i] = runner.Outcome{Host: h.label, Status: runner.Unchanged}
+		default:
+			changing = append(changing, i)
 		}
+	}
+	opt := runner.ApplyOptions{Force: *force, Operator: operator(), Plan: p.Digest(), Kind: "apply"}
+	done := ro.rollout(p, parallelism(&rf, p)).Run(ctx, len(changing), func(ctx context.Context, k int) runner.Outcome {
+		i := changing[k]
 		conn := fp.conns[i]
 		fp.conns[i] = nil // Apply closes it
-		outs[i] = fp.sessions[i].Apply(ctx, conn, h.cs, opt)
+		return fp.sessions[i].Apply(ctx, conn, fp.hosts[i].cs, opt)
 	})
+	for k, o := range done {
+		i := changing[k]
+		o.Host = fp.hosts[i].label
+		outs[i] = o
+	}
 	if failed := printOutcomes(std.out, outs); failed > 0 {
 		return fmt.Errorf("%s failed or reverted", count(failed, "host"))
 	}
@@ -95,4 +112,29 @@ func confirm(std stdio, changed int) error {
 		return errors.New("not applied")
 	}
 	return nil
+}
+
+// rolloutFlags override the plan's rollout block.
+type rolloutFlags struct {
+	canary, batch, maxFailures int
+}
+
+func (r *rolloutFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&r.canary, "canary", -1, "hosts done first, alone; a failure among them stops the rollout (default: the plan's rollout.canary)")
+	fs.IntVar(&r.batch, "batch", -1, "hosts per batch after the canary, 0 for all the rest (default: the plan's rollout.batch)")
+	fs.IntVar(&r.maxFailures, "max-failures", -1, "failed hosts tolerated before no more start (default: the plan's rollout.max_failures)")
+}
+
+func (r *rolloutFlags) rollout(p *plans.Plan, parallel int) runner.Rollout {
+	ro := runner.Rollout{Parallel: parallel, Canary: p.Rollout.Canary, Batch: p.Rollout.Batch, MaxFailures: p.Rollout.MaxFailures}
+	if r.canary >= 0 {
+		ro.Canary = r.canary
+	}
+	if r.batch >= 0 {
+		ro.Batch = r.batch
+	}
+	if r.maxFailures >= 0 {
+		ro.MaxFailures = r.maxFailures
+	}
+	return ro
 }
