@@ -47,9 +47,21 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 	defer printStats(d, std.errOut, labels(targets))
 	fp := gather(ctx, targets, d, parallelism(&rf, p), progressTo(std.errOut), true, saved)
 	defer fp.close()
-	printPlan(std.out, fp.hosts, rf.raw)
 	summary, changed, _ := planSummary(fp.hosts)
-	fmt.Fprintln(std.out, summary)
+	if !rf.json {
+		printPlan(std.out, fp.hosts, rf.raw)
+		fmt.Fprintln(std.out, summary)
+	}
+	if changed == 0 && rf.json {
+		hosts, sum := jsonHosts(fp.hosts)
+		if err := writeJSON(std.out, jsonDoc{Hosts: hosts, Summary: &sum}); err != nil {
+			return err
+		}
+		if sum.Failed > 0 {
+			return fmt.Errorf("%s failed", count(sum.Failed, "host"))
+		}
+		return nil
+	}
 	if changed == 0 {
 		outs := make([]runner.Outcome, 0, len(fp.hosts))
 		for _, h := range fp.hosts {
@@ -94,7 +106,30 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 		o.Host = fp.hosts[i].label
 		outs[i] = o
 	}
-	if failed := printOutcomes(std.out, outs); failed > 0 {
+	return reportOutcomes(std, rf.json, fp.hosts, outs)
+}
+
+// reportOutcomes prints the outcomes of an apply or rollback, in words or
+// as JSON, and turns failures into the command's error.
+func reportOutcomes(std stdio, asJSON bool, hosts []hostPlan, outs []runner.Outcome) error {
+	failed := 0
+	if asJSON {
+		jh, sum := jsonHosts(hosts)
+		jo := jsonOutcomes(outs, &sum)
+		sum.Failed = 0
+		for _, o := range outs {
+			if o.Status == runner.Failed {
+				sum.Failed++
+			}
+		}
+		if err := writeJSON(std.out, jsonDoc{Hosts: jh, Outcomes: jo, Summary: &sum}); err != nil {
+			return err
+		}
+		failed = sum.Failed + sum.Reverted
+	} else {
+		failed = printOutcomes(std.out, outs)
+	}
+	if failed > 0 {
 		return fmt.Errorf("%s failed or reverted", count(failed, "host"))
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -246,6 +247,14 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 		if !strings.Contains(stderr, "stats: pi-01: 1 connections, 1 commands, 0 uploads") {
 			t.Errorf("plan's round trips:\n%s", stderr)
 		}
+		out, _ := piwall(t, 0, "plan", site, "--json")
+		var doc jsonDoc
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("plan --json: %v\n%s", err, out)
+		}
+		if doc.FormatVersion != "1" || len(doc.Hosts) != 1 || doc.Hosts[0].Status != "unchanged" || doc.Summary.Unchanged != 1 {
+			t.Errorf("plan --json: %s", out)
+		}
 		stamp := remote(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current")
 		stdout, stderr = piwall(t, 0, "apply", site, "--yes", "--stats")
 		if !strings.Contains(stdout, "No changes") || !strings.Contains(stderr, "stats: pi-01: 1 connections, 1 commands, 0 uploads") {
@@ -330,6 +339,11 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 		v4, v6 := live(t, l, p)
 		if v4 != prev4 || v6 != prev6 {
 			t.Errorf("after rollback the live rules are not the previous generation's:\ngot:\n%s\nwant:\n%s", v4, prev4)
+		}
+		out, _ := piwall(t, 0, "history", "pi-01", "--plan", site2, "--json")
+		var doc jsonDoc
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.History == nil || doc.History.Current != len(doc.History.Generations) {
+			t.Errorf("history --json: %v\n%s", err, out)
 		}
 		history, _ := piwall(t, 0, "history", "pi-01", "--plan", site2)
 		for _, want := range []string{"found", "replaced", "rollback", "(current)"} {

@@ -36,9 +36,16 @@ func runPlan(ctx context.Context, c *command, args []string, std stdio) error {
 	d := newDialer(&rf, std)
 	defer printStats(d, std.errOut, labels(targets))
 	fp := gather(ctx, targets, d, parallelism(&rf, p), progressTo(std.errOut), false, nil)
-	printPlan(std.out, fp.hosts, rf.raw)
 	summary, changed, failed := planSummary(fp.hosts)
-	fmt.Fprintln(std.out, summary)
+	if rf.json {
+		hosts, sum := jsonHosts(fp.hosts)
+		if err := writeJSON(std.out, jsonDoc{Hosts: hosts, Summary: &sum}); err != nil {
+			return err
+		}
+	} else {
+		printPlan(std.out, fp.hosts, rf.raw)
+		fmt.Fprintln(std.out, summary)
+	}
 	if *out != "" {
 		if err := writePlanFile(*out, path, p, fp.hosts); err != nil {
 			return err

@@ -26,6 +26,7 @@ type remoteFlags struct {
 	acceptNew bool
 	raw       bool
 	stats     bool
+	json      bool
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
@@ -34,6 +35,7 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&r.parallel, "parallel", 0, "hosts in flight at once (default: the plan's rollout.parallel)")
 	fs.BoolVar(&r.acceptNew, "accept-new-host-keys", false, "record the host keys of hosts known_hosts does not know yet (changed keys are refused always)")
 	fs.BoolVar(&r.raw, "raw", false, "show changes as iptables lines instead of words")
+	fs.BoolVar(&r.json, "json", false, "print JSON on stdout instead of text (see README.md)")
 	fs.BoolVar(&r.stats, "stats", false, "count, per host, the SSH connections, remote commands and uploads (on stderr)")
 }
 

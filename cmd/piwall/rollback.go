@@ -81,7 +81,9 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 	for i, p := range preps {
 		hp = append(hp, hostPlan{label: targets[i].Label, addr: targets[i].Addr(), cs: p.cs, err: p.err})
 	}
-	printPlan(std.out, hp, rf.raw)
+	if !rf.json {
+		printPlan(std.out, hp, rf.raw)
+	}
 	if _, changed, _ := planSummary(hp); changed > 0 && !*yes {
 		if err := confirm(std, changed); err != nil {
 			for _, p := range preps {
@@ -105,10 +107,7 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 		}
 		outs[i] = p.s.Apply(ctx, p.conn, p.cs, runner.ApplyOptions{Force: *force, Operator: operator(), Plan: what, Kind: "rollback"})
 	})
-	if failed := printOutcomes(std.out, outs); failed > 0 {
-		return fmt.Errorf("%s failed or reverted", count(failed, "host"))
-	}
-	return nil
+	return reportOutcomes(std, rf.json, hp, outs)
 }
 
 // resolveHosts turns HOST arguments into targets: a label of the plan (at
@@ -176,6 +175,9 @@ func runHistory(ctx context.Context, c *command, args []string, std stdio) error
 		return err
 	}
 	conn.Close()
+	if rf.json {
+		return writeJSON(std.out, jsonDoc{History: &jsonHistory{Host: targets[0].Label, Current: f.Generation, Generations: f.History}})
+	}
 	if len(f.History) == 0 {
 		fmt.Fprintf(std.out, "%s: piwall has changed nothing here yet.\n", targets[0].Label)
 		return nil
