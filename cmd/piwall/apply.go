@@ -45,7 +45,9 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 	}
 	d := newDialer(&rf, std)
 	defer printStats(d, std.errOut, labels(targets))
-	fp := gather(ctx, targets, d, parallelism(&rf, p), progressTo(std.errOut), true, saved)
+	prog := newProgress(std.errOut, len(targets), rf.noColor)
+	fp := gather(ctx, targets, d, parallelism(&rf, p), prog, true, saved)
+	prog.stop()
 	defer fp.close()
 	summary, changed, _ := planSummary(fp.hosts)
 	if !rf.json {
@@ -95,12 +97,17 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 		}
 	}
 	opt := runner.ApplyOptions{Force: *force, Operator: operator(), Plan: p.Digest(), Kind: "apply"}
+	prog = newProgress(std.errOut, len(changing), rf.noColor)
 	done := ro.rollout(p, parallelism(&rf, p)).Run(ctx, len(changing), func(ctx context.Context, k int) runner.Outcome {
 		i := changing[k]
 		conn := fp.conns[i]
 		fp.conns[i] = nil // Apply closes it
-		return fp.sessions[i].Apply(ctx, conn, fp.hosts[i].cs, opt)
+		s := fp.sessions[i]
+		s.Progress = runnerProgress(prog)
+		defer prog.report(s.Target.Label, stepDone)
+		return s.Apply(ctx, conn, fp.hosts[i].cs, opt)
 	})
+	prog.stop()
 	for k, o := range done {
 		i := changing[k]
 		o.Host = fp.hosts[i].label

@@ -45,6 +45,8 @@ var commands = []*command{
 		run:  runRollback},
 	{name: "history", usage: "HOST [--plan PATH]", short: "list a host's generations: time, operator, outcome",
 		run: runHistory},
+	{name: "completion", usage: "bash|zsh|fish", short: "print a shell completion script",
+		long: "Prints the completion script of a shell: piwall completion bash > /etc/bash_completion.d/piwall"},
 	{name: "version", short: "print piwall's version", run: runVersion},
 }
 

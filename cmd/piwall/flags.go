@@ -53,9 +53,16 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// newFlagSetHook, when set, sees every flag set made: completion reads the
+// commands' flags through it.
+var newFlagSetHook func(*flag.FlagSet)
+
 // newFlagSet makes a command's flag set, printing its usage on -h.
 func newFlagSet(c *command, std stdio) *flag.FlagSet {
 	fs := flag.NewFlagSet("piwall "+c.name, flag.ContinueOnError)
+	if newFlagSetHook != nil {
+		newFlagSetHook(fs)
+	}
 	fs.SetOutput(std.errOut)
 	fs.Usage = func() {
 		fmt.Fprintf(std.errOut, "usage: piwall %s %s\n\n%s\n\nflags:\n", c.name, c.usage, c.long)

@@ -25,11 +25,12 @@ type fleetPlan struct {
 // parallel hosts at once. keep leaves the connections open for apply.
 // With saved, each host's desired rulesets come from the saved plan, and a
 // host whose facts no longer match the saved fingerprint fails.
-func gather(ctx context.Context, targets []inventory.Target, d runner.Dialer, parallel int, progress runner.Progress, keep bool, saved *planFile) *fleetPlan {
+func gather(ctx context.Context, targets []inventory.Target, d runner.Dialer, parallel int, prog progress, keep bool, saved *planFile) *fleetPlan {
 	fp := &fleetPlan{hosts: make([]hostPlan, len(targets)), sessions: make([]*runner.Session, len(targets)), conns: make([]runner.Conn, len(targets))}
 	forEach(ctx, len(targets), parallel, func(ctx context.Context, i int) {
 		t := targets[i]
-		s := &runner.Session{Dialer: d, Target: t, Progress: progress}
+		s := &runner.Session{Dialer: d, Target: t, Progress: runnerProgress(prog)}
+		defer prog.report(t.Label, stepDone)
 		fp.sessions[i] = s
 		hp := hostPlan{label: t.Label, addr: t.Addr()}
 		var names []string

@@ -35,7 +35,9 @@ func runPlan(ctx context.Context, c *command, args []string, std stdio) error {
 	}
 	d := newDialer(&rf, std)
 	defer printStats(d, std.errOut, labels(targets))
-	fp := gather(ctx, targets, d, parallelism(&rf, p), progressTo(std.errOut), false, nil)
+	prog := newProgress(std.errOut, len(targets), rf.noColor)
+	fp := gather(ctx, targets, d, parallelism(&rf, p), prog, false, nil)
+	prog.stop()
 	summary, changed, failed := planSummary(fp.hosts)
 	if rf.json {
 		hosts, sum := jsonHosts(fp.hosts)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,5 +128,26 @@ func TestFmt(t *testing.T) {
 	}
 	if code, _, stderr := runPiwall(t, "fmt", writePlan(t, "host \"pi\" {\n")); code != 1 || !strings.Contains(stderr, "Error: Unclosed configuration block") {
 		t.Errorf("fmt of a file with a syntax error: got %d, %q", code, stderr)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		t.Run(shell, func(t *testing.T) {
+			code, stdout, stderr := runPiwall(t, "completion", shell)
+			if code != 0 || !strings.Contains(stdout, "rollback") || !strings.Contains(stdout, "accept-new-host-keys") {
+				t.Fatalf("completion %s: exit %d, %q\n%s", shell, code, stderr, stdout)
+			}
+			if shell == "bash" {
+				cmd := exec.Command("bash", "-n")
+				cmd.Stdin = strings.NewReader(stdout)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("bash -n: %v: %s", err, out)
+				}
+			}
+		})
+	}
+	if code, _, stderr := runPiwall(t, "completion", "tcsh"); code != 1 || !strings.Contains(stderr, "bash, zsh or fish") {
+		t.Errorf("completion tcsh: %d %q", code, stderr)
 	}
 }

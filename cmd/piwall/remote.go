@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/piwall/piwall/inventory"
-	"github.com/piwall/piwall/runner"
 	"github.com/piwall/piwall/runner/ssh"
 )
 
@@ -109,16 +108,6 @@ func forEach(ctx context.Context, n, parallel int, work func(ctx context.Context
 		}()
 	}
 	wg.Wait()
-}
-
-// progressTo prints each host's steps as plain lines.
-func progressTo(w io.Writer) runner.Progress {
-	var mu sync.Mutex
-	return func(host, step string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(w, "%s: %s\n", host, step)
-	}
 }
 
 // printStats writes the round trips of each host, for --stats.

@@ -42,7 +42,7 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 	}
 	d := newDialer(&rf, std)
 	defer printStats(d, std.errOut, labels(targets))
-	progress := progressTo(std.errOut)
+	prog := newProgress(std.errOut, len(targets), rf.noColor)
 	type prepared struct {
 		s    *runner.Session
 		cs   *modules.ChangeSet
@@ -52,7 +52,8 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 	}
 	preps := make([]prepared, len(targets))
 	forEach(ctx, len(targets), max(rf.parallel, 10), func(ctx context.Context, i int) {
-		s := &runner.Session{Dialer: d, Target: targets[i], Progress: progress}
+		s := &runner.Session{Dialer: d, Target: targets[i], Progress: runnerProgress(prog)}
+		defer prog.report(targets[i].Label, stepDone)
 		req := modules.FactsRequest{}
 		if !*open {
 			req.Generations = []int{gen}
@@ -94,8 +95,12 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 			return err
 		}
 	}
+	prog.stop()
 	outs := make([]runner.Outcome, len(preps))
+	prog = newProgress(std.errOut, len(preps), rf.noColor)
+	defer prog.stop()
 	forEach(ctx, len(preps), max(rf.parallel, 10), func(ctx context.Context, i int) {
+		defer prog.report(targets[i].Label, stepDone)
 		p := preps[i]
 		if p.err != nil {
 			outs[i] = runner.Outcome{Host: targets[i].Label, Status: runner.Failed, Err: p.err}
