@@ -57,6 +57,9 @@ func Targets(p *plans.Plan, env Env) []Target {
 		}
 		if v := pick(c.Jump, d.Jump); v != nil {
 			t.Jump = v.V
+			if v.V == "none" { // as in ssh_config: no jump, whatever ~/.ssh/config says
+				t.Jump = ""
+			}
 		}
 		if v := pick(c.KnownHosts, d.KnownHosts); v != nil {
 			t.KnownHosts = []string{env.expand(v.V)}
@@ -127,8 +130,10 @@ func (env Env) target(alias, user string, port int) Target {
 			t.IdentityFiles = append(t.IdentityFiles, filepath.Join(env.Home, ".ssh", name))
 		}
 	}
-	for _, f := range strings.Fields(cfg.Get(alias, "UserKnownHostsFile")) {
-		t.KnownHosts = append(t.KnownHosts, env.expand(f))
+	if files := cfg.lines(alias, "UserKnownHostsFile"); len(files) > 0 {
+		for _, f := range files[0] {
+			t.KnownHosts = append(t.KnownHosts, env.expand(f))
+		}
 	}
 	if len(t.KnownHosts) == 0 {
 		t.KnownHosts = []string{filepath.Join(env.Home, ".ssh", "known_hosts")}
@@ -197,6 +202,13 @@ func Select(targets []Target, limit string) ([]Target, error) {
 	for _, p := range include {
 		if !used[p] {
 			return nil, fmt.Errorf("--limit: %q names no host or group of the plan", p)
+		}
+	}
+	// A mistyped exclusion would leave in the very host meant to be kept
+	// out, so it is an error too.
+	for _, p := range exclude {
+		if p != "" && !used["!"+p] {
+			return nil, fmt.Errorf("--limit: %q names no host or group of the plan", "!"+p)
 		}
 	}
 	return out, nil

@@ -21,12 +21,15 @@ type section struct {
 }
 
 type param struct {
-	key, value string // key lowercased
+	key  string   // lowercased
+	args []string // as OpenSSH splits them: quotes and escapes undone
 }
 
+// sshKeywords are the keywords piwall reads; true for those that take
+// several arguments.
 var sshKeywords = map[string]bool{
-	"hostname": true, "user": true, "port": true, "identityfile": true,
-	"proxyjump": true, "userknownhostsfile": true,
+	"hostname": false, "user": false, "port": false, "identityfile": false,
+	"proxyjump": false, "userknownhostsfile": true,
 }
 
 // ParseSSHConfig reads the text of an ssh_config file.
@@ -38,26 +41,35 @@ func ParseSSHConfig(text string) (*SSHConfig, error) {
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		key, value, err := splitKeyword(line)
+		key, args, err := splitLine(sc.Text())
 		if err != nil {
 			return nil, fmt.Errorf("ssh_config line %d: %w", n, err)
 		}
 		switch key {
+		case "":
+			// A blank line or a comment.
 		case "host":
 			cfg.sections = append(cfg.sections, *cur)
-			cur = &section{patterns: strings.Fields(value)}
+			cur = &section{patterns: args}
 			skipping = false
 		case "match":
 			cfg.sections = append(cfg.sections, *cur)
 			cur = &section{}
 			skipping = true
 		default:
-			if !skipping && sshKeywords[key] {
-				cur.params = append(cur.params, param{key, value})
+			several, known := sshKeywords[key]
+			if !known {
+				continue
+			}
+			// OpenSSH refuses these too: ssh would not connect either.
+			if args[0] == "" {
+				return nil, fmt.Errorf("ssh_config line %d: %s has an empty value", n, key)
+			}
+			if len(args) > 1 && !several {
+				return nil, fmt.Errorf("ssh_config line %d: %s takes one value, not %d (quote a value with spaces)", n, key, len(args))
+			}
+			if !skipping {
+				cur.params = append(cur.params, param{key, args})
 			}
 		}
 	}
@@ -68,45 +80,99 @@ func ParseSSHConfig(text string) (*SSHConfig, error) {
 	return cfg, nil
 }
 
-// splitKeyword splits "Keyword value", "Keyword=value" or
-// `Keyword "quoted value"`.
-func splitKeyword(line string) (string, string, error) {
-	i := strings.IndexAny(line, " \t=")
+// splitLine splits a line the way OpenSSH does: a keyword, then
+// whitespace or one "=", then arguments separated by whitespace. Quotes
+// (" or ') group an argument's spaces anywhere in it, \ escapes a quote,
+// a backslash or a space, and an argument starting with # begins a comment
+// (User pi # the default). A blank line or a comment gives key "".
+func splitLine(line string) (key string, args []string, err error) {
+	s := strings.Trim(line, " \t\r\n\f")
+	if s == "" || s[0] == '#' {
+		return "", nil, nil
+	}
+	i := strings.IndexAny(s, " \t=")
 	if i < 0 {
-		return "", "", fmt.Errorf("%q has no value", line)
+		return "", nil, fmt.Errorf("%q has no value", s)
 	}
-	key := strings.ToLower(line[:i])
-	value := strings.TrimSpace(line[i:])
-	value = strings.TrimSpace(strings.TrimPrefix(value, "="))
-	if strings.HasPrefix(value, `"`) {
-		end := strings.IndexByte(value[1:], '"')
-		if end < 0 {
-			return "", "", fmt.Errorf("unterminated quote in %q", line)
+	key = strings.ToLower(s[:i])
+	rest := strings.TrimLeft(s[i:], " \t")
+	if strings.HasPrefix(rest, "=") {
+		rest = strings.TrimLeft(rest[1:], " \t")
+	}
+	var arg []byte
+	inArg := false
+	var quote byte
+	for j := 0; j < len(rest); j++ {
+		c := rest[j]
+		switch {
+		case c == '\\' && j+1 < len(rest) && (rest[j+1] == '"' || rest[j+1] == '\'' || rest[j+1] == '\\' || (quote == 0 && rest[j+1] == ' ')):
+			j++
+			arg, inArg = append(arg, rest[j]), true
+		case quote == 0 && (c == ' ' || c == '\t'):
+			if inArg {
+				args, arg, inArg = append(args, string(arg)), nil, false
+			}
+		case quote == 0 && !inArg && c == '#':
+			j = len(rest) // the rest of the line is a comment
+		case quote == 0 && (c == '"' || c == '\''):
+			quote, inArg = c, true
+		case quote != 0 && c == quote:
+			quote = 0
+		default:
+			arg, inArg = append(arg, c), true
 		}
-		value = value[1 : end+1]
 	}
-	if value == "" {
-		return "", "", fmt.Errorf("%q has no value", line)
+	if quote != 0 {
+		return "", nil, fmt.Errorf("unterminated quote in %q", s)
 	}
-	return key, value, nil
+	if inArg {
+		args = append(args, string(arg))
+	}
+	if len(args) == 0 {
+		return "", nil, fmt.Errorf("%q has no value", s)
+	}
+	return key, args, nil
 }
 
-// Lookup returns the values of key for host alias, in file order. As in
+// Lookup returns the values of key for host alias, in file order, one for
+// each line that sets it (a line's several values joined by spaces). As in
 // OpenSSH, for single-valued keys the first is the one that counts;
 // IdentityFile accumulates.
 func (c *SSHConfig) Lookup(alias, key string) []string {
+	var out []string
+	for _, args := range c.lines(alias, key) {
+		out = append(out, strings.Join(args, " "))
+	}
+	return out
+}
+
+// lines returns the arguments of each line that sets key for alias, in
+// file order, with their tokens expanded. %h is the alias in HostName and,
+// as in OpenSSH, the host name HostName gives elsewhere (IdentityFile
+// ~/.ssh/%h.key names the key of the real host).
+func (c *SSHConfig) lines(alias, key string) [][]string {
 	if c == nil {
 		return nil
 	}
 	key = strings.ToLower(key)
-	var out []string
+	host := alias
+	if key != "hostname" {
+		if h := c.Get(alias, "hostname"); h != "" {
+			host = h
+		}
+	}
+	var out [][]string
 	for _, s := range c.sections {
 		if !s.matches(alias) {
 			continue
 		}
 		for _, p := range s.params {
 			if p.key == key {
-				out = append(out, expandTokens(p.value, alias))
+				args := make([]string, len(p.args))
+				for i, a := range p.args {
+					args[i] = expandTokens(a, host)
+				}
+				out = append(out, args)
 			}
 		}
 	}
@@ -136,8 +202,8 @@ func (s section) matches(alias string) bool {
 	return matched
 }
 
-// expandTokens expands %h (the alias) and %% in a value.
-func expandTokens(v, alias string) string {
+// expandTokens expands %h (to host) and %% in a value.
+func expandTokens(v, host string) string {
 	if !strings.Contains(v, "%") {
 		return v
 	}
@@ -146,7 +212,7 @@ func expandTokens(v, alias string) string {
 		if v[i] == '%' && i+1 < len(v) {
 			switch v[i+1] {
 			case 'h':
-				b.WriteString(alias)
+				b.WriteString(host)
 				i++
 				continue
 			case '%':

@@ -52,7 +52,9 @@ func Plan(h *plans.Host, f *Facts) (*ChangeSet, error) {
 				msgs = append(msgs, name+" "+e)
 			}
 		}
-		return nil, errors.New(strings.Join(msgs, "; "))
+		if len(msgs) > 0 { // errors of names this host does not use do not count
+			return nil, errors.New(strings.Join(msgs, "; "))
+		}
 	}
 	d, err := firewall.Compile(firewall.Input{Policy: h.Policy, Names: f.Names, Resolvers: f.Resolvers, Live: f.Live})
 	if err != nil {

@@ -101,7 +101,9 @@ for fam in 4 6; do
   save=iptables-save; [ $fam = 6 ] && save=ip6tables-save
   sec "v$fam"
   if command -v $save >/dev/null 2>&1; then
-    out=$($save 2>&1) || { echo "error"; printf '%s\n' "$out"; continue; }
+    # stderr apart, as prepare's live_digest reads it: a warning must
+    # not become part of the rules or their digest.
+    out=$($save 2>/dev/null) || { echo "error"; $save 2>&1 >/dev/null; continue; }
     printf '%s\n' "$out" | normalize | digest
     printf '%s\n' "$out" | normalize
   else
@@ -148,7 +150,15 @@ func ParseFacts(out, marker string) (*Facts, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A cut output is told as such, not as whatever its last section,
+	// cut short, fails to parse as.
 	complete := false
+	for _, s := range sections {
+		complete = complete || s.name == "end"
+	}
+	if !complete {
+		return nil, fmt.Errorf("facts: the output ends early (the script did not finish)")
+	}
 	for _, s := range sections {
 		body := strings.Join(s.lines, "\n")
 		switch s.name {
@@ -202,15 +212,10 @@ func ParseFacts(out, marker string) (*Facts, error) {
 				}
 				f.History = append(f.History, g)
 			}
-		case "end":
-			complete = true
 		}
 		if err != nil {
 			return nil, fmt.Errorf("facts, section %s: %w", s.name, err)
 		}
-	}
-	if !complete {
-		return nil, fmt.Errorf("facts: the output ends early (the script did not finish)")
 	}
 	return f, nil
 }
@@ -260,8 +265,13 @@ func (f *Facts) parseSSHConnection(s string) error {
 		return err
 	}
 	f.Operator, f.Self = f.Operator.Unmap(), f.Self.Unmap()
-	f.SSHPort, err = strconv.Atoi(fields[3])
-	return err
+	if f.SSHPort, err = strconv.Atoi(fields[3]); err != nil {
+		return err
+	}
+	if f.SSHPort < 1 || f.SSHPort > 65535 {
+		return fmt.Errorf("SSH_CONNECTION is %q: port %d out of range", s, f.SSHPort)
+	}
+	return nil
 }
 
 func (f *Facts) parseLive(s factSection) error {

@@ -1,0 +1,480 @@
+package inventory
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/piwall/piwall/plans"
+)
+
+// The inventory tests build plans with plans.Load from .hcl files written
+// to a temporary directory, as the operator would write them:
+//
+//	go test ./inventory
+
+// allowlistHCL gives every host of the test plans an allowlist, so that
+// each plan is valid on its own.
+const allowlistHCL = `
+allowlist "base" {
+  inbound {
+    from  = ["192.168.1.0/24"]
+    ports = ["tcp/22"]
+  }
+}
+`
+
+// loadPlan writes src to a temporary site.hcl and loads it; any error
+// diagnostic fails the test.
+func loadPlan(t *testing.T, src string) *plans.Plan {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "site.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, diags := plans.Load(path, plans.Options{})
+	if diags.HasErrors() {
+		t.Fatalf("plans.Load:\n%s\n%s", src, diags.Error())
+	}
+	return p
+}
+
+// testEnv is the operator's machine of the tests: home /home/op, user op.
+func testEnv(t *testing.T, sshConfig string) Env {
+	t.Helper()
+	env := Env{Home: "/home/op", LocalUser: "op"}
+	if sshConfig != "" {
+		env.SSHConfig = mustParseSSHConfig(t, sshConfig)
+	}
+	return env
+}
+
+// opensshDefaults is the target of host pi-01 at 10.0.0.11 when nothing
+// but OpenSSH's defaults and piwall's own apply.
+func opensshDefaults() Target {
+	return Target{
+		Label:   "pi-01",
+		Address: "10.0.0.11",
+		Port:    22,
+		User:    "op",
+		IdentityFiles: []string{
+			"/home/op/.ssh/id_ed25519", "/home/op/.ssh/id_ecdsa", "/home/op/.ssh/id_rsa",
+		},
+		UseAgent:    true,
+		KnownHosts:  []string{"/home/op/.ssh/known_hosts"},
+		Sudo:        true,
+		RevertAfter: 60 * time.Second,
+	}
+}
+
+func TestTargetsPrecedence(t *testing.T) {
+	tests := []struct {
+		name      string
+		defaults  string // the body of the defaults block; none when empty
+		host      string // more attributes of host "pi-01", after address = "10.0.0.11"
+		sshConfig string
+		want      func(*Target) // applied to opensshDefaults()
+	}{
+		{
+			name: "nothing set: OpenSSH defaults",
+			want: func(*Target) {},
+		},
+
+		// user
+		{
+			name:      "user from the host block over defaults and ssh config",
+			defaults:  `user = "pi"`,
+			host:      `user = "admin"`,
+			sshConfig: "Host 10.0.0.11\n  User cfg\n",
+			want:      func(t *Target) { t.User = "admin" },
+		},
+		{
+			name:      "user from defaults over ssh config",
+			defaults:  `user = "pi"`,
+			sshConfig: "Host 10.0.0.11\n  User cfg\n",
+			want:      func(t *Target) { t.User = "pi" },
+		},
+		{
+			name:      "user from ssh config for the address",
+			sshConfig: "Host 10.0.0.*\n  User cfg\n",
+			want:      func(t *Target) { t.User = "cfg" },
+		},
+		{
+			name:      "ssh config for the label does not count",
+			sshConfig: "Host pi-01\n  User cfg\n  Port 2222\n  HostName elsewhere\n",
+			want:      func(*Target) {},
+		},
+
+		// port
+		{
+			name:      "port from the host block over defaults and ssh config",
+			defaults:  `port = 2200`,
+			host:      `port = 2222`,
+			sshConfig: "Host 10.0.0.11\n  Port 2022\n",
+			want:      func(t *Target) { t.Port = 2222 },
+		},
+		{
+			name:      "port from defaults over ssh config",
+			defaults:  `port = 2200`,
+			sshConfig: "Host 10.0.0.11\n  Port 2022\n",
+			want:      func(t *Target) { t.Port = 2200 },
+		},
+		{
+			name:      "port from ssh config",
+			sshConfig: "Host 10.0.0.11\n  Port 2022\n",
+			want:      func(t *Target) { t.Port = 2022 },
+		},
+		{
+			name:      "port from ssh config that is not a number is ignored",
+			sshConfig: "Host 10.0.0.11\n  Port ssh\n",
+			want:      func(*Target) {},
+		},
+
+		// HostName
+		{
+			name:      "hostname from ssh config for the address",
+			sshConfig: "Host 10.0.0.11\n  HostName pi-01.mgmt.example.com\n",
+			want:      func(t *Target) { t.Address = "pi-01.mgmt.example.com" },
+		},
+
+		// identity files
+		{
+			name:      "identity file from the host block disables the agent",
+			defaults:  `identity_file = "~/.ssh/fleet"`,
+			host:      `identity_file = "~/.ssh/pi-01"`,
+			sshConfig: "Host 10.0.0.11\n  IdentityFile ~/.ssh/cfg\n",
+			want: func(t *Target) {
+				t.IdentityFiles, t.UseAgent = []string{"/home/op/.ssh/pi-01"}, false
+			},
+		},
+		{
+			name:      "identity file from defaults disables the agent",
+			defaults:  `identity_file = "/etc/piwall/key"`,
+			sshConfig: "Host 10.0.0.11\n  IdentityFile ~/.ssh/cfg\n",
+			want: func(t *Target) {
+				t.IdentityFiles, t.UseAgent = []string{"/etc/piwall/key"}, false
+			},
+		},
+		{
+			name:      "identity files from ssh config accumulate and keep the agent",
+			sshConfig: "Host 10.0.0.11\n  IdentityFile ~/.ssh/pi\nHost *\n  IdentityFile ~/.ssh/id_ed25519\n",
+			want: func(t *Target) {
+				t.IdentityFiles = []string{"/home/op/.ssh/pi", "/home/op/.ssh/id_ed25519"}
+			},
+		},
+
+		// jump
+		{
+			name:      "jump from the host block over defaults and ssh config",
+			defaults:  `jump = "bastion.example.com"`,
+			host:      `jump = "admin@inner:2222"`,
+			sshConfig: "Host 10.0.0.11\n  ProxyJump cfg-bastion\n",
+			want:      func(t *Target) { t.Jump = "admin@inner:2222" },
+		},
+		{
+			name:      "jump from defaults over ssh config",
+			defaults:  `jump = "bastion.example.com"`,
+			sshConfig: "Host 10.0.0.11\n  ProxyJump cfg-bastion\n",
+			want:      func(t *Target) { t.Jump = "bastion.example.com" },
+		},
+		{
+			name:      "jump none in the host block overrides the defaults",
+			defaults:  `jump = "bastion.example.com"`,
+			host:      `jump = "none"`,
+			sshConfig: "Host 10.0.0.11\n  ProxyJump cfg-bastion\n",
+			want:      func(*Target) {},
+		},
+		{
+			name:      "proxy jump from ssh config",
+			sshConfig: "Host 10.0.0.*\n  ProxyJump bastion,inner\n",
+			want:      func(t *Target) { t.Jump = "bastion,inner" },
+		},
+		{
+			name:      "proxy jump none in ssh config wins over a later one",
+			sshConfig: "Host 10.0.0.11\n  ProxyJump none\nHost *\n  ProxyJump bastion\n",
+			want:      func(*Target) {},
+		},
+
+		// known hosts
+		{
+			name:      "known hosts from the host block over defaults and ssh config",
+			defaults:  `known_hosts = "~/.ssh/fleet_hosts"`,
+			host:      `known_hosts = "~/.ssh/pi_hosts"`,
+			sshConfig: "Host 10.0.0.11\n  UserKnownHostsFile ~/.ssh/cfg_hosts\n",
+			want:      func(t *Target) { t.KnownHosts = []string{"/home/op/.ssh/pi_hosts"} },
+		},
+		{
+			name:      "known hosts from defaults over ssh config",
+			defaults:  `known_hosts = "/etc/piwall/known_hosts"`,
+			sshConfig: "Host 10.0.0.11\n  UserKnownHostsFile ~/.ssh/cfg_hosts\n",
+			want:      func(t *Target) { t.KnownHosts = []string{"/etc/piwall/known_hosts"} },
+		},
+		{
+			name:      "several known hosts files from ssh config",
+			sshConfig: "Host 10.0.0.11\n  UserKnownHostsFile ~/.ssh/fleet_hosts \"/mnt/shared keys/hosts\" /etc/ssh/pi_hosts\nHost *\n  UserKnownHostsFile ~/.ssh/other\n",
+			want: func(t *Target) {
+				t.KnownHosts = []string{"/home/op/.ssh/fleet_hosts", "/mnt/shared keys/hosts", "/etc/ssh/pi_hosts"}
+			},
+		},
+
+		// sudo and revert_after
+		{
+			name:     "sudo off in defaults",
+			defaults: `sudo = false`,
+			want:     func(t *Target) { t.Sudo = false },
+		},
+		{
+			name:     "sudo on in the host block over defaults",
+			defaults: `sudo = false`,
+			host:     `sudo = true`,
+			want:     func(*Target) {},
+		},
+		{
+			name:     "revert after from defaults",
+			defaults: `revert_after = "90s"`,
+			want:     func(t *Target) { t.RevertAfter = 90 * time.Second },
+		},
+		{
+			name:     "revert after from the host block over defaults",
+			defaults: `revert_after = "90s"`,
+			host:     `revert_after = "2m"`,
+			want:     func(t *Target) { t.RevertAfter = 2 * time.Minute },
+		},
+
+		// ~
+		{
+			name:     "tilde of another user is left as written",
+			defaults: `identity_file = "~root/.ssh/key"`,
+			want: func(t *Target) {
+				t.IdentityFiles, t.UseAgent = []string{"~root/.ssh/key"}, false
+			},
+		},
+		{
+			name:      "tilde in ssh config files is the home directory",
+			sshConfig: "Host 10.0.0.11\n  IdentityFile ~/keys/pi\n  UserKnownHostsFile ~/known\n",
+			want: func(t *Target) {
+				t.IdentityFiles, t.KnownHosts = []string{"/home/op/keys/pi"}, []string{"/home/op/known"}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := allowlistHCL
+			if tc.defaults != "" {
+				src += "defaults {\n  " + tc.defaults + "\n}\n"
+			}
+			src += "host \"pi-01\" {\n  address = \"10.0.0.11\"\n  allowlists = [\"base\"]\n  " + tc.host + "\n}\n"
+			p := loadPlan(t, src)
+			targets := Targets(p, testEnv(t, tc.sshConfig))
+			if len(targets) != 1 {
+				t.Fatalf("got %d targets, want 1", len(targets))
+			}
+			got := targets[0]
+			if got.Host != p.Host("pi-01") {
+				t.Errorf("Host = %v, want the plan's host pi-01", got.Host)
+			}
+			got.Host = nil
+			want := opensshDefaults()
+			tc.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestTargetsPlanOrderAndAddress(t *testing.T) {
+	p := loadPlan(t, allowlistHCL+`
+host "pi-03" {
+  allowlists = ["base"]
+}
+host "pi-01" {
+  address    = "10.0.0.11"
+  allowlists = ["base"]
+}
+host "kiosk" {
+  address    = "fd00::21"
+  allowlists = ["base"]
+}
+`)
+	targets := Targets(p, testEnv(t, ""))
+	var got []string
+	for _, tg := range targets {
+		got = append(got, tg.Label+"="+tg.Addr())
+	}
+	want := []string{"pi-03=pi-03:22", "pi-01=10.0.0.11:22", "kiosk=[fd00::21]:22"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("targets (label=addr) = %q, want %q (plan order; the address defaults to the label)", got, want)
+	}
+}
+
+func TestFromAddress(t *testing.T) {
+	const sshConfig = "Host pi-03\n  HostName 10.0.0.13\n  User admin\n  Port 2022\n  IdentityFile ~/.ssh/pi\n"
+	tests := []struct {
+		name, spec          string
+		address, user, port string
+	}{
+		{"host", "192.0.2.11", "192.0.2.11", "op", "22"},
+		{"user at host", "pi@192.0.2.11", "192.0.2.11", "pi", "22"},
+		{"host and port", "pi-01.lan:2222", "pi-01.lan", "op", "2222"},
+		{"user, IPv6 address and port", "pi@[fd00::1]:2222", "fd00::1", "pi", "2222"},
+		{"IPv6 address in brackets", "[fd00::1]", "fd00::1", "op", "22"},
+		{"bare IPv6 address", "fd00::1", "fd00::1", "op", "22"},
+		{"highest port", "pi-01:65535", "pi-01", "op", "65535"},
+		{"ssh config for the address", "pi-03", "10.0.0.13", "admin", "2022"},
+		{"user and port given win over ssh config", "root@pi-03:22", "10.0.0.13", "root", "22"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := FromAddress(tc.spec, testEnv(t, sshConfig))
+			if err != nil {
+				t.Fatalf("FromAddress(%q): %v", tc.spec, err)
+			}
+			if got.Label != tc.spec || got.Address != tc.address || got.User != tc.user || strconv.Itoa(got.Port) != tc.port {
+				t.Errorf("FromAddress(%q) = label %q, %s@%s port %d; want label %q, %s@%s port %s",
+					tc.spec, got.Label, got.User, got.Address, got.Port, tc.spec, tc.user, tc.address, tc.port)
+			}
+			if got.Host != nil || !got.Sudo || got.RevertAfter != plans.DefaultRevertAfter || !got.UseAgent {
+				t.Errorf("FromAddress(%q) = %+v, want no plan host, sudo, the default revert_after and the agent", tc.spec, got)
+			}
+		})
+	}
+}
+
+func TestFromAddressErrors(t *testing.T) {
+	for _, spec := range []string{
+		"", "user@", "@host", "host:0", "host:x", "host:65536", "host:-1", "host:", "a b", "pi@a b", "a/b", "a@b@c", "[]", "[]:22",
+	} {
+		t.Run(spec, func(t *testing.T) {
+			got, err := FromAddress(spec, testEnv(t, ""))
+			if err == nil {
+				t.Fatalf("FromAddress(%q) = %+v, want an error", spec, got)
+			}
+			if !strings.Contains(err.Error(), strconv.Quote(spec)) {
+				t.Errorf("FromAddress(%q): error %q does not quote what was given", spec, err)
+			}
+		})
+	}
+}
+
+// selectPlan is a fleet for --limit: kiosks pi-01..pi-03 (pi-03 also in
+// lab) and a gateway.
+const selectPlan = allowlistHCL + `
+group "kiosk" {
+  allowlists = ["base"]
+}
+group "lab" {
+  allowlists = ["base"]
+}
+group "gateway" {
+  allowlists = ["base"]
+}
+host "pi-01" {
+  groups = ["kiosk"]
+}
+host "pi-02" {
+  groups = ["kiosk"]
+}
+host "pi-03" {
+  groups = ["kiosk", "lab"]
+}
+host "gw-01" {
+  groups = ["gateway"]
+}
+`
+
+func TestSelect(t *testing.T) {
+	targets := Targets(loadPlan(t, selectPlan), testEnv(t, ""))
+	tests := []struct {
+		name, limit string
+		want        []string // labels, in order
+	}{
+		{"empty keeps all", "", []string{"pi-01", "pi-02", "pi-03", "gw-01"}},
+		{"blank keeps all", "  ", []string{"pi-01", "pi-02", "pi-03", "gw-01"}},
+		{"one label", "pi-02", []string{"pi-02"}},
+		{"two labels", "gw-01,pi-01", []string{"pi-01", "gw-01"}},
+		{"spaces around patterns", " pi-01 , gw-01 ", []string{"pi-01", "gw-01"}},
+		{"empty items are skipped", "pi-01,,", []string{"pi-01"}},
+		{"group", "kiosk", []string{"pi-01", "pi-02", "pi-03"}},
+		{"second group of a host", "lab", []string{"pi-03"}},
+		{"glob on labels", "pi-0*", []string{"pi-01", "pi-02", "pi-03"}},
+		{"question mark on labels", "??-01", []string{"pi-01", "gw-01"}},
+		{"character class on labels", "pi-0[13]", []string{"pi-01", "pi-03"}},
+		{"glob on groups", "gate*", []string{"gw-01"}},
+		{"exclusion alone keeps the rest", "!pi-03", []string{"pi-01", "pi-02", "gw-01"}},
+		{"group minus a host", "kiosk,!pi-03", []string{"pi-01", "pi-02"}},
+		{"exclusion first", "!pi-03,kiosk", []string{"pi-01", "pi-02"}},
+		{"exclusion of a group", "!kiosk", []string{"gw-01"}},
+		{"exclusion by glob", "kiosk,!pi-0[12]", []string{"pi-03"}},
+		{"host named twice kept once", "pi-01,kiosk,pi-01", []string{"pi-01", "pi-02", "pi-03"}},
+		{"order is the plan's", "gw-01,pi-03,pi-01", []string{"pi-01", "pi-03", "gw-01"}},
+		{"everything excluded", "kiosk,!kiosk", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Select(targets, tc.limit)
+			if err != nil {
+				t.Fatalf("Select(%q): %v", tc.limit, err)
+			}
+			if labels := labelsOf(got); !reflect.DeepEqual(labels, tc.want) {
+				t.Errorf("Select(%q) = %q, want %q", tc.limit, labels, tc.want)
+			}
+		})
+	}
+}
+
+func TestSelectErrors(t *testing.T) {
+	targets := Targets(loadPlan(t, selectPlan), testEnv(t, ""))
+	tests := []struct {
+		name, limit, msg string
+	}{
+		{"label that names nothing", "pi-9", `"pi-9" names no host or group`},
+		{"one of several names nothing", "pi-01,kioks", `"kioks" names no host or group`},
+		{"glob that names nothing", "web-*", `"web-*" names no host or group`},
+		{"exclusion that names nothing", "kiosk,!pi-3", `"!pi-3" names no host or group`},
+		{"bad glob", "pi-[", `bad pattern "pi-["`},
+		{"bad glob in an exclusion", "kiosk,!pi-[0", `bad pattern "!pi-[0"`},
+		{"bad glob after a good pattern", "pi-01,\\", `bad pattern "\\"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Select(targets, tc.limit)
+			if err == nil {
+				t.Fatalf("Select(%q) = %q, want an error", tc.limit, labelsOf(got))
+			}
+			if !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), "--limit") {
+				t.Errorf("Select(%q): got error %q, want one saying --limit ... %s", tc.limit, err, tc.msg)
+			}
+		})
+	}
+}
+
+func TestSelectAddressTargets(t *testing.T) {
+	var targets []Target
+	for _, spec := range []string{"192.0.2.11", "pi@192.0.2.12"} {
+		tg, err := FromAddress(spec, testEnv(t, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, tg)
+	}
+	got, err := Select(targets, "192.0.2.1?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if labels := labelsOf(got); !reflect.DeepEqual(labels, []string{"192.0.2.11"}) {
+		t.Errorf("Select(192.0.2.1?) = %q, want [192.0.2.11] (targets without a plan match by label only)", labels)
+	}
+}
+
+func labelsOf(targets []Target) []string {
+	var out []string
+	for _, t := range targets {
+		out = append(out, t.Label)
+	}
+	return out
+}

@@ -1,0 +1,275 @@
+package modules
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/piwall/piwall/modules/firewall"
+)
+
+// The change set tests are module cases as data: the recorded facts of
+// testdata/facts/ in, for a host of testdata/site.hcl, and what piwall
+// would do out, including the case where nothing must change.
+//
+//	go test ./modules -run 'Plan|Rollback'
+
+// recordedFacts parses one of testdata/facts/ that must parse.
+func recordedFacts(t *testing.T, file string) *Facts {
+	t.Helper()
+	marker, out := readFactsCase(t, file)
+	f, err := ParseFacts(out, marker)
+	if err != nil {
+		t.Fatalf("testdata/facts/%s.txt: %v", file, err)
+	}
+	return f
+}
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name      string
+		host      string
+		facts     string
+		change    func(*Facts) // applied to the facts first
+		unchanged bool
+		install   bool
+		lockout   []string // what Lockout must say; nil: no lockout
+		check     func(t *testing.T, cs *ChangeSet)
+	}{
+		{
+			name: "fresh pi", host: "pi-01", facts: "fresh-pi", install: true,
+			check: func(t *testing.T, cs *ChangeSet) {
+				add, remove, update := cs.Counts()
+				if add == 0 || remove != 0 {
+					t.Errorf("Counts() = %d added, %d removed, %d updated; want additions only on a fresh Pi", add, remove, update)
+				}
+				if cs.ExpectV4 != emptyDigest || cs.ExpectV6 != emptyDigest {
+					t.Errorf("ExpectV4, ExpectV6 = %s, %s; want the digest of nothing, %s", cs.ExpectV4, cs.ExpectV6, emptyDigest)
+				}
+			},
+		},
+		{
+			name: "iptables installed, never loaded", host: "pi-01", facts: "iptables-never-loaded", install: false,
+		},
+		{
+			name: "already applied", host: "pi-01", facts: "provisioned", unchanged: true,
+		},
+		{
+			name: "already applied, lock held by another run", host: "pi-01", facts: "lock-held", unchanged: true,
+		},
+		{
+			name: "docker chains kept", host: "pi-02", facts: "docker-chains", install: true,
+			check: func(t *testing.T, cs *ChangeSet) {
+				filter := cs.Desired.V4.Table("filter")
+				for _, chain := range []string{"DOCKER", "DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"} {
+					if filter == nil || filter.Chain(chain) == nil {
+						t.Errorf("desired IPv4 filter table lacks chain %s: keep_chains = [\"DOCKER*\"] keeps it", chain)
+					}
+				}
+				for _, ch := range cs.Changes {
+					if ch.Action == firewall.Remove && strings.Contains(ch.Raw, "DOCKER") {
+						t.Errorf("change removes a Docker rule: %+v", ch)
+					}
+				}
+			},
+		},
+		{
+			name: "operator's address not admitted", host: "pi-09", facts: "provisioned",
+			lockout: []string{"192.168.1.50", "tcp/22", "--force"},
+		},
+		{
+			name: "sshd on another port than the plan admits", host: "pi-01", facts: "provisioned", unchanged: true,
+			change:  func(f *Facts) { f.SSHPort = 2222 },
+			lockout: []string{"192.168.1.50", "tcp/2222"},
+		},
+		{
+			name: "operator outside the admitted network", host: "pi-01", facts: "provisioned", unchanged: true,
+			change:  func(f *Facts) { f.Operator = netip.MustParseAddr("10.1.2.3") },
+			lockout: []string{"10.1.2.3", "tcp/22"},
+		},
+		{
+			name: "operator unknown: no lockout check", host: "pi-09", facts: "provisioned",
+			change: func(f *Facts) { f.Operator = netip.Addr{} },
+		},
+		{
+			name: "name errors of names the host does not use", host: "pi-09", facts: "name-does-not-resolve", install: true,
+			lockout: []string{"192.168.1.50"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := recordedFacts(t, tc.facts)
+			if tc.change != nil {
+				tc.change(f)
+			}
+			cs, err := Plan(siteHost(t, tc.host), f)
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			if cs.Host != tc.host || cs.Facts != f || cs.Desired == nil {
+				t.Errorf("change set of host %q with facts %p and desired %v; want host %q and the facts given", cs.Host, cs.Facts, cs.Desired, tc.host)
+			}
+			if got := cs.Unchanged(); got != tc.unchanged {
+				t.Errorf("Unchanged() = %v, want %v; changes:\n%s", got, tc.unchanged, changesText(cs))
+			}
+			if !tc.unchanged && len(cs.Changes) == 0 {
+				t.Errorf("no changes, want some")
+			}
+			if cs.Install != tc.install {
+				t.Errorf("Install = %v, want %v", cs.Install, tc.install)
+			}
+			if cs.Fingerprint != f.Fingerprint() || cs.ExpectV4 != f.LiveDigest[firewall.IPv4] || cs.ExpectV6 != f.LiveDigest[firewall.IPv6] {
+				t.Errorf("Fingerprint, ExpectV4, ExpectV6 = %s, %s, %s; want the facts'", cs.Fingerprint, cs.ExpectV4, cs.ExpectV6)
+			}
+			switch {
+			case tc.lockout == nil && cs.Lockout != nil:
+				t.Errorf("Lockout = %v, want none", cs.Lockout)
+			case tc.lockout != nil && cs.Lockout == nil:
+				t.Errorf("no lockout, want one saying %q", tc.lockout)
+			case tc.lockout != nil:
+				for _, s := range tc.lockout {
+					if !strings.Contains(cs.Lockout.Error(), s) {
+						t.Errorf("Lockout = %q, want it to say %q", cs.Lockout, s)
+					}
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, cs)
+			}
+		})
+	}
+}
+
+func TestPlanNameErrors(t *testing.T) {
+	f := recordedFacts(t, "name-does-not-resolve")
+	cs, err := Plan(siteHost(t, "pi-01"), f)
+	if err == nil {
+		t.Fatalf("Plan = %d changes, want an error naming api.example.com", len(cs.Changes))
+	}
+	if want := "api.example.com does not resolve on the host (getent ahosts 2)"; err.Error() != want {
+		t.Errorf("Plan: got error %q, want %q", err, want)
+	}
+
+	f.NameErrors["dashboard.example.com"] = "has no addresses on the host"
+	delete(f.Names, "dashboard.example.com")
+	_, err = Plan(siteHost(t, "pi-01"), f)
+	if want := "dashboard.example.com has no addresses on the host; api.example.com does not resolve on the host (getent ahosts 2)"; err == nil || err.Error() != want {
+		t.Errorf("Plan with two name errors: got %v, want %q (in the order the plan names them)", err, want)
+	}
+}
+
+func TestRollback(t *testing.T) {
+	f := recordedFacts(t, "rollback-generations")
+	d := desiredPi01(t)
+	tests := []struct {
+		name   string
+		n      int
+		open   bool
+		v4, v6 string
+		added  string // a rule the rollback adds
+		gone   string // and one it removes
+	}{
+		{name: "to the previous generation", n: 3, v4: gen3V4(d), v6: d.V6.Text(), added: "192.168.1.77", gone: "203.0.113.7"},
+		{name: "to an older generation", n: 2, v4: gen2V4(d), v6: d.V6.Text(), gone: "203.0.113.7"},
+		{name: "open", n: 0, open: true, v4: OpenRuleset, v6: OpenRuleset, gone: "piwall: loopback"},
+		{name: "open ignores the generation", n: 9, open: true, v4: OpenRuleset, v6: OpenRuleset},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, err := Rollback("pi-01", f, tc.n, tc.open)
+			if err != nil {
+				t.Fatalf("Rollback(%d, open %v): %v", tc.n, tc.open, err)
+			}
+			if got := cs.Desired.V4.Text(); got != tc.v4 {
+				t.Errorf("desired IPv4:\n%s\nwant:\n%s", got, tc.v4)
+			}
+			if got := cs.Desired.V6.Text(); got != tc.v6 {
+				t.Errorf("desired IPv6:\n%s\nwant:\n%s", got, tc.v6)
+			}
+			if cs.Unchanged() || cs.Install || cs.Lockout != nil {
+				t.Errorf("Unchanged %v, Install %v, Lockout %v; want changes, no install, no lockout", cs.Unchanged(), cs.Install, cs.Lockout)
+			}
+			text := changesText(cs)
+			if tc.added != "" && !hasChange(cs, firewall.Add, tc.added) {
+				t.Errorf("no change adds a rule with %s:\n%s", tc.added, text)
+			}
+			if tc.gone != "" && !hasChange(cs, firewall.Remove, tc.gone) {
+				t.Errorf("no change removes a rule with %s:\n%s", tc.gone, text)
+			}
+		})
+	}
+}
+
+func TestRollbackErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		n      int
+		change func(*Facts)
+		err    string
+	}{
+		{name: "generation not on the host", n: 9, err: "generation 9 is not on the host (hint: piwall history pi-01)"},
+		{name: "generation not read", n: 4, err: "generation 4 is not on the host (hint: piwall history pi-01)"},
+		{
+			name: "generation without its IPv6 rules", n: 3,
+			change: func(f *Facts) { delete(f.Generations[3], firewall.IPv6) },
+			err:    "generation 3 is not on the host (hint: piwall history pi-01)",
+		},
+		{
+			name: "IPv4 rules that do not parse", n: 3,
+			change: func(f *Facts) { f.Generations[3][firewall.IPv4] = "*filter\n:INPUT DROP [0:0]\n" },
+			err:    "generation 3, IPv4: ",
+		},
+		{
+			name: "IPv6 rules that do not parse", n: 2,
+			change: func(f *Facts) { f.Generations[2][firewall.IPv6] = "-A INPUT -j ACCEPT\n" },
+			err:    "generation 2, IPv6: ",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := recordedFacts(t, "rollback-generations")
+			if tc.change != nil {
+				tc.change(f)
+			}
+			cs, err := Rollback("pi-01", f, tc.n, false)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Fatalf("Rollback(%d) = %v, %v; want error %q", tc.n, cs, err, tc.err)
+			}
+		})
+	}
+}
+
+func TestChangeSetCounts(t *testing.T) {
+	cs := &ChangeSet{Changes: []firewall.Change{
+		{Action: firewall.Add}, {Action: firewall.Add}, {Action: firewall.Remove}, {Action: firewall.Update},
+	}}
+	if add, remove, update := cs.Counts(); add != 2 || remove != 1 || update != 1 {
+		t.Errorf("Counts() = %d, %d, %d; want 2, 1, 1", add, remove, update)
+	}
+	if cs.Unchanged() {
+		t.Errorf("Unchanged() with changes = true")
+	}
+	if cs := (&ChangeSet{Install: true}); cs.Unchanged() {
+		t.Errorf("Unchanged() with only an install to do = true, want false")
+	}
+	if cs := (&ChangeSet{}); !cs.Unchanged() {
+		t.Errorf("Unchanged() with nothing to do = false")
+	}
+}
+
+func hasChange(cs *ChangeSet, action firewall.Action, raw string) bool {
+	for _, ch := range cs.Changes {
+		if ch.Action == action && strings.Contains(ch.Raw, raw) {
+			return true
+		}
+	}
+	return false
+}
+
+func changesText(cs *ChangeSet) string {
+	var b strings.Builder
+	for _, ch := range cs.Changes {
+		b.WriteString(ch.Action.Symbol() + " " + ch.Family.String() + " " + ch.Chain + ": " + ch.What + "\n")
+	}
+	return b.String()
+}
