@@ -164,8 +164,6 @@ func (c *Change) script(t *template.Template) string {
 	return b.String()
 }
 
-var scriptFuncs = template.FuncMap{}
-
 // The scripts share these definitions.
 const scriptCommon = `{{.Prelude}}
 run={{.Run}} rundir={{.RunDir}} state={{.StateDir}}
@@ -183,7 +181,7 @@ unlock() { if lock_is_ours; then rm -f "$state/lock"; fi; }
 // test, arm the dead-man, start the applier. Each step comes before the
 // next because the next relies on it: nothing is armed before the saved
 // rules exist, nothing is applied before the dead-man is armed.
-var prepareTmpl = template.Must(template.New("prepare").Funcs(scriptFuncs).Parse(`set -eu
+var prepareTmpl = template.Must(template.New("prepare").Parse(`set -eu
 ` + scriptCommon + `
 mkdir -p "$state/generations" "$rundir"
 chmod 700 "$state"
