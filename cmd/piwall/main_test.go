@@ -9,7 +9,7 @@ import (
 )
 
 // runPiwall runs piwall in-process with its own stdio.
-func runPiwall(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func runPiwall(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code = run(context.Background(), args, strings.NewReader(""), &out, &errOut)

@@ -53,23 +53,46 @@ type hostKeyChecker struct {
 var knownHostsMu sync.Mutex
 
 func newHostKeyChecker(label string, files []string, acceptNew bool) (*hostKeyChecker, error) {
+	cb, err := knownHostsDB(files)
+	if err != nil {
+		return nil, err
+	}
+	return &hostKeyChecker{label: label, files: files, acceptNew: acceptNew, callback: cb}, nil
+}
+
+// knownHostsDBs caches parsed known_hosts files: a fleet's hosts share one
+// file, and parsing it again for every connection costs time and, since a
+// connection keeps its callback, memory in proportion to the fleet squared.
+// An entry is parsed again when a file's size or time changes (a key
+// recorded with --accept-new-host-keys).
+var knownHostsDBs sync.Map // key: files and their stats → ssh.HostKeyCallback (nil: no file)
+
+func knownHostsDB(files []string) (gossh.HostKeyCallback, error) {
 	var existing []string
+	key := ""
 	for _, f := range files {
-		if _, err := os.Stat(f); err == nil {
-			existing = append(existing, f)
-		} else if !os.IsNotExist(err) {
+		fi, err := os.Stat(f)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
 			return nil, fmt.Errorf("known_hosts: %w", err)
 		}
+		existing = append(existing, f)
+		key += fmt.Sprintf("%s\x00%d\x00%d\x00", f, fi.Size(), fi.ModTime().UnixNano())
 	}
-	h := &hostKeyChecker{label: label, files: files, acceptNew: acceptNew}
-	if len(existing) > 0 {
-		cb, err := knownhosts.New(existing...)
-		if err != nil {
-			return nil, fmt.Errorf("reading known_hosts: %w", err)
-		}
-		h.callback = cb
+	if len(existing) == 0 {
+		return nil, nil
 	}
-	return h, nil
+	if cb, ok := knownHostsDBs.Load(key); ok {
+		return cb.(gossh.HostKeyCallback), nil
+	}
+	cb, err := knownhosts.New(existing...)
+	if err != nil {
+		return nil, fmt.Errorf("reading known_hosts: %w", err)
+	}
+	knownHostsDBs.Store(key, cb)
+	return cb, nil
 }
 
 func (h *hostKeyChecker) check(hostname string, remote net.Addr, key gossh.PublicKey) error {

@@ -1,0 +1,320 @@
+// Package sim simulates fleets larger than the lab, for scale
+// measurements: each simulated host is an in-process SSH server (real
+// golang.org/x/crypto/ssh and sftp) that answers piwall's facts, upload,
+// prepare and confirm commands from a real ruleset state of its own, as a
+// Pi would, without running a shell. It is a stand-in for timing and
+// memory only: what piwall does on a real host is tested against the lab.
+package sim
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Fleet is a set of simulated hosts listening on loopback.
+type Fleet struct {
+	Hosts      []*Host
+	Key        string // the operator's private key file
+	KnownHosts string // the hosts' keys
+	listeners  []net.Listener
+}
+
+// Host is one simulated host and its state.
+type Host struct {
+	Name string
+	Addr *net.TCPAddr
+
+	mu         sync.Mutex
+	live       [2]string // canonical filter tables, IPv4 and IPv6 ("" before iptables is loaded)
+	persisted  [2]string
+	generation int
+	installed  bool
+	files      sftp.Handlers // what was uploaded
+}
+
+// Start starts n hosts, each on its own port of 127.0.0.1, writing the
+// operator key and known_hosts into dir.
+func Start(n int, dir string) (*Fleet, error) {
+	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	hostKey, err := ssh.NewSignerFromKey(hostPriv)
+	if err != nil {
+		return nil, err
+	}
+	_, opPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(opPriv, "sim operator")
+	if err != nil {
+		return nil, err
+	}
+	f := &Fleet{Key: filepath.Join(dir, "id_ed25519"), KnownHosts: filepath.Join(dir, "known_hosts")}
+	if err := os.WriteFile(f.Key, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	opSigner, err := ssh.NewSignerFromKey(opPriv)
+	if err != nil {
+		return nil, err
+	}
+	operator := opSigner.PublicKey().Marshal()
+	cfg := &ssh.ServerConfig{
+		PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+			if bytes.Equal(k.Marshal(), operator) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("unknown key")
+		},
+	}
+	cfg.AddHostKey(hostKey)
+	var kh strings.Builder
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		files := sftp.InMemHandler()
+		files.FileCmd = ignoreModes{files.FileCmd}
+		h := &Host{Name: fmt.Sprintf("sim-%04d", i+1), Addr: l.Addr().(*net.TCPAddr), files: files}
+		f.Hosts = append(f.Hosts, h)
+		f.listeners = append(f.listeners, l)
+		kh.WriteString(knownhosts.Line([]string{knownhosts.Normalize(h.Addr.String())}, hostKey.PublicKey()) + "\n")
+		go h.serve(l, cfg)
+	}
+	return f, os.WriteFile(f.KnownHosts, []byte(kh.String()), 0o644)
+}
+
+// Close stops every host.
+func (f *Fleet) Close() {
+	for _, l := range f.listeners {
+		l.Close()
+	}
+}
+
+func (h *Host) serve(l net.Listener, cfg *ssh.ServerConfig) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go h.conn(c, cfg)
+	}
+}
+
+func (h *Host) conn(c net.Conn, cfg *ssh.ServerConfig) {
+	defer c.Close()
+	sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
+	if err != nil {
+		return
+	}
+	defer sc.Close()
+	go ssh.DiscardRequests(reqs)
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			nc.Reject(ssh.UnknownChannelType, "sessions only")
+			continue
+		}
+		ch, chReqs, err := nc.Accept()
+		if err != nil {
+			return
+		}
+		go h.session(ch, chReqs, c.RemoteAddr().(*net.TCPAddr))
+	}
+}
+
+func (h *Host) session(ch ssh.Channel, reqs <-chan *ssh.Request, from *net.TCPAddr) {
+	defer ch.Close()
+	for req := range reqs {
+		switch req.Type {
+		case "exec":
+			var p struct{ Command string }
+			if ssh.Unmarshal(req.Payload, &p) != nil {
+				req.Reply(false, nil)
+				continue
+			}
+			req.Reply(true, nil)
+			status := h.exec(p.Command, ch, from)
+			ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
+			return
+		case "subsystem":
+			var p struct{ Name string }
+			if ssh.Unmarshal(req.Payload, &p) != nil || p.Name != "sftp" {
+				req.Reply(false, nil)
+				continue
+			}
+			req.Reply(true, nil)
+			sftp.NewRequestServer(ch, h.files).Serve()
+			return
+		default:
+			req.Reply(req.Type == "env", nil)
+		}
+	}
+}
+
+var (
+	markerRE = regexp.MustCompile(`printf '%s %s\\n' (\S+) "\$1"`)
+	nameRE   = regexp.MustCompile(`getent ahosts (\S+) \|\|`)
+	runRE    = regexp.MustCompile(`piwall-([0-9a-f]+)/prepare\.sh|runs/([0-9a-f]+)/confirm\.sh`)
+)
+
+// exec answers one command the way the host's scripts would.
+func (h *Host) exec(cmd string, ch ssh.Channel, from *net.TCPAddr) int {
+	switch {
+	case strings.Contains(cmd, "sh -s --"):
+		script, _ := io.ReadAll(ch)
+		return h.facts(string(script), ch, from)
+	case strings.Contains(cmd, "/prepare.sh"):
+		return h.prepare(runRE.FindStringSubmatch(cmd)[1], ch, ch.Stderr())
+	case strings.Contains(cmd, "/confirm.sh") && strings.Contains(cmd, " status"):
+		fmt.Fprintln(ch, "status=confirmed\nlive-is-saved=no")
+		return 0
+	case strings.Contains(cmd, "/confirm.sh"):
+		return h.confirm(ch)
+	}
+	fmt.Fprintf(ch.Stderr(), "sim: unknown command %q\n", cmd)
+	return 127
+}
+
+func (h *Host) facts(script string, w io.Writer, from *net.TCPAddr) int {
+	m := markerRE.FindStringSubmatch(script)
+	if m == nil {
+		fmt.Fprintln(w, "sim: no marker in the facts script")
+		return 1
+	}
+	marker := strings.Trim(m[1], "'")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	sec := func(name string) { fmt.Fprintf(&b, "%s %s\n", marker, name) }
+	sec("uid")
+	b.WriteString("0\n")
+	sec("ssh")
+	fmt.Fprintf(&b, "%s %d %s %d\n", from.IP, from.Port, h.Addr.IP, h.Addr.Port)
+	sec("os")
+	b.WriteString("Debian GNU/Linux 12 (bookworm)\n")
+	sec("tools")
+	if h.installed {
+		b.WriteString("iptables\nip6tables\niptables-save\nip6tables-save\niptables-restore\nip6tables-restore\nnetfilter-persistent\n")
+	}
+	b.WriteString("apt-get\ngetent\n")
+	sec("backend")
+	if h.installed {
+		b.WriteString("iptables v1.8.9 (nf_tables)\n")
+	}
+	sec("systemd")
+	b.WriteString("yes\n")
+	for i, fam := range []string{"v4", "v6"} {
+		sec(fam)
+		fmt.Fprintf(&b, "%s\n%s", digest(h.live[i]), h.live[i])
+	}
+	sec("resolv")
+	b.WriteString("nameserver 127.0.0.53\n")
+	sec("generation")
+	if h.generation > 0 {
+		fmt.Fprintf(&b, "%d\n", h.generation)
+	}
+	sec("lock")
+	sec("persisted")
+	for i := range h.persisted {
+		if h.persisted[i] == "" {
+			b.WriteString("none\n")
+		} else {
+			b.WriteString(digest(h.persisted[i]) + "\n")
+		}
+	}
+	for _, n := range nameRE.FindAllStringSubmatch(script, -1) {
+		name := strings.Trim(n[1], "'")
+		sum := sha256.Sum256([]byte(name))
+		sec("name")
+		fmt.Fprintf(&b, "%s\n198.51.100.%d STREAM %s\n2001:db8::%x STREAM\n", name, sum[0], name, sum[1])
+	}
+	sec("end")
+	io.WriteString(w, b.String())
+	return 0
+}
+
+// prepare checks the upload against its sums and makes the new rules live,
+// as prepare and the applier do together on a host.
+func (h *Host) prepare(run string, w, errw io.Writer) int {
+	dir := "/tmp/piwall-" + run
+	read := func(name string) ([]byte, error) {
+		req := sftp.NewRequest("Get", dir+"/"+name)
+		req.Flags = 1 // SSH_FXF_READ
+		r, err := h.files.FileGet.Fileread(req)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		_, err = io.Copy(&buf, io.NewSectionReader(r, 0, 1<<30))
+		return buf.Bytes(), err
+	}
+	sums, err := read("SHA256SUMS")
+	if err != nil {
+		fmt.Fprintln(errw, "sim: no upload:", err)
+		return 1
+	}
+	files := map[string][]byte{}
+	for _, line := range strings.Split(strings.TrimSpace(string(sums)), "\n") {
+		sum, name, _ := strings.Cut(line, "  ")
+		data, err := read(name)
+		got := sha256.Sum256(data)
+		if err != nil || hex.EncodeToString(got[:]) != sum {
+			fmt.Fprintf(errw, "sim: %s does not match its sum: %v\n", name, err)
+			return 1
+		}
+		files[name] = data
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.installed {
+		h.installed = true
+		fmt.Fprintln(w, "installed")
+	}
+	h.live = [2]string{string(files["new.v4"]), string(files["new.v6"])}
+	fmt.Fprintln(w, "armed deadman=systemd\nstarted")
+	return 0
+}
+
+func (h *Host) confirm(w io.Writer) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.persisted = h.live
+	h.generation++
+	fmt.Fprintf(w, "confirmed generation=%d\n", h.generation)
+	return 0
+}
+
+// ignoreModes accepts the chmods of an upload: the in-memory file system
+// keeps no modes.
+type ignoreModes struct{ sftp.FileCmder }
+
+func (c ignoreModes) Filecmd(r *sftp.Request) error {
+	if r.Method == "Setstat" {
+		return nil
+	}
+	return c.FileCmder.Filecmd(r)
+}
+
+func digest(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])
+}
