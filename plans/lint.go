@@ -2,6 +2,7 @@ package plans
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -10,6 +11,15 @@ import (
 // why it matters on a Pi and what to write instead.
 func (p *Plan) lint() hcl.Diagnostics {
 	var diags hcl.Diagnostics
+	// Hosts with the same allowlists and SSH port share a warning about
+	// them: a fleet of a hundred kiosks gets one "No NTP", not a hundred.
+	type fleetWarning struct {
+		first *Host
+		hosts []string
+		port  int
+	}
+	var noSSH, noNTP []*fleetWarning
+	bySet := map[string][2]*fleetWarning{}
 	for _, h := range p.Hosts {
 		pol := h.Policy
 		port := 22
@@ -18,18 +28,24 @@ func (p *Plan) lint() hcl.Diagnostics {
 		} else if p.Defaults.Port != nil {
 			port = p.Defaults.Port.V
 		}
-		ssh := Port{Proto: "tcp", From: uint16(port), To: uint16(port)}
-		if !admits(pol.Inbound, ssh) {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "No SSH access",
-				Detail: fmt.Sprintf("No allowlist of host %q admits inbound tcp/%d, its SSH port: after apply nobody can reach it over SSH, "+
-					"and piwall refuses to apply without --force. Add inbound { from = [your admin network] ports = [\"tcp/%d\"] }.", h.Name, port, port),
-				Subject: h.DeclRange.Ptr()})
+		key := fmt.Sprint(pol.Allowlists, port)
+		w, seen := bySet[key]
+		if !seen {
+			ssh := Port{Proto: "tcp", From: uint16(port), To: uint16(port)}
+			if !admits(pol.Inbound, ssh) {
+				w[0] = &fleetWarning{first: h, port: port}
+				noSSH = append(noSSH, w[0])
+			}
+			if !admits(pol.Outbound, Port{Proto: "udp", From: 123, To: 123}) {
+				w[1] = &fleetWarning{first: h, port: port}
+				noNTP = append(noNTP, w[1])
+			}
+			bySet[key] = w
 		}
-		if !admits(pol.Outbound, Port{Proto: "udp", From: 123, To: 123}) {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "No NTP",
-				Detail: fmt.Sprintf("No allowlist of host %q lets it reach udp/123. A Raspberry Pi has no battery-backed clock: "+
-					"without NTP its clock is wrong after every boot, and TLS to its dashboard fails. Add outbound { to = [your time servers] ports = [\"udp/123\"] }.", h.Name),
-				Subject: h.DeclRange.Ptr()})
+		for _, fw := range w {
+			if fw != nil {
+				fw.hosts = append(fw.hosts, h.Name)
+			}
 		}
 		for _, e := range append(append([]*Entry{}, pol.Inbound...), pol.Outbound...) {
 			for _, peer := range e.Peers {
@@ -50,7 +66,46 @@ func (p *Plan) lint() hcl.Diagnostics {
 		diags = append(diags, redundant(pol.Inbound)...)
 		diags = append(diags, redundant(pol.Outbound)...)
 	}
+	for _, w := range noSSH {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "No SSH access",
+			Detail: fmt.Sprintf("No allowlist of %s admits inbound tcp/%d, the SSH port: after apply nobody can reach %s over SSH, "+
+				"and piwall refuses to apply without --force. Add inbound { from = [your admin network] ports = [\"tcp/%d\"] }.", hostList(w.hosts), w.port, pronoun(w.hosts), w.port),
+			Subject: w.first.DeclRange.Ptr()})
+	}
+	for _, w := range noNTP {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "No NTP",
+			Detail: fmt.Sprintf("No allowlist of %s lets %s reach udp/123. A Raspberry Pi has no battery-backed clock: "+
+				"without NTP its clock is wrong after every boot, and TLS to its dashboard fails. Add outbound { to = [your time servers] ports = [\"udp/123\"] }.", hostList(w.hosts), pronoun(w.hosts)),
+			Subject: w.first.DeclRange.Ptr()})
+	}
 	return dedupe(diags)
+}
+
+func pronoun(hosts []string) string {
+	if len(hosts) == 1 {
+		return "it"
+	}
+	return "them"
+}
+
+// hostList names hosts in a warning: host "a", hosts "a" and "b", or the
+// first few and how many more.
+func hostList(hosts []string) string {
+	q := make([]string, 0, len(hosts))
+	for i, h := range hosts {
+		if i == 3 && len(hosts) > 4 {
+			q = append(q, fmt.Sprintf("%d more", len(hosts)-3))
+			break
+		}
+		q = append(q, fmt.Sprintf("%q", h))
+	}
+	switch len(q) {
+	case 1:
+		return "host " + q[0]
+	case 2:
+		return "hosts " + q[0] + " and " + q[1]
+	}
+	return "hosts " + strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
 }
 
 // admits reports whether some entry allows port from or to some peer.
