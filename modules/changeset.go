@@ -22,7 +22,9 @@ type ChangeSet struct {
 	// Lockout says why the desired rulesets would not admit the operator's
 	// next SSH connection; apply refuses them unless forced.
 	Lockout error
-	Facts   *Facts
+	// Warnings are things the operator should know that do not stop apply.
+	Warnings []string
+	Facts    *Facts
 }
 
 // Unchanged reports whether applying would change nothing.
@@ -60,7 +62,16 @@ func Plan(h *plans.Host, f *Facts) (*ChangeSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Compare(h.Name, d, f), nil
+	c := Compare(h.Name, d, f)
+	if h.Policy.DNS.Mode == "system" {
+		for _, r := range f.Resolvers {
+			if r.IsLoopback() {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("the host resolves through %s, a local stub (systemd-resolved, dnsmasq): "+
+					"the upstream servers it asks are not allowed, so lookups on the host will fail; list them with dns = [...]", r))
+			}
+		}
+	}
+	return c, nil
 }
 
 // Compare diffs desired rulesets against a host's live ones.

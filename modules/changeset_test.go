@@ -88,6 +88,15 @@ func TestPlan(t *testing.T) {
 			lockout: []string{"10.1.2.3", "tcp/22"},
 		},
 		{
+			name: "a loopback resolver is warned about", host: "pi-01", facts: "provisioned",
+			change: func(f *Facts) { f.Resolvers = []netip.Addr{netip.MustParseAddr("127.0.0.53")} },
+			check: func(t *testing.T, cs *ChangeSet) {
+				if len(cs.Warnings) != 1 || !strings.Contains(cs.Warnings[0], "127.0.0.53, a local stub") {
+					t.Errorf("Warnings = %q, want one about the stub resolver", cs.Warnings)
+				}
+			},
+		},
+		{
 			name: "operator unknown: no lockout check", host: "pi-09", facts: "provisioned",
 			change: func(f *Facts) { f.Operator = netip.Addr{} },
 		},

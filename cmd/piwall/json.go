@@ -23,14 +23,15 @@ type jsonDoc struct {
 }
 
 type jsonHost struct {
-	Host    string                `json:"host"`
-	Address string                `json:"address"`
-	Status  string                `json:"status"` // changes, unchanged, failed
-	Error   string                `json:"error,omitempty"`
-	Install bool                  `json:"install,omitempty"`
-	Names   []firewall.Resolution `json:"names,omitempty"`
-	Changes []firewall.Change     `json:"changes,omitempty"`
-	Lockout string                `json:"lockout,omitempty"`
+	Host     string                `json:"host"`
+	Address  string                `json:"address"`
+	Status   string                `json:"status"` // changes, unchanged, failed
+	Error    string                `json:"error,omitempty"`
+	Install  bool                  `json:"install,omitempty"`
+	Names    []firewall.Resolution `json:"names,omitempty"`
+	Changes  []firewall.Change     `json:"changes,omitempty"`
+	Lockout  string                `json:"lockout,omitempty"`
+	Warnings []string              `json:"warnings,omitempty"`
 }
 
 type jsonOutcome struct {
@@ -74,7 +75,7 @@ func jsonHosts(hosts []hostPlan) ([]jsonHost, jsonSummary) {
 			sum.Changed++
 		}
 		if h.cs != nil {
-			j.Install, j.Names, j.Changes = h.cs.Install, h.cs.Desired.Names, h.cs.Changes
+			j.Install, j.Names, j.Changes, j.Warnings = h.cs.Install, h.cs.Desired.Names, h.cs.Changes, h.cs.Warnings
 			if h.cs.Lockout != nil {
 				j.Lockout = h.cs.Lockout.Error()
 			}

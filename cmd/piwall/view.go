@@ -66,6 +66,9 @@ func printChangeSet(w io.Writer, h hostPlan, raw bool) {
 	if cs.Lockout != nil {
 		fmt.Fprintf(w, "  warning: lockout: %v\n", cs.Lockout)
 	}
+	for _, warn := range cs.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
 }
 
 // planSummary is the last line of a plan.
