@@ -1,0 +1,143 @@
+package ssh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/runner/sim"
+)
+
+// simTarget starts one simulated host and returns a target for it, with
+// its own copy of the known_hosts file.
+func simTarget(t *testing.T) (inventory.Target, *sim.Fleet) {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := sim.Start(1, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	h := f.Hosts[0]
+	return inventory.Target{
+		Label: h.Name, Address: "127.0.0.1", Port: h.Addr.Port, User: "root",
+		IdentityFiles: []string{f.Key}, KnownHosts: []string{f.KnownHosts},
+	}, f
+}
+
+func TestDialRunUpload(t *testing.T) {
+	target, _ := simTarget(t)
+	stats := &Stats{}
+	d := &Dialer{Stats: stats}
+	ctx := context.Background()
+	c, err := d.Dial(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Run(ctx, "no such command", nil)
+	if err != nil || res.Status != 127 || !strings.Contains(string(res.Stderr), "unknown command") {
+		t.Errorf("Run: got %+v, %v; want exit 127 and the host's complaint", res, err)
+	}
+	if err := c.Upload(ctx, "/tmp/piwall-test", map[string][]byte{"a": []byte("x")}); err != nil {
+		t.Errorf("Upload: %v", err)
+	}
+	h := stats.Host(target.Label)
+	if h.Connections.Load() != 1 || h.Commands.Load() != 1 || h.Uploads.Load() != 1 {
+		t.Errorf("stats: %d connections, %d commands, %d uploads; want 1 each", h.Connections.Load(), h.Commands.Load(), h.Uploads.Load())
+	}
+}
+
+func TestHostKeys(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("unknown key refused without the flag", func(t *testing.T) {
+		target, _ := simTarget(t)
+		target.KnownHosts = []string{filepath.Join(t.TempDir(), "known_hosts")}
+		_, err := (&Dialer{}).Dial(ctx, target)
+		var hk *HostKeyError
+		if !errors.As(err, &hk) || hk.Changed || !strings.Contains(err.Error(), "--accept-new-host-keys") {
+			t.Fatalf("got %v, want an unknown host key error with the hint", err)
+		}
+	})
+
+	t.Run("unknown key recorded with the flag, then known", func(t *testing.T) {
+		target, _ := simTarget(t)
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		target.KnownHosts = []string{kh}
+		c, err := (&Dialer{AcceptNewHostKeys: true}).Dial(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		b, _ := os.ReadFile(kh)
+		if !strings.Contains(string(b), "ssh-ed25519") {
+			t.Fatalf("known_hosts after accepting: %q", b)
+		}
+		c, err = (&Dialer{}).Dial(ctx, target)
+		if err != nil {
+			t.Fatalf("the recorded key is not known: %v", err)
+		}
+		c.Close()
+	})
+
+	t.Run("changed key refused loudly, even with the flag", func(t *testing.T) {
+		target, f := simTarget(t)
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		other, _ := gossh.NewPublicKey(pub)
+		b, _ := os.ReadFile(f.KnownHosts)
+		fields := strings.Fields(string(b))
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		os.WriteFile(kh, []byte(fields[0]+" "+strings.TrimSpace(string(gossh.MarshalAuthorizedKey(other)))+"\n"), 0o644)
+		target.KnownHosts = []string{kh}
+		_, err := (&Dialer{AcceptNewHostKeys: true}).Dial(ctx, target)
+		var hk *HostKeyError
+		if !errors.As(err, &hk) || !hk.Changed || !strings.Contains(err.Error(), "HAS CHANGED") || !strings.Contains(err.Error(), "ssh-keygen -R") {
+			t.Fatalf("got %v, want a changed host key error", err)
+		}
+	})
+}
+
+func TestKeys(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("a passphrase without a terminal", func(t *testing.T) {
+		target, _ := simTarget(t)
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		block, err := gossh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := filepath.Join(t.TempDir(), "id_ed25519")
+		os.WriteFile(key, pem.EncodeToMemory(block), 0o600)
+		target.IdentityFiles = []string{key}
+		_, err = (&Dialer{}).Dial(ctx, target)
+		if err == nil || !strings.Contains(err.Error(), "has a passphrase and there is no terminal") {
+			t.Errorf("got %v, want the passphrase error", err)
+		}
+		asked := 0
+		d := &Dialer{Passphrase: func(string) ([]byte, error) { asked++; return []byte("secret"), nil }}
+		// The key decrypts but the host does not know it: authentication fails.
+		if _, err := d.Dial(ctx, target); err == nil || asked != 1 || !strings.Contains(err.Error(), "authenticating as root") {
+			t.Errorf("with a passphrase: got %v after %d prompts; want one prompt and an authentication error", err, asked)
+		}
+	})
+
+	t.Run("no key at all", func(t *testing.T) {
+		target, _ := simTarget(t)
+		target.IdentityFiles, target.UseAgent = []string{filepath.Join(t.TempDir(), "none")}, true
+		t.Setenv("SSH_AUTH_SOCK", "")
+		if _, err := (&Dialer{}).Dial(ctx, target); err == nil || !strings.Contains(err.Error(), "no key to log in") {
+			t.Errorf("got %v, want no key", err)
+		}
+	})
+}
