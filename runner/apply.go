@@ -198,8 +198,9 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 	deadline := revertAt.Add(-min(5*time.Second, ch.RevertAfter/4))
 	var lastErr error
 	// The applier loads the rules 0.3 s after prepare ends. A connection
-	// opened while they go live may be caught half-way and freeze, so each
-	// attempt has a few seconds, and a frozen one is dropped for a new one.
+	// opened while they go live may be caught half-way and freeze: it is
+	// dropped for a new one as soon as it stops answering keepalives, while
+	// a slow one (a busy host) is given time.
 	for wait := time.Second; time.Now().Add(wait).Before(deadline); wait = min(wait*2, 2*time.Second) {
 		select {
 		case <-ctx.Done():
@@ -236,8 +237,9 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 	return s.awaitRevert(ctx, ch, revertAt, lastErr)
 }
 
-// attemptTimeout bounds one new connection and its confirm command.
-const attemptTimeout = 6 * time.Second
+// attemptTimeout bounds one new connection and its confirm command; a
+// frozen one is dropped sooner, when its keepalives go unanswered.
+const attemptTimeout = 20 * time.Second
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {

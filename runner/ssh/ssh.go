@@ -271,8 +271,18 @@ func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Re
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(command) }()
+	// A connection the new rules froze never answers again, while a slow
+	// host (busy installing packages) still answers keepalives: one
+	// unanswered for freezeTimeout ends the wait early.
+	frozen := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go c.keepalive(stop, frozen)
 	select {
 	case err = <-done:
+	case <-frozen:
+		c.client.Close()
+		return runner.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, errFrozen
 	case <-ctx.Done():
 		// A frozen connection never answers: stop waiting on it.
 		c.client.Close()
@@ -288,6 +298,38 @@ func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Re
 		return res, nil
 	}
 	return res, fmt.Errorf("running a command: %w", err)
+}
+
+// freezeTimeout is how long a keepalive may go unanswered.
+const freezeTimeout = 5 * time.Second
+
+var errFrozen = errors.New("the connection stopped answering (frozen by the new rules?)")
+
+// keepalive sends a keepalive request every second until stop, and closes
+// frozen when one goes unanswered for freezeTimeout.
+func (c *conn) keepalive(stop <-chan struct{}, frozen chan<- struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		answered := make(chan struct{})
+		go func() {
+			c.client.SendRequest("keepalive@openssh.com", true, nil)
+			close(answered)
+		}()
+		select {
+		case <-answered:
+		case <-stop:
+			return
+		case <-time.After(freezeTimeout):
+			close(frozen)
+			return
+		}
+	}
 }
 
 func (c *conn) Upload(ctx context.Context, dir string, files map[string][]byte) error {
