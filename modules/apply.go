@@ -48,6 +48,11 @@ const (
 	ExitNotApplied  = 8 // the new rules are not (or no longer) live
 )
 
+// ApplyDelay is how long the applier waits, after prepare's command has
+// ended, before it loads the new rules: time for prepare's answer to leave
+// the host over the connection the rules may freeze.
+const ApplyDelay = 100 * time.Millisecond
+
 // Files are the run's files to upload: the rulesets, the scripts, and
 // their checksums, which prepare verifies before using any of them.
 func (c *Change) Files() map[string][]byte {
@@ -157,6 +162,7 @@ func (c *Change) script(t *template.Template) string {
 		"ExitApply":   fmt.Sprint(ExitApplyFailed),
 		"ExitNotNew":  fmt.Sprint(ExitNotNew),
 		"ExitNotLive": fmt.Sprint(ExitNotApplied),
+		"ApplyDelay":  fmt.Sprintf("%.2f", ApplyDelay.Seconds()),
 	}
 	if err := t.Execute(&b, data); err != nil {
 		panic(err) // the templates and their data are fixed
@@ -171,7 +177,8 @@ run={{.Run}} rundir={{.RunDir}} state={{.StateDir}}
 trap '' HUP PIPE
 save() { if [ "$1" = 4 ]; then iptables-save; else ip6tables-save; fi; }
 restore() { if [ "$1" = 4 ]; then iptables-restore; else ip6tables-restore; fi; }
-live_digest() { out=$(save "$1" 2>/dev/null); printf '%s\n' "$out" | normalize | digest; }
+# live_is FAM FILE: the live rules of the family are FILE's, normalized.
+live_is() { save "$1" 2>/dev/null | normalize | cmp -s - "$2"; }
 # lock_is_ours: the lock names this run.
 lock_is_ours() { grep -qx "run=$run" "$state/lock" 2>/dev/null; }
 unlock() { if lock_is_ours; then rm -f "$state/lock"; fi; }
@@ -237,18 +244,16 @@ fi
 # 4. The live rules, saved for the dead-man. A host whose tables were never
 # loaded prints nothing; restoring nothing would leave the new rules in
 # place, so the saved state is then an explicit all-ACCEPT ruleset.
+# The digest is taken as the facts took it, of the normalized text.
 for fam in 4 6; do
   out=$(save $fam)
-  if [ -z "$(printf '%s' "$out" | sed '/^#/d')" ]; then
+  printf '%s\n' "$out" | normalize >saved.v$fam
+  if [ $fam = 4 ]; then expect={{.ExpectV4}}; else expect={{.ExpectV6}}; fi
+  # The rules must still be those the change was planned against.
+  if [ -n "$expect" ] && [ "$(digest <saved.v$fam)" != "$expect" ]; then echo "the IPv$fam rules changed since the plan"; exit {{.ExitDrift}}; fi
+  if [ "$(wc -c <saved.v$fam)" -le 1 ]; then
     printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' >saved.v$fam
-  else
-    printf '%s\n' "$out" | normalize >saved.v$fam
   fi
-done
-# The rules must still be those the change was planned against.
-if [ -n {{.ExpectV4}} ] && [ "$(live_digest 4)" != {{.ExpectV4}} ]; then echo "the IPv4 rules changed since the plan"; exit {{.ExitDrift}}; fi
-if [ -n {{.ExpectV6}} ] && [ "$(live_digest 6)" != {{.ExpectV6}} ]; then echo "the IPv6 rules changed since the plan"; exit {{.ExitDrift}}; fi
-for fam in 4 6; do
   if [ -f /etc/iptables/rules.v$fam ]; then cp /etc/iptables/rules.v$fam persisted.v$fam; fi
 done
 
@@ -281,8 +286,7 @@ say started
 var applyTmpl = template.Must(template.New("apply").Parse(scriptCommon + `
 cd "$rundir"
 while kill -0 "$1" 2>/dev/null; do sleep 0.05; done
-sleep 0.3
-uptime_now() { cut -d' ' -f1 /proc/uptime; }
+sleep {{.ApplyDelay}}
 echo applying >status
 if ! iptables-restore <new.v4; then
   echo "failed iptables-restore" >status
@@ -293,7 +297,8 @@ if ! ip6tables-restore <new.v6; then
   echo "failed ip6tables-restore" >status
   exit 1
 fi
-uptime_now >applied_at
+read -r up _ </proc/uptime
+echo "$up" >applied_at
 echo applied >status
 `))
 
@@ -305,17 +310,20 @@ echo applied >status
 // or the new rules live and persisted.
 var confirmTmpl = template.Must(template.New("confirm").Parse(scriptCommon + `
 cd "$rundir"
-# The applier may still be at work when this connection arrives.
+mode=${1:-}
+# The applier may still be at work when this connection arrives. Builtins
+# (read, case, $((...))) where they do: on a busy Pi every process costs.
 i=0
 while :; do
-  st=$(cat status 2>/dev/null || echo pending)
+  st=pending
+  if [ -f status ]; then read -r st <status; fi
   case "$st" in applying|pending) ;; *) break ;; esac
   i=$((i + 1)); [ $i -gt 100 ] && break
   sleep 0.1
 done
-if [ "${1:-}" = status ]; then
+if [ "$mode" = status ]; then
   echo "status=$st"
-  echo "live-is-saved=$( [ "$(live_digest 4)" = "$(digest <saved.v4)" ] && [ "$(live_digest 6)" = "$(digest <saved.v6)" ] && echo yes || echo no)"
+  echo "live-is-saved=$(live_is 4 saved.v4 && live_is 6 saved.v6 && echo yes || echo no)"
   exit 0
 fi
 case "$st" in
@@ -326,61 +334,73 @@ esac
 
 # This connection must be newer than the rules: the sshd process that
 # accepted it (the highest "sshd: " ancestor that is not the listener)
-# started after applied_at. Times are clock ticks since boot.
-hz=$(getconf CLK_TCK)
-pid=$$ conn=
+# started after applied_at. Start times are clock ticks since boot, the
+# 20th field of /proc/PID/stat after the command name.
+pid=$$ conn= started=
 while [ "$pid" -gt 1 ]; do
-  cmd=$(tr '\0' ' ' </proc/$pid/cmdline 2>/dev/null || true)
+  cmd=
+  IFS= read -r cmd </proc/$pid/cmdline 2>/dev/null || true
+  read -r stat </proc/$pid/stat 2>/dev/null || break
+  set -- ${stat##*) }
   case "$cmd" in
     *"[listener]"*) ;;
-    "sshd: "*|"sshd-session: "*) conn=$pid ;;
+    "sshd: "*|"sshd-session: "*) conn=$pid started=${20} ;;
   esac
-  pid=$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f2)
+  pid=$2
 done
 if [ -z "$conn" ]; then echo "no sshd process above this command" >&2; exit {{.ExitNotNew}}; fi
-started=$(sed 's/.*) //' /proc/$conn/stat | cut -d' ' -f20)
-if ! awk -v s="$started" -v a="$(cat applied_at)" -v hz="$hz" 'BEGIN { exit !(s >= a * hz) }'; then
+# applied_at is /proc/uptime's seconds with two decimals.
+read -r at <applied_at
+hz=$(getconf CLK_TCK)
+if [ $((started * 100)) -lt $(((${at%.*} * 100 + 1${at#*.} - 100) * hz)) ]; then
   echo "this connection was opened before the new rules went live" >&2
   exit {{.ExitNotNew}}
 fi
 for fam in 4 6; do
-  if [ "$(live_digest $fam)" != "$(digest <new.v$fam)" ]; then
+  if ! live_is $fam new.v$fam; then
     echo "the live IPv$fam rules are not the new ones" >&2
     exit {{.ExitNotLive}}
   fi
 done
 
-# Persist (written aside, then renamed over), record, disarm, unlock.
-mkdir -p /etc/iptables
-for fam in 4 6; do
-  cp new.v$fam "/etc/iptables/.rules.v$fam.piwall"
-  mv -f "/etc/iptables/.rules.v$fam.piwall" "/etc/iptables/rules.v$fam"
-done
-sync
+# Persist: written aside and flushed, renamed over, the directory flushed.
+[ -d /etc/iptables ] || mkdir -p /etc/iptables
+cp new.v4 /etc/iptables/.rules.v4.piwall
+cp new.v6 /etc/iptables/.rules.v6.piwall
+sync /etc/iptables/.rules.v4.piwall /etc/iptables/.rules.v6.piwall
+mv -f /etc/iptables/.rules.v4.piwall /etc/iptables/rules.v4
+mv -f /etc/iptables/.rules.v6.piwall /etc/iptables/rules.v6
+sync /etc/iptables
+# Record the generation.
 gens="$state/generations"
-cur=$(cat "$state/current" 2>/dev/null || echo 0)
+cur=0
+if [ -f "$state/current" ]; then read -r cur <"$state/current"; fi
 next=$((cur + 1))
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # The rules replaced are a generation of their own unless they are the
 # current one already.
-if [ "$cur" -eq 0 ] || ! cmp -s saved.v4 "$gens/$(printf %04d "$cur").v4" || ! cmp -s saved.v6 "$gens/$(printf %04d "$cur").v6"; then
+c=$(printf %04d "$cur")
+if [ "$cur" -eq 0 ] || ! cmp -s saved.v4 "$gens/$c.v4" || ! cmp -s saved.v6 "$gens/$c.v6"; then
   n=$(printf %04d "$next")
   cp saved.v4 "$gens/$n.v4"; cp saved.v6 "$gens/$n.v6"
-  printf '{"number":%d,"time":"%s","operator":"","kind":"found","plan":"","run":"%s","outcome":"replaced"}\n' "$next" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$run" >"$gens/$n.json"
+  printf '{"number":%d,"time":"%s","operator":"","kind":"found","plan":"","run":"%s","outcome":"replaced"}\n' "$next" "$now" "$run" >"$gens/$n.json"
   next=$((next + 1))
 fi
 n=$(printf %04d "$next")
 cp new.v4 "$gens/$n.v4"; cp new.v6 "$gens/$n.v6"
-sed -e "s/\"number\":0/\"number\":$next/" -e "s/\"time\":\"[^\"]*\"/\"time\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"/" meta.json >"$gens/$n.json"
+sed -e "s/\"number\":0/\"number\":$next/" -e "s/\"time\":\"[^\"]*\"/\"time\":\"$now\"/" meta.json >"$gens/$n.json"
 echo "$cur" >previous_current
 echo "$next" >generation
 echo "$next" >"$state/current.tmp" && mv -f "$state/current.tmp" "$state/current"
+# Disarm and unlock.
 touch disarmed
-if grep -q '^deadman=systemd' deadman; then
-  systemctl stop "piwall-revert-$run.timer" >/dev/null 2>&1 || true
-else
-  pkill -P "$(sed -n 's/^deadman=process //p' deadman)" sleep 2>/dev/null || true
-  kill "$(sed -n 's/^deadman=process //p' deadman)" 2>/dev/null || true
-fi
+read -r deadman <deadman
+case "$deadman" in
+  deadman=systemd) systemctl stop "piwall-revert-$run.timer" >/dev/null 2>&1 || true ;;
+  "deadman=process "*)
+    pkill -P "${deadman#deadman=process }" sleep 2>/dev/null || true
+    kill "${deadman#deadman=process }" 2>/dev/null || true ;;
+esac
 echo confirmed >status
 unlock
 echo "confirmed generation=$next"

@@ -197,16 +197,20 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 	// Leave the confirmation time to finish before the dead-man fires.
 	deadline := revertAt.Add(-min(5*time.Second, ch.RevertAfter/4))
 	var lastErr error
-	// The applier loads the rules 0.3 s after prepare ends. A connection
-	// opened while they go live may be caught half-way and freeze: it is
-	// dropped for a new one as soon as it stops answering keepalives, while
-	// a slow one (a busy host) is given time.
-	for wait := time.Second; time.Now().Add(wait).Before(deadline); wait = min(wait*2, 2*time.Second) {
+	// The applier loads the rules modules.ApplyDelay after prepare ends;
+	// the first connection is opened a little after that. One that comes
+	// too early is refused by confirm, and the next follows at once. A
+	// connection opened while the rules go live may be caught half-way and
+	// freeze: it is dropped as soon as it stops answering keepalives, while
+	// a slow one (a busy host) is given time; the next waits longer.
+	backoff := time.Second
+	for wait := modules.ApplyDelay + 400*time.Millisecond; time.Now().Add(wait).Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return Outcome{Status: Failed, Err: s.fail("confirm", ctx.Err())}
 		case <-time.After(wait):
 		}
+		wait, backoff = backoff, min(backoff*2, 2*time.Second)
 		dctx, cancel := context.WithDeadline(ctx, minTime(deadline, time.Now().Add(attemptTimeout)))
 		b, err := s.Dialer.Dial(dctx, s.Target)
 		if err != nil {
@@ -227,7 +231,8 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 			return Outcome{Status: Applied, Generation: gen}
 		case res.Status == modules.ExitNotNew:
 			lastErr = errors.New("the new connection predates the new rules")
-			continue // a newer one will do
+			wait = 200 * time.Millisecond // the rules are live now: a newer one will do
+			continue
 		case res.Status == modules.ExitApplyFailed:
 			return Outcome{Status: Failed, Err: s.fail("apply", fmt.Errorf("the host could not load the new rules: %s; the old ones are back", strings.TrimSpace(string(res.Stderr))))}
 		default:
@@ -298,11 +303,12 @@ func testKill(point string) {
 	}
 }
 
-// testKillSoon kills this process 300 ms from now if the fault test asks
-// for it at this point: in the middle of the remote command about to start.
+// testKillSoon kills this process 50 ms from now if the fault test asks
+// for it at this point: once the remote command about to start is under
+// way, before it can end (prepare and confirm take longer on a lab Pi).
 func testKillSoon(point string) {
 	if os.Getenv(testKillEnv) == point {
-		time.AfterFunc(300*time.Millisecond, func() { testKill(point) })
+		time.AfterFunc(50*time.Millisecond, func() { testKill(point) })
 	}
 }
 
