@@ -180,7 +180,11 @@ restore() { if [ "$1" = 4 ]; then iptables-restore; else ip6tables-restore; fi; 
 # live_is FAM FILE: the live rules of the family are FILE's, normalized.
 live_is() { save "$1" 2>/dev/null | normalize | cmp -s - "$2"; }
 # lock_is_ours: the lock names this run.
-lock_is_ours() { grep -qx "run=$run" "$state/lock" 2>/dev/null; }
+lock_is_ours() {
+  [ -f "$state/lock" ] || return 1
+  while IFS= read -r l; do [ "$l" = "run=$run" ] && return 0; done <"$state/lock"
+  return 1
+}
 unlock() { if lock_is_ours; then rm -f "$state/lock"; fi; }
 `
 
@@ -244,14 +248,21 @@ fi
 # 4. The live rules, saved for the dead-man. A host whose tables were never
 # loaded prints nothing; restoring nothing would leave the new rules in
 # place, so the saved state is then an explicit all-ACCEPT ruleset.
-# The digest is taken as the facts took it, of the normalized text.
 for fam in 4 6; do
   out=$(save $fam)
   printf '%s\n' "$out" | normalize >saved.v$fam
-  if [ $fam = 4 ]; then expect={{.ExpectV4}}; else expect={{.ExpectV6}}; fi
-  # The rules must still be those the change was planned against.
-  if [ -n "$expect" ] && [ "$(digest <saved.v$fam)" != "$expect" ]; then echo "the IPv$fam rules changed since the plan"; exit {{.ExitDrift}}; fi
-  if [ "$(wc -c <saved.v$fam)" -le 1 ]; then
+done
+# The rules must still be those the change was planned against: digests
+# of the normalized text, as the facts took them.
+if [ -n {{.ExpectV4}}{{.ExpectV6}} ]; then
+  set -- $(sha256sum saved.v4 saved.v6)
+  if [ -n {{.ExpectV4}} ] && [ "$1" != {{.ExpectV4}} ]; then echo "the IPv4 rules changed since the plan"; exit {{.ExitDrift}}; fi
+  if [ -n {{.ExpectV6}} ] && [ "$3" != {{.ExpectV6}} ]; then echo "the IPv6 rules changed since the plan"; exit {{.ExitDrift}}; fi
+fi
+for fam in 4 6; do
+  first=
+  read -r first <saved.v$fam || true
+  if [ -z "$first" ]; then
     printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' >saved.v$fam
   fi
   if [ -f /etc/iptables/rules.v$fam ]; then cp /etc/iptables/rules.v$fam persisted.v$fam; fi
@@ -272,7 +283,8 @@ else
   setsid sh -c "sleep {{.Revert}}; exec sh '$rundir/revert.sh'" </dev/null >/dev/null 2>&1 3>&- 4>&- &
   echo "deadman=process $!" >deadman
 fi
-say "armed $(cat deadman)"
+read -r armed <deadman
+say "armed $armed"
 
 # 7. The applier, detached: it waits for this script to end, so that its
 # result reaches piwall before the new rules can freeze this connection.

@@ -242,7 +242,7 @@ func TestChangeScriptsValues(t *testing.T) {
 		{"prepare.sh", "$((now + 600))"},
 		{"prepare.sh", "if true || ! command -v iptables-restore"},
 		{"prepare.sh", "cp /tmp/piwall-8f3a61c2d9e04b7a/* \"$rundir/\""},
-		{"prepare.sh", "then expect=" + emptyDigest + ";"},
+		{"prepare.sh", "[ -n " + emptyDigest + " ] && [ \"$1\" != " + emptyDigest + " ]"},
 		{"apply.sh", "sleep 0.10\n"},
 		{"prepare.sh", "exit " + strconv.Itoa(ExitLocked)},
 		{"prepare.sh", "exit " + strconv.Itoa(ExitDrift)},
@@ -270,7 +270,7 @@ func TestChangeScriptsValues(t *testing.T) {
 	// Without install and expected digests, those steps stand aside.
 	c.Install, c.ExpectV4 = false, ""
 	prepare := string(c.Files()["prepare.sh"])
-	for _, want := range []string{"if false || ! command -v iptables-restore", "then expect='';"} {
+	for _, want := range []string{"if false || ! command -v iptables-restore", "[ -n '' ] && [ \"$1\" != '' ]"} {
 		if !strings.Contains(prepare, want) {
 			t.Errorf("prepare.sh does not hold %q", want)
 		}

@@ -90,7 +90,10 @@ func FactsScript(marker string, req FactsRequest) string {
 	fmt.Fprintf(&b, "sec() { printf '%%s %%s\\n' %s \"$1\"; }\n", Quote(marker))
 	b.WriteString(`sec uid; id -u
 sec ssh; printf '%s\n' "${1:-}"
-sec os; sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"'
+# show FILE: print FILE, if there is one, with builtins only: on a busy Pi
+# every process costs.
+show() { [ -f "$1" ] || return 0; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done <"$1"; }
+sec os; show /etc/os-release | while IFS= read -r l; do case "$l" in PRETTY_NAME=*) l=${l#*=}; l=${l#\"}; printf '%s\n' "${l%\"}" ;; esac; done
 sec tools
 for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent systemd-run apt-get getent; do
   command -v "$t" >/dev/null 2>&1 && echo "$t"
@@ -110,11 +113,20 @@ for fam in 4 6; do
     printf '%s\n' "" | normalize | digest
   fi
 done
-sec resolv; cat /etc/resolv.conf 2>/dev/null
+sec resolv; show /etc/resolv.conf
 `)
-	fmt.Fprintf(&b, "sec generation; cat %s/current 2>/dev/null\n", StateDir)
-	fmt.Fprintf(&b, "sec lock; cat %s/lock 2>/dev/null\n", StateDir)
-	fmt.Fprintf(&b, "sec persisted; for f in %s %s; do if [ -f \"$f\" ]; then digest < \"$f\"; else echo none; fi; done\n", RulesV4, RulesV6)
+	fmt.Fprintf(&b, "sec generation; show %s/current\n", StateDir)
+	fmt.Fprintf(&b, "sec lock; show %s/lock\n", StateDir)
+	// Both persisted files' digests from one sha256sum, "none" for a missing one.
+	fmt.Fprintf(&b, `sec persisted
+persisted() {
+  p4=none p6=none
+  set -- $(sha256sum %[1]s %[2]s 2>/dev/null)
+  while [ $# -ge 2 ]; do case "$2" in %[1]s) p4=$1 ;; %[2]s) p6=$1 ;; esac; shift 2; done
+  printf '%%s\n%%s\n' "$p4" "$p6"
+}
+persisted
+`, RulesV4, RulesV6)
 	for _, n := range req.Names {
 		fmt.Fprintf(&b, "sec name; printf '%%s\\n' %s; getent ahosts %s || echo \"error $?\"\n", Quote(n), Quote(n))
 	}
