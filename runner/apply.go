@@ -151,9 +151,11 @@ func (s *Session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	// apt may take minutes on a slow Pi; the rest takes a second.
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	testKillSoon("prepare")
+	start := time.Now()
 	res, err := a.Run(pctx, ch.PrepareCommand(s.Target.Sudo), nil)
 	cancel()
 	armedAt := time.Now()
+	took := armedAt.Sub(start)
 	testKill("prepared")
 	// Whatever happened, the first connection is done with: close it
 	// without waiting, it may be frozen.
@@ -172,7 +174,7 @@ func (s *Session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	}
 	// A prepare whose answer was lost may have armed and applied: the new
 	// connection finds out.
-	return s.confirm(ctx, ch, armedAt)
+	return s.confirm(ctx, ch, armedAt, took)
 }
 
 func prepareError(res Result, user string) error {
@@ -191,20 +193,22 @@ func prepareError(res Result, user string) error {
 // confirm opens new connections until one, opened after the new rules went
 // live, confirms them, or the dead-man's time is nearly up. Then, if none
 // did, it waits for the revert and checks the old rules are back.
-func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.Time) Outcome {
+func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.Time, prepareTook time.Duration) Outcome {
 	s.step("confirming over a new connection")
 	revertAt := armedAt.Add(ch.RevertAfter)
 	// Leave the confirmation time to finish before the dead-man fires.
 	deadline := revertAt.Add(-min(5*time.Second, ch.RevertAfter/4))
 	var lastErr error
 	// The applier loads the rules modules.ApplyDelay after prepare ends;
-	// the first connection is opened a little after that. One that comes
-	// too early is refused by confirm, and the next follows at once. A
+	// the first connection is opened once they are likely live: a busy
+	// host, slow to prepare, is slow to load them too. One that comes too
+	// early is refused by confirm, and the next follows at once. A
 	// connection opened while the rules go live may be caught half-way and
 	// freeze: it is dropped as soon as it stops answering keepalives, while
 	// a slow one (a busy host) is given time; the next waits longer.
 	backoff := time.Second
-	for wait := modules.ApplyDelay + 400*time.Millisecond; time.Now().Add(wait).Before(deadline); {
+	first := modules.ApplyDelay + max(400*time.Millisecond, min(prepareTook/2, 3*time.Second))
+	for wait := first; time.Now().Add(wait).Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return Outcome{Status: Failed, Err: s.fail("confirm", ctx.Err())}
