@@ -54,9 +54,10 @@ kill -- -\$(cat deadman); mkdir -p /etc/iptables; cp new.v4 /etc/iptables/rules.
 	return 1
 }
 
-fail=0
+fail=0 pids=
 for h in "$@"; do
 	one "$h" >/dev/null 2>"$dir/$h.err" &
+	pids="$pids $!"
 done
-for job in $(jobs -p); do wait "$job" || fail=1; done
+for pid in $pids; do wait "$pid" || fail=1; done
 exit $fail
