@@ -67,7 +67,6 @@ const shellPrelude = `export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/s
 # normalize: iptables-save output without its comment lines and counters,
 # the form piwall compares and digests.
 normalize() { sed -e '/^#/d' -e 's/^\(:[^ ]* [^ ]*\) \[[0-9]*:[0-9]*\]$/\1 [0:0]/'; }
-digest() { sha256sum | cut -d' ' -f1; }
 `
 
 // FactsRequest says what to gather beyond the facts every run needs.
@@ -88,7 +87,7 @@ func FactsScript(marker string, req FactsRequest) string {
 	var b strings.Builder
 	b.WriteString(shellPrelude)
 	fmt.Fprintf(&b, "sec() { printf '%%s %%s\\n' %s \"$1\"; }\n", Quote(marker))
-	b.WriteString(`sec uid; id -u
+	b.WriteString(`sec uid; while read -r k v _; do if [ "$k" = Uid: ]; then echo "$v"; break; fi; done </proc/self/status
 sec ssh; printf '%s\n' "${1:-}"
 # show FILE: print FILE, if there is one, with builtins only: on a busy Pi
 # every process costs.
@@ -104,13 +103,12 @@ for fam in 4 6; do
   save=iptables-save; [ $fam = 6 ] && save=ip6tables-save
   sec "v$fam"
   if command -v $save >/dev/null 2>&1; then
-    # stderr apart, as prepare's live_digest reads it: a warning must
-    # not become part of the rules or their digest.
+    # stderr apart, as prepare saves it: a warning must not become part
+    # of the rules or their digest.
     out=$($save 2>/dev/null) || { echo "error"; $save 2>&1 >/dev/null; continue; }
-    printf '%s\n' "$out" | normalize | digest
     printf '%s\n' "$out" | normalize
   else
-    printf '%s\n' "" | normalize | digest
+    echo
   fi
 done
 sec resolv; show /etc/resolv.conf
@@ -291,14 +289,20 @@ func (f *Facts) parseLive(s factSection) error {
 	if s.name == "v6" {
 		fam = firewall.IPv6
 	}
+	// No lines is what a host with no tables loaded prints: one empty
+	// line, which the sections lose with their trailing empty lines.
 	if len(s.lines) == 0 {
-		return fmt.Errorf("empty")
+		s.lines = []string{""}
 	}
 	if s.lines[0] == "error" {
 		return fmt.Errorf("%s failed: %s", map[firewall.Family]string{firewall.IPv4: "iptables-save", firewall.IPv6: "ip6tables-save"}[fam], strings.Join(s.lines[1:], " "))
 	}
-	f.LiveDigest[fam] = strings.TrimSpace(s.lines[0])
-	rs, err := firewall.Parse(strings.Join(s.lines[1:], "\n"))
+	// The section is the normalized text, digested here as prepare
+	// digests the file it saves of it.
+	text := strings.Join(s.lines, "\n") + "\n"
+	sum := sha256.Sum256([]byte(text))
+	f.LiveDigest[fam] = hex.EncodeToString(sum[:])
+	rs, err := firewall.Parse(text)
 	if err != nil {
 		return err
 	}
