@@ -201,13 +201,14 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 	var lastErr error
 	// The applier loads the rules modules.ApplyDelay after prepare ends;
 	// the first connection is opened once they are likely live: a busy
-	// host, slow to prepare, is slow to load them too. One that comes too
+	// host, slow to prepare, is slow to load them too (a prepare that
+	// installed packages says little, hence the cap). One that comes too
 	// early is refused by confirm, and the next follows at once. A
 	// connection opened while the rules go live may be caught half-way and
 	// freeze: it is dropped as soon as it stops answering keepalives, while
 	// a slow one (a busy host) is given time; the next waits longer.
 	backoff := time.Second
-	first := modules.ApplyDelay + max(400*time.Millisecond, min(prepareTook/2, 3*time.Second))
+	first := modules.ApplyDelay + max(400*time.Millisecond, min(prepareTook/2, 1500*time.Millisecond))
 	for wait := first; time.Now().Add(wait).Before(deadline); {
 		select {
 		case <-ctx.Done():
