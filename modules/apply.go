@@ -126,12 +126,14 @@ func (c *Change) StatusCommand(sudo bool) string {
 }
 
 // privileged runs a command as root: through sudo -n when the login user
-// is not root, failing at once if sudo wants a password.
+// is not root, failing at once if sudo wants a password. The login shell
+// reads its uid from /proc with builtins: on a busy Pi every process costs.
 func privileged(sudo bool, cmd string) string {
 	if !sudo {
 		return cmd
 	}
-	return `if [ "$(id -u)" = 0 ]; then ` + cmd + `; else sudo -n ` + cmd + `; fi`
+	return `uid=; while read -r k v _; do if [ "$k" = Uid: ]; then uid=$v; break; fi; done </proc/self/status; ` +
+		`if [ "$uid" = 0 ]; then ` + cmd + `; else sudo -n ` + cmd + `; fi`
 }
 
 // FactsCommand runs the facts script, given on stdin, as root, with the

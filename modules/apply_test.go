@@ -279,20 +279,21 @@ func TestChangeScriptsValues(t *testing.T) {
 
 func TestCommands(t *testing.T) {
 	c := testChange(t)
+	const ifRoot = `uid=; while read -r k v _; do if [ "$k" = Uid: ]; then uid=$v; break; fi; done </proc/self/status; if [ "$uid" = 0 ]; then `
 	tests := []struct {
 		name, got, want string
 	}{
 		{"prepare with sudo", c.PrepareCommand(true),
-			`if [ "$(id -u)" = 0 ]; then sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh; else sudo -n sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh; fi`},
+			ifRoot + `sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh; else sudo -n sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh; fi`},
 		{"prepare as root", c.PrepareCommand(false), `sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh`},
 		{"confirm with sudo", c.ConfirmCommand(true),
-			`if [ "$(id -u)" = 0 ]; then sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh; else sudo -n sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh; fi`},
+			ifRoot + `sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh; else sudo -n sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh; fi`},
 		{"confirm as root", c.ConfirmCommand(false), `sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh`},
 		{"status with sudo", c.StatusCommand(true),
-			`if [ "$(id -u)" = 0 ]; then sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh status; else sudo -n sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh status; fi`},
+			ifRoot + `sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh status; else sudo -n sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh status; fi`},
 		{"status as root", c.StatusCommand(false), `sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh status`},
 		{"facts with sudo", FactsCommand(true),
-			`if [ "$(id -u)" = 0 ]; then sh -s -- "$SSH_CONNECTION"; else sudo -n sh -s -- "$SSH_CONNECTION"; fi`},
+			ifRoot + `sh -s -- "$SSH_CONNECTION"; else sudo -n sh -s -- "$SSH_CONNECTION"; fi`},
 		{"facts as root", FactsCommand(false), `sh -s -- "$SSH_CONNECTION"`},
 	}
 	for _, tc := range tests {
@@ -308,15 +309,34 @@ func TestCommands(t *testing.T) {
 	}
 }
 
-// TestPrivilegedAsRoot runs the sudo wrapper for real: as root it must run
-// the command itself, never through sudo (which a Pi's root may lack).
-func TestPrivilegedAsRoot(t *testing.T) {
+// TestPrivileged runs the sudo wrapper for real: as root it must run the
+// command itself, never through sudo (which a Pi's root may lack); as any
+// other user, through sudo -n.
+func TestPrivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("skipped: needs root (the branch for other users needs sudo, which the lab's Pis test)")
+		t.Skip("skipped: needs root, to run the wrapper as root and as nobody")
 	}
 	out, err := exec.Command("/bin/sh", "-c", privileged(true, "echo ran as $(id -u)")).CombinedOutput()
 	if err != nil || string(out) != "ran as 0\n" {
 		t.Errorf("privileged(true, ...) as root: %q, %v; want \"ran as 0\"", out, err)
+	}
+	// Any other user goes through sudo: here a stand-in that says so.
+	dir, err := os.MkdirTemp("", "piwall-sudo-") // t.TempDir's parent is closed to nobody
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sudo"), []byte("#!/bin/sh\necho sudo \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", privileged(true, "echo ran"))
+	cmd.Env = []string{"PATH=" + dir + ":/usr/bin:/bin"}
+	out, err = cmd.CombinedOutput()
+	if err != nil || string(out) != "sudo -n echo ran\n" {
+		t.Errorf("privileged(true, ...) as nobody: %q, %v; want \"sudo -n echo ran\"", out, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,10 +23,10 @@ type Facts struct {
 	SSHPort  int        // the port sshd answered on
 	OS       string     // PRETTY_NAME of /etc/os-release
 	Tools    map[string]bool
-	Backend  string // "nf_tables", "legacy", or "" without iptables
+	Backend  string // "nf_tables", "legacy", or "" when no table is loaded
 	Systemd  bool   // systemd is PID 1: the dead-man uses systemd-run
 	// Live holds the rulesets of each family, parsed; LiveDigest the digest
-	// of what iptables-save printed, normalized as NormalizeSave does.
+	// of what iptables-save printed, as NormalizeSave makes it.
 	Live       map[firewall.Family]*firewall.Ruleset
 	LiveDigest map[firewall.Family]string
 	Resolvers  []netip.Addr
@@ -92,23 +93,22 @@ sec ssh; printf '%s\n' "${1:-}"
 # show FILE: print FILE, if there is one, with builtins only: on a busy Pi
 # every process costs.
 show() { [ -f "$1" ] || return 0; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done <"$1"; }
-sec os; show /etc/os-release | while IFS= read -r l; do case "$l" in PRETTY_NAME=*) l=${l#*=}; l=${l#\"}; printf '%s\n' "${l%\"}" ;; esac; done
+sec os; [ -f /etc/os-release ] && while IFS= read -r l || [ -n "$l" ]; do
+  case "$l" in PRETTY_NAME=*) l=${l#*=}; l=${l#\"}; printf '%s\n' "${l%\"}" ;; esac
+done </etc/os-release
 sec tools
 for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent systemd-run apt-get getent; do
   command -v "$t" >/dev/null 2>&1 && echo "$t"
 done
-sec backend; iptables --version 2>/dev/null
 sec systemd; if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
+# The live rules as iptables-save prints them: piwall normalizes and
+# digests them (NormalizeSave) as prepare does the file it saves. stderr
+# apart: a warning must not become part of the rules.
 for fam in 4 6; do
   save=iptables-save; [ $fam = 6 ] && save=ip6tables-save
   sec "v$fam"
   if command -v $save >/dev/null 2>&1; then
-    # stderr apart, as prepare saves it: a warning must not become part
-    # of the rules or their digest.
-    out=$($save 2>/dev/null) || { echo "error"; $save 2>&1 >/dev/null; continue; }
-    printf '%s\n' "$out" | normalize
-  else
-    echo
+    $save 2>/dev/null || { sec "v$fam-error"; $save 2>&1 >/dev/null; }
   fi
 done
 sec resolv; show /etc/resolv.conf
@@ -169,6 +169,7 @@ func ParseFacts(out, marker string) (*Facts, error) {
 	if !complete {
 		return nil, fmt.Errorf("facts: the output ends early (the script did not finish)")
 	}
+	live := map[string][]string{}
 	for _, s := range sections {
 		body := strings.Join(s.lines, "\n")
 		switch s.name {
@@ -184,17 +185,10 @@ func ParseFacts(out, marker string) (*Facts, error) {
 					f.Tools[t] = true
 				}
 			}
-		case "backend":
-			switch {
-			case strings.Contains(body, "nf_tables"):
-				f.Backend = "nf_tables"
-			case strings.Contains(body, "legacy"):
-				f.Backend = "legacy"
-			}
 		case "systemd":
 			f.Systemd = strings.TrimSpace(body) == "yes"
-		case "v4", "v6":
-			err = f.parseLive(s)
+		case "v4", "v6", "v4-error", "v6-error":
+			live[s.name] = s.lines
 		case "resolv":
 			f.Resolvers = firewall.ParseResolvConf(body)
 		case "generation":
@@ -225,6 +219,11 @@ func ParseFacts(out, marker string) (*Facts, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("facts, section %s: %w", s.name, err)
+		}
+	}
+	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
+		if err := f.parseLive(fam, live); err != nil {
+			return nil, fmt.Errorf("facts, %w", err)
 		}
 	}
 	return f, nil
@@ -284,30 +283,68 @@ func (f *Facts) parseSSHConnection(s string) error {
 	return nil
 }
 
-func (f *Facts) parseLive(s factSection) error {
-	fam := firewall.IPv4
-	if s.name == "v6" {
-		fam = firewall.IPv6
+// parseLive reads a family's live rules, as iptables-save printed them,
+// and the error it printed if it failed.
+func (f *Facts) parseLive(fam firewall.Family, live map[string][]string) error {
+	sec, save := "v4", "iptables-save"
+	if fam == firewall.IPv6 {
+		sec, save = "v6", "ip6tables-save"
 	}
-	// No lines is what a host with no tables loaded prints: one empty
-	// line, which the sections lose with their trailing empty lines.
-	if len(s.lines) == 0 {
-		s.lines = []string{""}
+	if stderr, failed := live[sec+"-error"]; failed {
+		return fmt.Errorf("section %s: %s failed: %s", sec, save, strings.Join(stderr, " "))
 	}
-	if s.lines[0] == "error" {
-		return fmt.Errorf("%s failed: %s", map[firewall.Family]string{firewall.IPv4: "iptables-save", firewall.IPv6: "ip6tables-save"}[fam], strings.Join(s.lines[1:], " "))
+	lines, ok := live[sec]
+	if !ok {
+		return nil
 	}
-	// The section is the normalized text, digested here as prepare
-	// digests the file it saves of it.
-	text := strings.Join(s.lines, "\n") + "\n"
+	raw := strings.Join(lines, "\n")
+	if f.Backend == "" {
+		f.Backend = saveBackend(raw)
+	}
+	text := NormalizeSave(raw)
 	sum := sha256.Sum256([]byte(text))
 	f.LiveDigest[fam] = hex.EncodeToString(sum[:])
 	rs, err := firewall.Parse(text)
 	if err != nil {
-		return err
+		return fmt.Errorf("section %s: %w", sec, err)
 	}
 	f.Live[fam] = rs
 	return nil
+}
+
+// saveBackend tells the backend from the header iptables-save prints with
+// its first table: "# Generated by iptables-save v1.8.9 (nf_tables) on
+// ...", without "(nf_tables)" for legacy. No table loaded, no header: "".
+func saveBackend(raw string) string {
+	for line := range strings.Lines(raw) {
+		if rest, ok := strings.CutPrefix(line, "# Generated by "); ok {
+			if strings.Contains(rest, "(nf_tables)") {
+				return "nf_tables"
+			}
+			return "legacy"
+		}
+	}
+	return ""
+}
+
+// chainCounters is a chain line with its packet and byte counters.
+var chainCounters = regexp.MustCompile(`^(:[^ ]* [^ ]*) \[[0-9]*:[0-9]*\]$`)
+
+// NormalizeSave is the form of iptables-save's output that piwall compares
+// and digests: without comment lines, chain counters zeroed, one newline
+// at the end. It is what the scripts' normalize (sed) makes of
+// "$(iptables-save)", byte for byte: prepare digests the rules it saves
+// that way, and the plan's digest of the facts must be the same.
+func NormalizeSave(raw string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(strings.TrimRight(raw, "\n"), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		b.WriteString(chainCounters.ReplaceAllString(line, "$1 [0:0]"))
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // parseName reads a name and `getent ahosts` lines: "ADDR STREAM canonical",
