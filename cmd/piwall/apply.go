@@ -91,7 +91,7 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 		case h.err != nil:
 			outs[i] = runner.Outcome{Host: h.label, Status: runner.Failed, Err: h.err}
 		case h.cs.Unchanged():
-			outs[i] = runner.Outcome{Host: h.label, Status: runner.Unchanged}
+			outs[i] = runner.Outcome{Host: h.label, Status: runner.Unchanged, Changes: h.cs}
 		default:
 			changing = append(changing, i)
 		}
@@ -110,7 +110,7 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 	prog.stop()
 	for k, o := range done {
 		i := changing[k]
-		o.Host = fp.hosts[i].label
+		o.Host, o.Changes = fp.hosts[i].label, fp.hosts[i].cs
 		outs[i] = o
 	}
 	return reportOutcomes(std, rf.json, fp.hosts, outs)
@@ -162,9 +162,9 @@ type rolloutFlags struct {
 }
 
 func (r *rolloutFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&r.canary, "canary", -1, "hosts done first, alone; a failure among them stops the rollout (default: the plan's rollout.canary)")
-	fs.IntVar(&r.batch, "batch", -1, "hosts per batch after the canary, 0 for all the rest (default: the plan's rollout.batch)")
-	fs.IntVar(&r.maxFailures, "max-failures", -1, "failed hosts tolerated before no more start (default: the plan's rollout.max_failures)")
+	fs.IntVar(&r.canary, "canary", -1, "`N` hosts done first, alone; a failure among them stops the rollout (default: the plan's rollout.canary)")
+	fs.IntVar(&r.batch, "batch", -1, "`N` hosts per batch after the canary, 0 for all the rest (default: the plan's rollout.batch)")
+	fs.IntVar(&r.maxFailures, "max-failures", -1, "`N` failed hosts tolerated before no more start (default: the plan's rollout.max_failures)")
 }
 
 func (r *rolloutFlags) rollout(p *plans.Plan, parallel int) runner.Rollout {

@@ -60,11 +60,12 @@ const (
 // main calls os.Exit.
 func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
 	std := stdio{in: in, out: out, errOut: errOut}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		printUsage(std.errOut)
-		if len(args) == 0 {
-			return exitError
-		}
+		return exitError
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(std.out) // asked for: it is the output
 		return exitOK
 	}
 	for _, c := range commands {
@@ -91,11 +92,26 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 	return exitError
 }
 
+// printUsage is `piwall --help`: what piwall is, its commands, the flags
+// most of them share, and the exit codes.
 func printUsage(w io.Writer) {
 	var b strings.Builder
-	b.WriteString("piwall locks Raspberry Pis down to an allowlist of network peers, over SSH.\n\nusage:\n")
+	b.WriteString("piwall locks Raspberry Pis down to an allowlist of network peers, over SSH,\nwithout ever locking its operator out.\n\n")
+	b.WriteString("usage: piwall COMMAND [ARGUMENTS] [FLAGS]\n\ncommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  piwall %-30s %s\n", strings.TrimSpace(c.name+" "+c.usage), c.short)
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.short)
 	}
+	b.WriteString(`
+flags of plan, apply, rollback and history:
+  --limit PATTERN   only these hosts: labels or groups, globs, ! to exclude
+  --parallel N      hosts in flight at once
+  --json            JSON on stdout instead of text
+  --no-color        no colour (also: NO_COLOR)
+
+exit codes: 0 success; 1 an error, or a host failed or reverted;
+            2 plan --detailed-exitcode found changes
+
+Run "piwall COMMAND -h" for a command's arguments and flags.
+`)
 	io.WriteString(w, b.String())
 }

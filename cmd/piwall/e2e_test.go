@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -226,7 +227,10 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 		if !strings.Contains(stderr, "stats: pi-01: 2 connections, 3 commands, 1 uploads") {
 			t.Errorf("apply's round trips:\n%s", stderr)
 		}
-		for _, want := range []string{"iptables: not installed", "+ allow out tcp/443 to dashboard.lab (198.18.1.10)", "pi-01: applied (generation 2)"} {
+		if got := outcomeRow(stdout, "pi-01"); got[0] != "applied" || got[2] != "2" {
+			t.Errorf("apply: pi-01's outcome and generation: got %q, want applied, 2:\n%s", got, stdout)
+		}
+		for _, want := range []string{"iptables: not installed", "+ allow out tcp/443 to dashboard.lab (198.18.1.10)"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("apply output lacks %q:\n%s", want, stdout)
 			}
@@ -291,8 +295,8 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 		piwall(t, 0, "apply", site, "--yes")
 		piwall(t, 2, "plan", site2, "--out", planFile, "--detailed-exitcode")
 		stdout, _ = piwall(t, 0, "apply", planFile, "--yes")
-		if !strings.Contains(stdout, "pi-01: applied") {
-			t.Errorf("apply of a saved plan: %s", stdout)
+		if got := outcomeRow(stdout, "pi-01"); got[0] != "applied" {
+			t.Errorf("apply of a saved plan: pi-01's outcome: got %q, want applied:\n%s", got, stdout)
 		}
 		if v4, _ := live(t, l, p); !strings.Contains(v4, "-d 198.18.1.12/32 -p udp -m udp --dport 9") {
 			t.Errorf("the saved plan's rules are not live:\n%s", v4)
@@ -333,8 +337,8 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 			t.Fatalf("after allowing blocked.lab: got %q, %v", got, err)
 		}
 		stdout, _ := piwall(t, 0, "rollback", "pi-01", "--plan", site2, "--yes")
-		if !strings.Contains(stdout, "pi-01: applied") {
-			t.Errorf("rollback: %s", stdout)
+		if got := outcomeRow(stdout, "pi-01"); got[0] != "applied" {
+			t.Errorf("rollback: pi-01's outcome: got %q, want applied:\n%s", got, stdout)
 		}
 		v4, v6 := live(t, l, p)
 		if v4 != prev4 || v6 != prev6 {
@@ -356,8 +360,8 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 	t.Run("rollback --to N and by address without a plan", func(t *testing.T) {
 		// Generation 1 is the fresh Pi's all-ACCEPT state.
 		stdout, _ := piwall(t, 0, "rollback", "pi@198.18.2.1", "--to", "1", "--yes")
-		if !strings.Contains(stdout, "pi@198.18.2.1: applied") {
-			t.Errorf("rollback --to 1: %s", stdout)
+		if got := outcomeRow(stdout, "pi@198.18.2.1"); got[0] != "applied" {
+			t.Errorf("rollback --to 1: pi@198.18.2.1's outcome: got %q, want applied:\n%s", got, stdout)
 		}
 		if v4, _ := live(t, l, p); v4 != before4 || v4 != modules.OpenRuleset {
 			t.Errorf("after rollback --to 1: got\n%s\nwant the fresh Pi's\n%s", v4, before4)
@@ -404,8 +408,8 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 		start := time.Now()
 		stdout, _ := piwall(t, 1, "apply", site, "--yes", "--force", "--limit", "pi-01")
 		took := time.Since(start)
-		if !strings.Contains(stdout, "pi-01: reverted") {
-			t.Errorf("apply --force: %s", stdout)
+		if got := outcomeRow(stdout, "pi-01"); got[0] != "reverted" {
+			t.Errorf("apply --force: pi-01's outcome: got %q, want reverted:\n%s", got, stdout)
 		}
 		// revert_after, 10 s, and the time apt takes to install iptables.
 		if took > 30*time.Second {
@@ -636,8 +640,8 @@ func TestE2ESystemd(t *testing.T) {
 	t.Run("a lockout reverts through the systemd timer", func(t *testing.T) {
 		site := labPlan(t, l, noSSH, "", "8s")
 		stdout, _ := piwall(t, 1, "apply", site, "--yes", "--force", "--limit", "pi-02")
-		if !strings.Contains(stdout, "pi-02: reverted") {
-			t.Errorf("apply --force: %s", stdout)
+		if got := outcomeRow(stdout, "pi-02"); got[0] != "reverted" {
+			t.Errorf("apply --force: pi-02's outcome: got %q, want reverted:\n%s", got, stdout)
 		}
 		if v4, _ := live(t, l, p2); v4 != modules.OpenRuleset {
 			t.Errorf("after the revert: want every policy ACCEPT, got\n%s", v4)
@@ -646,4 +650,18 @@ func TestE2ESystemd(t *testing.T) {
 			t.Errorf("run status: %q", out)
 		}
 	})
+}
+
+// outcomeRow is a host's row of the outcome table: its outcome, changes,
+// generation and time, or empty strings if the table has no such row.
+func outcomeRow(stdout, host string) [4]string {
+	var row [4]string
+	for _, line := range strings.Split(stdout, "\n") {
+		cells := regexp.MustCompile(`  +`).Split(strings.TrimSpace(line), -1)
+		if len(cells) == 5 && cells[0] == host {
+			copy(row[:], cells[1:])
+			return row
+		}
+	}
+	return row
 }

@@ -26,8 +26,8 @@ type planFlags struct {
 }
 
 func (p *planFlags) register(fs *flag.FlagSet) {
-	fs.Var(&p.vars, "var", "set a variable: --var NAME=VALUE (repeatable)")
-	fs.Var(&p.varFiles, "var-file", "read variables from an HCL file of NAME = VALUE lines (repeatable)")
+	fs.Var(&p.vars, "var", "set a variable: --var `NAME=VALUE` (repeatable)")
+	fs.Var(&p.varFiles, "var-file", "read variables from `FILE`, HCL lines of NAME = VALUE (repeatable)")
 	fs.BoolVar(&p.noColor, "no-color", false, "no colour in the output (also: NO_COLOR)")
 }
 
@@ -64,11 +64,40 @@ func newFlagSet(c *command, std stdio) *flag.FlagSet {
 		newFlagSetHook(fs)
 	}
 	fs.SetOutput(std.errOut)
-	fs.Usage = func() {
-		fmt.Fprintf(std.errOut, "usage: piwall %s %s\n\n%s\n\nflags:\n", c.name, c.usage, c.long)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printCommandUsage(std.errOut, c, fs) }
 	return fs
+}
+
+// printCommandUsage is `piwall NAME -h`: the usage line, what the command
+// does, and its flags as they are typed (--name VALUE), each with its help
+// on the line below. Defaults are shown only where they mean something:
+// the help of a flag whose default comes from the plan says so itself.
+func printCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: piwall %s %s\n", c.name, c.usage)
+	if c.long != "" {
+		b.WriteString("\n" + c.long + "\n")
+	} else {
+		b.WriteString("\n" + strings.ToUpper(c.short[:1]) + c.short[1:] + ".\n")
+	}
+	b.WriteString("\nflags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		value, help := flag.UnquoteUsage(f)
+		if value == "value" {
+			value = "VALUE"
+		}
+		fmt.Fprintf(&b, "  --%s", f.Name)
+		if value != "" {
+			b.WriteString(" " + strings.ToUpper(value))
+		}
+		switch f.DefValue {
+		case "", "0", "-1", "false", "[]":
+		default:
+			help += " (default " + f.DefValue + ")"
+		}
+		b.WriteString("\n        " + help + "\n")
+	})
+	io.WriteString(w, b.String())
 }
 
 // planPath is the plan argument: the current directory when none is given.

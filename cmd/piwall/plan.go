@@ -19,7 +19,7 @@ func runPlan(ctx context.Context, c *command, args []string, std stdio) error {
 	fs := newFlagSet(c, std)
 	var rf remoteFlags
 	rf.register(fs)
-	out := fs.String("out", "", "save the plan to FILE, for piwall apply FILE")
+	out := fs.String("out", "", "save the plan to `FILE`, for piwall apply FILE")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when nothing would change, 2 when something would, 1 on errors")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {

@@ -30,8 +30,8 @@ type remoteFlags struct {
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
 	r.planFlags.register(fs)
-	fs.StringVar(&r.limit, "limit", "", "only these hosts: labels or groups, globs, ! to exclude (pi-0*,!pi-03)")
-	fs.IntVar(&r.parallel, "parallel", 0, "hosts in flight at once (default: the plan's rollout.parallel)")
+	fs.StringVar(&r.limit, "limit", "", "only the hosts that match `PATTERN`: labels or groups, globs, ! to exclude (pi-0*,!pi-03)")
+	fs.IntVar(&r.parallel, "parallel", 0, "`N` hosts in flight at once (default: the plan's rollout.parallel)")
 	fs.BoolVar(&r.acceptNew, "accept-new-host-keys", false, "record the host keys of hosts known_hosts does not know yet (changed keys are refused always)")
 	fs.BoolVar(&r.raw, "raw", false, "show changes as iptables lines instead of words")
 	fs.BoolVar(&r.json, "json", false, "print JSON on stdout instead of text (see README.md)")

@@ -17,11 +17,11 @@ func runRender(ctx context.Context, c *command, args []string, std stdio) error 
 	fs := newFlagSet(c, std)
 	var pf planFlags
 	pf.register(fs)
-	host := fs.String("host", "", "the host label whose rulesets to print (required)")
-	resolve := fs.String("resolve", "none", "how to resolve DNS names offline: none, or local (this machine's resolver)")
+	host := fs.String("host", "", "the host (its label, `NAME`) whose rulesets to print (required)")
+	resolve := fs.String("resolve", "none", "resolve DNS names offline as `MODE` says: none, or local (this machine's resolver)")
 	var pins, resolvers listFlag
-	fs.Var(&pins, "address", "pin a name to addresses: --address NAME=ADDR[,ADDR...] (repeatable)")
-	fs.Var(&resolvers, "resolver", "a resolver of the host, for dns = \"system\" (repeatable)")
+	fs.Var(&pins, "address", "pin a name to addresses: --address `NAME=ADDR[,ADDR...]` (repeatable)")
+	fs.Var(&resolvers, "resolver", "`ADDR` of a resolver of the host, for dns = \"system\" (repeatable)")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err

@@ -17,8 +17,8 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 	fs := newFlagSet(c, std)
 	var rf remoteFlags
 	rf.register(fs)
-	planArg := fs.String("plan", "", "the plan whose host labels HOST may be (default: the .hcl files here, if any)")
-	to := fs.Int("to", 0, "the generation to go back to (default: the one before the current)")
+	planArg := fs.String("plan", "", "the plan (`PATH`) whose host labels HOST may be (default: the .hcl files here, if any)")
+	to := fs.Int("to", 0, "the generation `N` to go back to (default: the one before the current)")
 	open := fs.Bool("open", false, "the emergency opening: every policy ACCEPT, every rule flushed")
 	yes := fs.Bool("yes", false, "roll back without asking (needed without a terminal)")
 	force := fs.Bool("force", false, "roll back even to rules that fail the lockout check")
@@ -162,7 +162,7 @@ func runHistory(ctx context.Context, c *command, args []string, std stdio) error
 	fs := newFlagSet(c, std)
 	var rf remoteFlags
 	rf.register(fs)
-	planArg := fs.String("plan", "", "the plan whose host labels HOST may be")
+	planArg := fs.String("plan", "", "the plan (`PATH`) whose host labels HOST may be")
 	hosts, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err

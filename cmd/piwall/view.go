@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/modules/firewall"
@@ -87,19 +88,40 @@ func planSummary(hosts []hostPlan) (line string, changed, failed int) {
 	return fmt.Sprintf("Plan: %s to change, %d unchanged, %d failed.", count(changed, "host"), unchanged, failed), changed, failed
 }
 
+// printOutcomes is the end of an apply or rollback: a table of every host
+// with its outcome, its changes and its time, then the errors and hints of
+// the hosts that did not make it, then the counts.
 func printOutcomes(w io.Writer, outs []runner.Outcome) (failed int) {
 	counts := map[runner.HostStatus]int{}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tOUTCOME\tCHANGES\tGENERATION\tTIME")
 	for _, o := range outs {
 		counts[o.Status]++
-		line := fmt.Sprintf("%s: %s", o.Host, o.Status)
-		if o.Status == runner.Applied && o.Generation > 0 {
-			line += fmt.Sprintf(" (generation %d)", o.Generation)
+		changes, gen, took := "-", "-", "-"
+		if o.Changes != nil {
+			changes = "none"
+			if !o.Changes.Unchanged() {
+				add, remove, update := o.Changes.Counts()
+				changes = fmt.Sprintf("+%d -%d ~%d", add, remove, update)
+				if o.Changes.Install {
+					changes += ", install"
+				}
+			}
 		}
-		line += fmt.Sprintf(" in %.1fs", o.Duration.Seconds())
-		if o.Err != nil {
-			line += ": " + o.Err.Error()
+		if o.Generation > 0 {
+			gen = fmt.Sprint(o.Generation)
 		}
-		fmt.Fprintln(w, line)
+		if o.Duration > 0 {
+			took = fmt.Sprintf("%.1fs", o.Duration.Seconds())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Host, o.Status, changes, gen, took)
+	}
+	tw.Flush()
+	for _, o := range outs {
+		if o.Err == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s: %v\n", o.Host, o.Status, o.Err)
 		for _, hint := range o.Hints {
 			fmt.Fprintf(w, "  hint: %s\n", hint)
 		}
