@@ -128,10 +128,20 @@ func ratio(a, b time.Duration) string {
 	return fmt.Sprintf("%.1f×", a.Seconds()/b.Seconds())
 }
 
-// tail is the last n lines of out.
-func tail(out []byte, n int) string {
+// failureLines is what a failed tool said of its failures (Ansible's
+// "fatal:" and "FAILED" lines and its recap), else the last n lines.
+func failureLines(out []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	var said []string
+	for _, l := range lines {
+		if strings.Contains(l, "fatal:") || strings.Contains(l, "FAILED") || strings.Contains(l, "failed=1") || strings.HasPrefix(l, "ERROR") {
+			said = append(said, l)
+		}
+	}
+	if len(said) == 0 {
+		said = lines[max(0, len(lines)-n):]
+	}
+	return strings.Join(said[:min(len(said), n)], "\n")
 }
 
 func median(d []time.Duration) time.Duration {
@@ -214,7 +224,7 @@ func run(b *testing.B, r int, tool string, pis int, exe, py, dir string, times m
 			// A tool that fails is reported in its cells, and its
 			// later scenarios of this run are not timed: the Pis'
 			// state is unknown.
-			fmt.Printf("run %d  %-7s  %-9s  failed after %.1f s: %v\n%s\n", r, tool, s, d.Seconds(), err, tail(out, 40))
+			fmt.Printf("run %d  %-7s  %-9s  failed after %.1f s: %v\n%s\n", r, tool, s, d.Seconds(), err, failureLines(out, 20))
 			for _, rest := range scenarios[i:] {
 				failures[tool+"/"+rest]++
 			}
@@ -292,13 +302,22 @@ func strip(s string) string {
 	return b.String()
 }
 
-// writeAnsible writes the inventory and ansible.cfg. ControlPersist is off
-// (ControlMaster=no): the connection that applies the rules may freeze, and
-// iptables_state's confirmation must come over a new connection. The
-// timeout is 60 s: the playbook's async (the time iptables_state waits for
-// its confirmation before it rolls back) is ansible_timeout, and at 10 s,
-// with 20 forks on 2 cores, the confirmations came too late and every Pi
-// rolled back ("Timeout exceeded").
+// writeAnsible writes the inventory and ansible.cfg, the configuration
+// that succeeds on 20 lab Pis:
+//   - ControlPersist off (ControlMaster=no): the connection that applies the
+//     rules may freeze, and iptables_state's confirmation must come over a
+//     new connection.
+//   - ServerAliveInterval 2, ServerAliveCountMax 3, and 3 ssh retries:
+//     iptables_state loads the rules while the connection that touched its
+//     starter file is still closing, and that connection freezes for good
+//     (its packets INVALID under the new DROP policies). Without keepalives
+//     ansible-playbook waited on it for minutes, long after the module had
+//     rolled back; with them the frozen connection is dropped after about
+//     6 s and the command retried over a new one.
+//   - timeout 60 s: the playbook's async (the time iptables_state waits for
+//     its confirmation before it rolls back) is ansible_timeout, and at
+//     10 s, with 20 forks on 2 cores, the confirmations came too late and
+//     every Pi rolled back ("Timeout exceeded").
 func writeAnsible(b *testing.B, dir string, l *lab.Lab, names []string) {
 	inv := "[pis]\n" + strings.Join(names, "\n") + "\n"
 	cfg := fmt.Sprintf(`[defaults]
@@ -308,7 +327,8 @@ timeout = 60
 interpreter_python = /usr/bin/python3
 [ssh_connection]
 pipelining = True
-ssh_args = -F %s -o ControlMaster=no -o ControlPersist=no
+retries = 3
+ssh_args = -F %s -o ControlMaster=no -o ControlPersist=no -o ServerAliveInterval=2 -o ServerAliveCountMax=3
 `, max(20, len(names)), l.SSHConfig())
 	if err := os.WriteFile(filepath.Join(dir, "inventory.ini"), []byte(inv), 0o644); err != nil {
 		b.Fatal(err)
