@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/piwall/piwall/runner"
 )
 
@@ -63,14 +65,20 @@ type liveProgress struct {
 	steps    map[string]string
 	since    map[string]time.Time
 	color    bool
+	width    int // of the terminal: a longer line would wrap and spoil the redraw
 	drawn    int // lines drawn last time, to move back over
 	ticker   *time.Ticker
 	finished chan struct{}
 }
 
 func newLiveProgress(w io.Writer, total int, color bool) *liveProgress {
-	p := &liveProgress{w: w, total: total, steps: map[string]string{}, since: map[string]time.Time{}, color: color,
+	p := &liveProgress{w: w, total: total, steps: map[string]string{}, since: map[string]time.Time{}, color: color, width: 80,
 		ticker: time.NewTicker(100 * time.Millisecond), finished: make(chan struct{})}
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 20 {
+			p.width = cols
+		}
+	}
 	go func() {
 		for {
 			select {
@@ -126,7 +134,11 @@ func (p *liveProgress) draw() {
 			fmt.Fprintf(&b, "  ... and %d more\n", len(hosts)-most)
 			break
 		}
-		fmt.Fprintf(&b, "  %-16s %s (%ds)\n", h, p.steps[h], int(time.Since(p.since[h]).Seconds()))
+		line := fmt.Sprintf("  %-16s %s (%ds)", h, p.steps[h], int(time.Since(p.since[h]).Seconds()))
+		if len(line) >= p.width {
+			line = line[:p.width-4] + "..."
+		}
+		b.WriteString(line + "\n")
 	}
 	p.drawn = 1 + min(len(hosts), most+1)
 	io.WriteString(p.w, b.String())
