@@ -121,7 +121,12 @@ func printOutcomes(w io.Writer, outs []runner.Outcome) (failed int) {
 		if o.Err == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%s: %s: %v\n", o.Host, o.Status, o.Err)
+		// A step's error names its host already.
+		msg := o.Err.Error()
+		if se, ok := o.Err.(*runner.StepError); ok && se.Host == o.Host {
+			msg = se.Step + ": " + se.Err.Error()
+		}
+		fmt.Fprintf(w, "%s: %s: %s\n", o.Host, o.Status, msg)
 		for _, hint := range o.Hints {
 			fmt.Fprintf(w, "  hint: %s\n", hint)
 		}

@@ -19,7 +19,7 @@ func TestPrintOutcomes(t *testing.T) {
 		{Host: "pi-01", Status: runner.Applied, Generation: 12, Changes: changes, Duration: 2140 * time.Millisecond},
 		{Host: "pi-02", Status: runner.Unchanged, Changes: &modules.ChangeSet{}},
 		{Host: "pi-03", Status: runner.Reverted, Changes: changes, Duration: 63 * time.Second,
-			Err: errors.New("confirm: no new connection confirmed the new rules"), Hints: []string{"the plan must admit a new SSH connection"}},
+			Err: &runner.StepError{Host: "pi-03", Step: "confirm", Err: errors.New("no new connection confirmed the new rules")}, Hints: []string{"the plan must admit a new SSH connection"}},
 		{Host: "pi-04", Status: runner.Failed, Err: errors.New("connect: connection refused")},
 		{Host: "pi-05", Status: runner.Skipped, Changes: changes},
 	}
