@@ -7,16 +7,21 @@
 # already the desired ones is left alone.
 #
 # usage: floor.sh SSH_CONFIG RULES_DIR HOST...
-# RULES_DIR holds HOST.v4 and HOST.v6, iptables-restore text.
+# RULES_DIR holds HOST.v4 and HOST.v6, iptables-restore text. A Pi that
+# fails is named on stderr with what its commands said.
 set -u
 cfg=$1 dir=$2
 shift 2
+# A connection caught by the new rules may freeze for good: keepalives
+# drop it after about 6 s.
+ssh() { command ssh -o ServerAliveInterval=2 -o ServerAliveCountMax=3 "$@"; }
+scp() { command scp -o ServerAliveInterval=2 -o ServerAliveCountMax=3 "$@"; }
 
 one() {
 	h=$1
 	mkdir -p "$dir/$h.d" && cp "$dir/$h.v4" "$dir/$h.d/want.v4" && cp "$dir/$h.v6" "$dir/$h.d/want.v6" &&
 	ssh -F "$cfg" "$h" 'mkdir -p /tmp/floor' &&
-	scp -q -F "$cfg" "$dir/$h.d/want.v4" "$dir/$h.d/want.v6" "$h:/tmp/floor/" || return 1
+	scp -q -F "$cfg" "$dir/$h.d/want.v4" "$dir/$h.d/want.v6" "$h:/tmp/floor/" || { echo "upload failed" >&2; return 1; }
 	out=$(ssh -F "$cfg" "$h" 'sudo -n sh -es' <<'SCRIPT'
 cd /tmp/floor
 if [ ! -e /usr/sbin/iptables-restore ] || [ ! -e /usr/sbin/netfilter-persistent ]; then
@@ -43,7 +48,7 @@ setsid nohup sh -c 'echo $$ >deadman; sleep 30; iptables-restore <old.v4; ip6tab
 setsid nohup sh -c 'sleep 0.2; iptables-restore <new.v4 && ip6tables-restore <new.v6 && touch applied' >/dev/null 2>&1 </dev/null &
 echo applying
 SCRIPT
-) || return 1
+) || { echo "prepare failed" >&2; return 1; }
 	[ "$out" = unchanged ] && return 0
 	# A new connection each try; it counts only once it sees the rules live.
 	for try in 1 2 3 4 5 6 7 8 9 10; do
@@ -51,6 +56,7 @@ SCRIPT
 kill -- -\$(cat deadman); mkdir -p /etc/iptables; cp new.v4 /etc/iptables/rules.v4; cp new.v6 /etc/iptables/rules.v6; rm -f /tmp/floor/*"' && return 0
 		sleep 0.2
 	done
+	echo "no new connection confirmed" >&2
 	return 1
 }
 
@@ -59,5 +65,12 @@ for h in "$@"; do
 	one "$h" >/dev/null 2>"$dir/$h.err" &
 	pids="$pids $!"
 done
-for pid in $pids; do wait "$pid" || fail=1; done
+for pid in $pids; do
+	if ! wait "$pid"; then
+		h=$1
+		echo "floor: $h failed: $(tr '\n' ' ' <"$dir/$h.err")" >&2
+		fail=1
+	fi
+	shift
+done
 exit $fail
