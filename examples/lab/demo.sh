@@ -45,7 +45,7 @@ fi
 
 step "history and rollback of pi-03"
 piwall history pi-03 --plan "$dir/site.hcl"
-piwall rollback pi-03 --plan "$dir/site.hcl" --yes 2>/dev/null | tail -n 2
+piwall rollback pi-03 --plan "$dir/site.hcl" --yes 2>/dev/null | grep -v "^    [+~-]"
 ssh_pi pi-03 'sudo -n iptables -S | head -n 3'
 
 step "stop the lab"
