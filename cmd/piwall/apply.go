@@ -45,7 +45,7 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 	}
 	d := newDialer(&rf, std)
 	defer printStats(d, std.errOut, labels(targets))
-	prog := newProgress(std.errOut, len(targets), rf.noColor)
+	prog := newProgress(std.errOut, "reading facts", len(targets), rf.noColor)
 	fp := gather(ctx, targets, d, parallelism(&rf, p), prog, true, saved)
 	prog.stop()
 	defer fp.close()
@@ -97,7 +97,7 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 		}
 	}
 	opt := runner.ApplyOptions{Force: *force, Operator: operator(), Plan: p.Digest(), Kind: "apply"}
-	prog = newProgress(std.errOut, len(changing), rf.noColor)
+	prog = newProgress(std.errOut, "applying", len(changing), rf.noColor)
 	done := ro.rollout(p, parallelism(&rf, p)).Run(ctx, len(changing), func(ctx context.Context, k int) runner.Outcome {
 		i := changing[k]
 		conn := fp.conns[i]

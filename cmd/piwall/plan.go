@@ -35,7 +35,7 @@ func runPlan(ctx context.Context, c *command, args []string, std stdio) error {
 	}
 	d := newDialer(&rf, std)
 	defer printStats(d, std.errOut, labels(targets))
-	prog := newProgress(std.errOut, len(targets), rf.noColor)
+	prog := newProgress(std.errOut, "reading facts", len(targets), rf.noColor)
 	fp := gather(ctx, targets, d, parallelism(&rf, p), prog, false, nil)
 	prog.stop()
 	summary, changed, failed := planSummary(fp.hosts)

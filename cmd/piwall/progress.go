@@ -30,9 +30,10 @@ type progress interface {
 }
 
 // newProgress picks the live view on a terminal, plain lines elsewhere.
-func newProgress(w io.Writer, total int, noColor bool) progress {
+// The phase ("reading facts", "applying") heads the live counter.
+func newProgress(w io.Writer, phase string, total int, noColor bool) progress {
 	if isTerminal(w) {
-		return newLiveProgress(w, total, !noColor && os.Getenv("NO_COLOR") == "")
+		return newLiveProgress(w, phase, total, !noColor && os.Getenv("NO_COLOR") == "")
 	}
 	return &plainProgress{w: w}
 }
@@ -60,6 +61,7 @@ func (p *plainProgress) stop() {}
 type liveProgress struct {
 	mu       sync.Mutex
 	w        io.Writer
+	phase    string
 	total    int
 	done     int
 	steps    map[string]string
@@ -71,8 +73,8 @@ type liveProgress struct {
 	finished chan struct{}
 }
 
-func newLiveProgress(w io.Writer, total int, color bool) *liveProgress {
-	p := &liveProgress{w: w, total: total, steps: map[string]string{}, since: map[string]time.Time{}, color: color, width: 80,
+func newLiveProgress(w io.Writer, phase string, total int, color bool) *liveProgress {
+	p := &liveProgress{w: w, phase: phase, total: total, steps: map[string]string{}, since: map[string]time.Time{}, color: color, width: 80,
 		ticker: time.NewTicker(100 * time.Millisecond), finished: make(chan struct{})}
 	if f, ok := w.(*os.File); ok {
 		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 20 {
@@ -123,7 +125,7 @@ func (p *liveProgress) draw() {
 		hosts = append(hosts, h)
 	}
 	sort.Slice(hosts, func(i, j int) bool { return p.since[hosts[i]].Before(p.since[hosts[j]]) })
-	counter := fmt.Sprintf("%d/%d hosts done, %d in flight", p.done, p.total, len(hosts))
+	counter := fmt.Sprintf("%s: %d/%d hosts done, %d in flight", p.phase, p.done, p.total, len(hosts))
 	if p.color {
 		counter = "\x1b[1m" + counter + "\x1b[0m"
 	}

@@ -27,7 +27,7 @@ func (l *lockedBuffer) String() string {
 
 func TestLiveProgress(t *testing.T) {
 	var w lockedBuffer
-	p := newLiveProgress(&w, 3, false)
+	p := newLiveProgress(&w, "applying", 3, false)
 	p.report("pi-01", "connecting")
 	p.report("pi-02", "preparing")
 	p.report("pi-03", "confirming over a new connection "+strings.Repeat("and more ", 10))
@@ -36,9 +36,9 @@ func TestLiveProgress(t *testing.T) {
 	out := w.String()
 	// The last block: the counter, then a line per host in flight, cut to
 	// the terminal's width so that the redraw can move back over it.
-	last := out[strings.LastIndex(out, "1/3 hosts done"):]
+	last := out[strings.LastIndex(out, "applying: 1/3 hosts done"):]
 	lines := strings.Split(strings.TrimSuffix(last, "\n"), "\n")
-	if len(lines) != 3 || lines[0] != "1/3 hosts done, 2 in flight" ||
+	if len(lines) != 3 || lines[0] != "applying: 1/3 hosts done, 2 in flight" ||
 		!strings.HasPrefix(lines[1], "  pi-02            preparing (") || !strings.HasPrefix(lines[2], "  pi-03            confirming") {
 		t.Fatalf("last block: got %q", lines)
 	}

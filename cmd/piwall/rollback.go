@@ -42,7 +42,7 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 	}
 	d := newDialer(&rf, std)
 	defer printStats(d, std.errOut, labels(targets))
-	prog := newProgress(std.errOut, len(targets), rf.noColor)
+	prog := newProgress(std.errOut, "reading facts", len(targets), rf.noColor)
 	type prepared struct {
 		s    *runner.Session
 		cs   *modules.ChangeSet
@@ -97,7 +97,7 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 	}
 	prog.stop()
 	outs := make([]runner.Outcome, len(preps))
-	prog = newProgress(std.errOut, len(preps), rf.noColor)
+	prog = newProgress(std.errOut, "rolling back", len(preps), rf.noColor)
 	defer prog.stop()
 	forEach(ctx, len(preps), max(rf.parallel, 10), func(ctx context.Context, i int) {
 		defer prog.report(targets[i].Label, stepDone)
