@@ -110,6 +110,7 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 	prog.stop()
 	for k, o := range done {
 		i := changing[k]
+		// Skipped hosts come back from the rollout without their change set.
 		o.Host, o.Changes = fp.hosts[i].label, fp.hosts[i].cs
 		outs[i] = o
 	}

@@ -656,8 +656,9 @@ func TestE2ESystemd(t *testing.T) {
 // generation and time, or empty strings if the table has no such row.
 func outcomeRow(stdout, host string) [4]string {
 	var row [4]string
+	columns := regexp.MustCompile(`  +`)
 	for _, line := range strings.Split(stdout, "\n") {
-		cells := regexp.MustCompile(`  +`).Split(strings.TrimSpace(line), -1)
+		cells := columns.Split(strings.TrimSpace(line), -1)
 		if len(cells) == 5 && cells[0] == host {
 			copy(row[:], cells[1:])
 			return row
