@@ -106,6 +106,30 @@ func FromAddress(spec string, env Env) (Target, error) {
 	return t, nil
 }
 
+// Lookup turns command-line HOST arguments into targets: each is a label
+// of fromPlan (the targets of the plan at hand, if any), else
+// [user@]address[:port].
+func Lookup(hosts []string, fromPlan []Target, env Env) ([]Target, error) {
+	var out []Target
+	for _, h := range hosts {
+		found := false
+		for _, t := range fromPlan {
+			if t.Label == h {
+				out, found = append(out, t), true
+			}
+		}
+		if found {
+			continue
+		}
+		t, err := FromAddress(h, env)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a host of the plan nor [user@]address[:port]: %w", h, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 // target is a host's settings from ~/.ssh/config and OpenSSH's defaults.
 func (env Env) target(alias, user string, port int) Target {
 	cfg := env.SSHConfig

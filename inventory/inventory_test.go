@@ -478,3 +478,50 @@ func labelsOf(targets []Target) []string {
 	}
 	return out
 }
+
+func TestLookup(t *testing.T) {
+	p := loadPlan(t, allowlistHCL+`
+host "pi-01" {
+  address    = "192.0.2.11"
+  allowlists = ["base"]
+}
+host "pi-02" {
+  address    = "192.0.2.12"
+  allowlists = ["base"]
+}
+`)
+	env := testEnv(t, "")
+	fromPlan := Targets(p, env)
+	tests := []struct {
+		name    string
+		hosts   []string
+		want    []string // label@address
+		wantErr string
+	}{
+		{"labels of the plan", []string{"pi-02", "pi-01"}, []string{"pi-02@192.0.2.12", "pi-01@192.0.2.11"}, ""},
+		{"an address the plan does not name", []string{"pi@192.0.2.99:2222"}, []string{"pi@192.0.2.99:2222@192.0.2.99"}, ""},
+		{"a label and an address", []string{"pi-01", "192.0.2.50"}, []string{"pi-01@192.0.2.11", "192.0.2.50@192.0.2.50"}, ""},
+		{"neither", []string{"pi-01", "bad host"}, nil, `"bad host" is neither a host of the plan`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Lookup(tt.hosts, fromPlan, env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Lookup(%q) error = %v, want %q", tt.hosts, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var labels []string
+			for _, t := range got {
+				labels = append(labels, t.Label+"@"+t.Address)
+			}
+			if strings.Join(labels, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("Lookup(%q) = %q, want %q", tt.hosts, labels, tt.want)
+			}
+		})
+	}
+}

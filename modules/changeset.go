@@ -13,6 +13,7 @@ import (
 // rulesets, the facts they were compared with, and the changes between.
 type ChangeSet struct {
 	Host        string
+	Source      string // what the desired rules came from: the plan's digest, or "rollback to generation N"
 	Desired     *firewall.Desired
 	Changes     []firewall.Change
 	Install     bool   // iptables and netfilter-persistent are missing

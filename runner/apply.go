@@ -6,10 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/piwall/piwall/inventory"
@@ -22,7 +20,8 @@ type Outcome struct {
 	Status     HostStatus // unchanged, applied, reverted, failed, skipped
 	Generation int        // the generation now current, when applied
 	Err        error      // why it failed or reverted
-	Hints      []string
+	Hints      []string   // what to do next, for Err
+	Warnings   []string   // what the operator should know, even of a host that succeeded
 	Changes    *modules.ChangeSet
 	Duration   time.Duration
 }
@@ -49,30 +48,30 @@ type StepError struct {
 func (e *StepError) Error() string { return e.Host + ": " + e.Step + ": " + e.Err.Error() }
 func (e *StepError) Unwrap() error { return e.Err }
 
-// Progress receives a host's steps as they start.
-type Progress func(host, step string)
-
-// Session is what a run on one host needs.
-type Session struct {
-	Dialer   Dialer
-	Target   inventory.Target
-	Progress Progress
+// session is what a run on one host needs: the fleet it belongs to gives
+// its dialer, its events, its fault points and its timing.
+type session struct {
+	Dialer Dialer
+	Target inventory.Target
+	fleet  *Fleet
 }
 
-func (s *Session) step(name string) {
-	if s.Progress != nil {
-		s.Progress(s.Target.Label, name)
+func (s *session) step(name string) { s.fleet.emit(s.Target.Label, StepStarted, name) }
+
+func (s *session) fault(p FaultPoint) {
+	if s.fleet.Fault != nil {
+		s.fleet.Fault(p)
 	}
 }
 
-func (s *Session) fail(step string, err error) error {
+func (s *session) fail(step string, err error) error {
 	return &StepError{Host: s.Target.Label, Step: step, Err: err}
 }
 
-// Gather opens a connection and reads the host's facts in one command:
+// gather opens a connection and reads the host's facts in one command:
 // the names to resolve on the host and the generations to read come with
 // it. The connection stays open for the caller.
-func (s *Session) Gather(ctx context.Context, req modules.FactsRequest) (*modules.Facts, Conn, error) {
+func (s *session) gather(ctx context.Context, req modules.FactsRequest) (*modules.Facts, Conn, error) {
 	s.step("connecting")
 	c, err := s.Dialer.Dial(ctx, s.Target)
 	if err != nil {
@@ -99,32 +98,26 @@ func (s *Session) Gather(ctx context.Context, req modules.FactsRequest) (*module
 // sudoHint names the likely mistake when sudo asks for a password.
 func sudoHint(err *CommandError, user string) error {
 	if strings.Contains(err.Stderr, "password is required") || strings.Contains(err.Stderr, "a terminal is required") {
-		return fmt.Errorf("%w (hint: piwall needs passwordless sudo for %s: a line '%s ALL=(ALL) NOPASSWD:ALL' in /etc/sudoers.d/, or connect as root)", err, user, user)
+		return modules.WithHint(err, fmt.Sprintf("piwall needs passwordless sudo for %s: a line '%s ALL=(ALL) NOPASSWD:ALL' in /etc/sudoers.d/, or connect as root", user, user))
 	}
 	return err
 }
 
-// ApplyOptions are what an apply may do beyond the plan.
-type ApplyOptions struct {
-	Force    bool   // apply rulesets that fail the static lockout check
-	Operator string // user@machine, recorded on the host
-	Plan     string // the plan digest, recorded on the host
-	Kind     string // "apply" or "rollback"
-}
-
-// Apply carries out a change set on the host, over a, the connection its
+// run carries out a change set on the host, over a, the connection its
 // facts came from. It follows the protocol of modules.Change: upload,
 // prepare (lock, install, save, test, arm, start the applier), then, over
 // a new connection, confirm. It never waits on a after the applier starts:
-// the new rules may freeze it.
-func (s *Session) Apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt ApplyOptions) Outcome {
+// the new rules may freeze it. The outcome's hints are those of its error
+// and of the step that failed.
+func (s *session) run(ctx context.Context, a Conn, cs *modules.ChangeSet, opt ApplyOptions) Outcome {
 	start := time.Now()
 	out := s.apply(ctx, a, cs, opt)
 	out.Host, out.Changes, out.Duration = s.Target.Label, cs, time.Since(start)
+	out.Hints = append(modules.Hints(out.Err), out.Hints...)
 	return out
 }
 
-func (s *Session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt ApplyOptions) Outcome {
+func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt ApplyOptions) Outcome {
 	if cs.Unchanged() {
 		a.Close()
 		return Outcome{Status: Unchanged}
@@ -138,7 +131,7 @@ func (s *Session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		Run:   randomHex(8),
 		NewV4: cs.Desired.V4.Text(), NewV6: cs.Desired.V6.Text(),
 		RevertAfter: revert, Install: cs.Install,
-		Operator: opt.Operator, PlanDigest: opt.Plan, Kind: opt.Kind,
+		Operator: opt.Operator, PlanDigest: cs.Source, Kind: opt.Kind,
 		ExpectV4: cs.ExpectV4, ExpectV6: cs.ExpectV6,
 		LockTTL: revert + 10*time.Minute,
 	}
@@ -150,31 +143,32 @@ func (s *Session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	s.step("preparing")
 	// apt may take minutes on a slow Pi; the rest takes a second.
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-	testKillSoon("prepare")
+	s.fault(FaultPrepareStarts)
 	start := time.Now()
 	res, err := a.Run(pctx, ch.PrepareCommand(s.Target.Sudo), nil)
 	cancel()
 	armedAt := time.Now()
 	took := armedAt.Sub(start)
-	testKill("prepared")
+	s.fault(FaultPrepared)
 	// Whatever happened, the first connection is done with: close it
 	// without waiting, it may be frozen.
 	go a.Close()
 	if err == nil && res.Status != 0 {
 		return Outcome{Status: Failed, Err: s.fail("prepare", prepareError(res, s.Target.User))}
 	}
+	var warnings []string
 	for _, line := range strings.Split(string(res.Stdout), "\n") {
 		if held, ok := strings.CutPrefix(line, "stale-lock "); ok {
-			s.step("took over a stale lock: " + held)
+			w := "took over a stale lock: " + held
+			warnings = append(warnings, w)
+			s.fleet.emit(s.Target.Label, Warning, w)
 		}
-	}
-	if os.Getenv(testKillEnv) == "applied" {
-		time.Sleep(1500 * time.Millisecond)
-		testKill("applied")
 	}
 	// A prepare whose answer was lost may have armed and applied: the new
 	// connection finds out.
-	return s.confirm(ctx, ch, armedAt, took)
+	out := s.confirm(ctx, ch, armedAt, took)
+	out.Warnings = append(warnings, out.Warnings...)
+	return out
 }
 
 func prepareError(res Result, user string) error {
@@ -183,7 +177,7 @@ func prepareError(res Result, user string) error {
 	case modules.ExitLocked:
 		return fmt.Errorf("another run holds the lock: %s", strings.Join(strings.Fields(stderr), " "))
 	case modules.ExitDrift:
-		return fmt.Errorf("the host's rules changed since the plan: %s (hint: run piwall plan again)", stderr)
+		return modules.WithHint(fmt.Errorf("the host's rules changed since the plan: %s", stderr), "run piwall plan again")
 	case modules.ExitTestFailed:
 		return fmt.Errorf("the host's iptables refused the new rules: %s", stderr)
 	}
@@ -193,8 +187,9 @@ func prepareError(res Result, user string) error {
 // confirm opens new connections until one, opened after the new rules went
 // live, confirms them, or the dead-man's time is nearly up. Then, if none
 // did, it waits for the revert and checks the old rules are back.
-func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.Time, prepareTook time.Duration) Outcome {
+func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.Time, prepareTook time.Duration) Outcome {
 	s.step("confirming over a new connection")
+	tm := s.fleet.timing.orDefaults()
 	revertAt := armedAt.Add(ch.RevertAfter)
 	// Leave the confirmation time to finish before the dead-man fires.
 	deadline := revertAt.Add(-min(5*time.Second, ch.RevertAfter/4))
@@ -207,23 +202,26 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 	// connection opened while the rules go live may be caught half-way and
 	// freeze: it is dropped as soon as it stops answering keepalives, while
 	// a slow one (a busy host) is given time; the next waits longer.
-	backoff := time.Second
-	first := modules.ApplyDelay + max(400*time.Millisecond, min(prepareTook/2, 1500*time.Millisecond))
+	backoff := tm.backoff
+	first := tm.confirmFirst
+	if first == 0 {
+		first = modules.ApplyDelay + max(400*time.Millisecond, min(prepareTook/2, 1500*time.Millisecond))
+	}
 	for wait := first; time.Now().Add(wait).Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return Outcome{Status: Failed, Err: s.fail("confirm", ctx.Err())}
 		case <-time.After(wait):
 		}
-		wait, backoff = backoff, min(backoff*2, 2*time.Second)
-		dctx, cancel := context.WithDeadline(ctx, minTime(deadline, time.Now().Add(attemptTimeout)))
+		wait, backoff = backoff, min(backoff*2, 2*tm.backoff)
+		dctx, cancel := context.WithDeadline(ctx, minTime(deadline, time.Now().Add(tm.attempt)))
 		b, err := s.Dialer.Dial(dctx, s.Target)
 		if err != nil {
 			cancel()
 			lastErr = err
 			continue
 		}
-		testKillSoon("confirm")
+		s.fault(FaultConfirmStarts)
 		res, err := b.Run(dctx, ch.ConfirmCommand(s.Target.Sudo), nil)
 		cancel()
 		go b.Close()
@@ -232,11 +230,16 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 			lastErr = err
 			continue
 		case res.Status == 0:
-			gen, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(res.Stdout)), "confirmed generation="))
+			gen, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(res.Stdout)), "confirmed generation="))
+			if err != nil {
+				// Confirmed and persisted, but what it said is not what
+				// confirm prints: say so rather than guess a number.
+				return Outcome{Status: Applied, Warnings: []string{fmt.Sprintf("confirm's answer names no generation: %q", res.Stdout)}}
+			}
 			return Outcome{Status: Applied, Generation: gen}
 		case res.Status == modules.ExitNotNew:
 			lastErr = errors.New("the new connection predates the new rules")
-			wait = 200 * time.Millisecond // the rules are live now: a newer one will do
+			wait = tm.backoff / 5 // the rules are live now: a newer one will do
 			continue
 		case res.Status == modules.ExitApplyFailed:
 			return Outcome{Status: Failed, Err: s.fail("apply", fmt.Errorf("the host could not load the new rules: %s; the old ones are back", strings.TrimSpace(string(res.Stderr))))}
@@ -247,10 +250,6 @@ func (s *Session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 	return s.awaitRevert(ctx, ch, revertAt, lastErr)
 }
 
-// attemptTimeout bounds one new connection and its confirm command; a
-// frozen one is dropped sooner, when its keepalives go unanswered.
-const attemptTimeout = 20 * time.Second
-
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
@@ -260,18 +259,19 @@ func minTime(a, b time.Time) time.Time {
 
 // awaitRevert reports the host as reverting, waits for its dead-man, and
 // checks over a new connection that the old rules are back.
-func (s *Session) awaitRevert(ctx context.Context, ch *modules.Change, revertAt time.Time, why error) Outcome {
+func (s *session) awaitRevert(ctx context.Context, ch *modules.Change, revertAt time.Time, why error) Outcome {
+	tm := s.fleet.timing.orDefaults()
 	s.step("reverting at " + revertAt.Format("15:04:05"))
 	cause := fmt.Errorf("no new connection confirmed the new rules (last: %v); the host reverts at %s", why, revertAt.Format("15:04:05"))
 	hint := "the plan must admit a new SSH connection from this machine to the host; check the inbound entries and the lockout check's warning"
 	select {
 	case <-ctx.Done():
 		return Outcome{Status: Failed, Err: s.fail("confirm", cause), Hints: []string{hint}}
-	case <-time.After(time.Until(revertAt.Add(2 * time.Second))):
+	case <-time.After(time.Until(revertAt.Add(tm.revertGrace))):
 	}
-	until := time.Now().Add(30 * time.Second)
+	until := time.Now().Add(tm.revertPoll)
 	for time.Now().Before(until) {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		dctx, cancel := context.WithTimeout(ctx, tm.attempt/2)
 		c, err := s.Dialer.Dial(dctx, s.Target)
 		if err == nil {
 			res, rerr := c.Run(dctx, ch.StatusCommand(s.Target.Sudo), nil)
@@ -289,32 +289,14 @@ func (s *Session) awaitRevert(ctx context.Context, ch *modules.Change, revertAt 
 		} else {
 			cancel()
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			return Outcome{Status: Failed, Err: s.fail("confirm", cause), Hints: []string{hint}}
+		case <-time.After(tm.revertPollEvery):
+		}
 	}
 	return Outcome{Status: Failed, Err: s.fail("revert", fmt.Errorf("%v; and the host is still unreachable after its revert time", cause)),
 		Hints: []string{"check the host from its console: piwall's dead-man should have restored its old rules"}}
-}
-
-// The fault tests kill piwall at given points of an apply, as a crash or an
-// impatient operator would: PIWALL_TEST_KILL_AT names the point. Nothing
-// else reads it.
-const testKillEnv = "PIWALL_TEST_KILL_AT"
-
-// testKill kills this process with SIGKILL if the fault test asks for it
-// at this point.
-func testKill(point string) {
-	if os.Getenv(testKillEnv) == point {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	}
-}
-
-// testKillSoon kills this process 50 ms from now if the fault test asks
-// for it at this point: once the remote command about to start is under
-// way, before it can end (prepare and confirm take longer on a lab Pi).
-func testKillSoon(point string) {
-	if os.Getenv(testKillEnv) == point {
-		time.AfterFunc(50*time.Millisecond, func() { testKill(point) })
-	}
 }
 
 func randomHex(n int) string {

@@ -28,56 +28,41 @@ func (r Rollout) Run(ctx context.Context, n int, work func(ctx context.Context, 
 	var mu sync.Mutex
 	failures := 0
 	stop := false
-	// runGroup runs hosts [from, to) with the parallelism and the failure
-	// budget; it returns once all it started have finished.
-	runGroup := func(from, to int) {
-		sem := make(chan struct{}, max(r.Parallel, 1))
-		var wg sync.WaitGroup
-		for i := from; i < to; i++ {
-			sem <- struct{}{}
+	// group runs hosts [from, to) within the failure budget.
+	group := func(from, to int) {
+		each(from, to, r.Parallel, func(i int) bool {
 			mu.Lock()
-			if stop || ctx.Err() != nil {
-				mu.Unlock()
-				<-sem
-				break
-			}
-			started[i] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				o := work(ctx, i)
-				mu.Lock()
-				defer mu.Unlock()
-				outs[i] = o
-				if o.failed() {
-					failures++
-					if failures > r.MaxFailures {
-						stop = true
-					}
+			defer mu.Unlock()
+			started[i] = !stop && ctx.Err() == nil
+			return started[i]
+		}, func(i int) {
+			o := work(ctx, i)
+			mu.Lock()
+			defer mu.Unlock()
+			outs[i] = o
+			if o.failed() {
+				failures++
+				if failures > r.MaxFailures {
+					stop = true
 				}
-			}()
-		}
-		wg.Wait()
+			}
+		})
 	}
 	canary := min(max(r.Canary, 0), n)
 	if canary > 0 {
-		runGroup(0, canary)
-		mu.Lock()
+		group(0, canary)
 		for i := 0; i < canary; i++ {
 			if outs[i].failed() {
 				stop = true // a canary that fails stops everything
 			}
 		}
-		mu.Unlock()
 	}
 	batch := r.Batch
 	if batch <= 0 {
 		batch = n
 	}
 	for from := canary; from < n; from += batch {
-		runGroup(from, min(from+batch, n))
+		group(from, min(from+batch, n))
 	}
 	for i := range outs {
 		if !started[i] {
@@ -85,4 +70,26 @@ func (r Rollout) Run(ctx context.Context, n int, work func(ctx context.Context, 
 		}
 	}
 	return outs
+}
+
+// each runs work(i) for i in [from, to), at most parallel at once, in
+// order; start is asked before each, and once it says no, no more start.
+// It returns when every work started has returned.
+func each(from, to, parallel int, start func(i int) bool, work func(i int)) {
+	sem := make(chan struct{}, max(parallel, 1))
+	var wg sync.WaitGroup
+	for i := from; i < to; i++ {
+		sem <- struct{}{}
+		if !start(i) {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			work(i)
+		}()
+	}
+	wg.Wait()
 }

@@ -29,13 +29,19 @@ type HostKeyError struct {
 func (e *HostKeyError) Error() string {
 	if e.Changed {
 		return fmt.Sprintf("HOST KEY OF %s (%s) HAS CHANGED: it offers %s, known_hosts has %s. "+
-			"Someone may be intercepting the connection, or the host was reinstalled. "+
-			"(hint: if you know it was reinstalled, remove the old key: ssh-keygen -R %s -f %s)",
-			e.Host, e.Addr, e.Offered, strings.Join(e.Known, ", "), knownhosts.Normalize(e.Addr), e.KnownHosts)
+			"Someone may be intercepting the connection, or the host was reinstalled",
+			e.Host, e.Addr, e.Offered, strings.Join(e.Known, ", "))
 	}
-	return fmt.Sprintf("host key of %s (%s) is unknown: it offers %s, and %s has no key for it "+
-		"(hint: check the fingerprint on the host, then run again with --accept-new-host-keys)",
+	return fmt.Sprintf("host key of %s (%s) is unknown: it offers %s, and %s has no key for it",
 		e.Host, e.Addr, e.Offered, e.KnownHosts)
+}
+
+// hint says what to do about the key.
+func (e *HostKeyError) hint() string {
+	if e.Changed {
+		return fmt.Sprintf("if you know it was reinstalled, remove the old key: ssh-keygen -R %s -f %s", knownhosts.Normalize(e.Addr), e.KnownHosts)
+	}
+	return "check the fingerprint on the host, then run again with --accept-new-host-keys"
 }
 
 func (e *HostKeyError) Unwrap() error { return e.underlying }

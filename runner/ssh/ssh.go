@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/runner"
 )
 
@@ -154,10 +155,10 @@ func (d *Dialer) connect(ctx context.Context, t inventory.Target, via *gossh.Cli
 		nc.Close()
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
-			return nil, hk
+			return nil, modules.WithHint(hk, hk.hint())
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("authenticating as %s on %s: %w (hint: check the user and key: identity_file, ssh-agent, ~/.ssh/config)", t.User, t.Addr(), err)
+			return nil, modules.WithHint(fmt.Errorf("authenticating as %s on %s: %w", t.User, t.Addr(), err), "check the user and key: identity_file, ssh-agent, ~/.ssh/config")
 		}
 		return nil, fmt.Errorf("ssh handshake with %s: %w", t.Addr(), err)
 	}
@@ -186,7 +187,7 @@ func (d *Dialer) authMethods(t inventory.Target) ([]gossh.AuthMethod, error) {
 		}
 	}
 	if len(signers) == 0 {
-		return nil, fmt.Errorf("no key to log in to %s with: no ssh-agent keys and none of %s (hint: set identity_file in the plan, or ssh-add a key)", t.Label, strings.Join(t.IdentityFiles, ", "))
+		return nil, modules.WithHint(fmt.Errorf("no key to log in to %s with: no ssh-agent keys and none of %s", t.Label, strings.Join(t.IdentityFiles, ", ")), "set identity_file in the plan, or ssh-add a key")
 	}
 	return []gossh.AuthMethod{gossh.PublicKeys(signers...)}, nil
 }
@@ -211,7 +212,7 @@ func (d *Dialer) keyFile(file string, required bool) (gossh.Signer, error) {
 	var missing *gossh.PassphraseMissingError
 	if errors.As(err, &missing) {
 		if d.Passphrase == nil {
-			return nil, fmt.Errorf("key %s has a passphrase and there is no terminal to ask for it (hint: ssh-add it to ssh-agent)", file)
+			return nil, modules.WithHint(fmt.Errorf("key %s has a passphrase and there is no terminal to ask for it", file), "ssh-add it to ssh-agent")
 		}
 		pass, perr := d.Passphrase(file)
 		if perr != nil {

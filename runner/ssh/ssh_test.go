@@ -14,6 +14,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/runner/sim"
 )
 
@@ -65,7 +66,7 @@ func TestHostKeys(t *testing.T) {
 		target.KnownHosts = []string{filepath.Join(t.TempDir(), "known_hosts")}
 		_, err := (&Dialer{}).Dial(ctx, target)
 		var hk *HostKeyError
-		if !errors.As(err, &hk) || hk.Changed || !strings.Contains(err.Error(), "--accept-new-host-keys") {
+		if !errors.As(err, &hk) || hk.Changed || !strings.Contains(strings.Join(modules.Hints(err), " "), "--accept-new-host-keys") {
 			t.Fatalf("got %v, want an unknown host key error with the hint", err)
 		}
 	})
@@ -101,7 +102,7 @@ func TestHostKeys(t *testing.T) {
 		target.KnownHosts = []string{kh}
 		_, err := (&Dialer{AcceptNewHostKeys: true}).Dial(ctx, target)
 		var hk *HostKeyError
-		if !errors.As(err, &hk) || !hk.Changed || !strings.Contains(err.Error(), "HAS CHANGED") || !strings.Contains(err.Error(), "ssh-keygen -R") {
+		if !errors.As(err, &hk) || !hk.Changed || !strings.Contains(err.Error(), "HAS CHANGED") || !strings.Contains(strings.Join(modules.Hints(err), " "), "ssh-keygen -R") {
 			t.Fatalf("got %v, want a changed host key error", err)
 		}
 	})
