@@ -37,6 +37,15 @@ const (
 	Skipped   HostStatus = "skipped"
 )
 
+// CountOutcomes counts the outcomes of each status.
+func CountOutcomes(outs []Outcome) map[HostStatus]int {
+	n := map[HostStatus]int{}
+	for _, o := range outs {
+		n[o.Status]++
+	}
+	return n
+}
+
 // StepError is a failed step on a host, shaped like io/fs.PathError: which
 // host, which step, and why.
 type StepError struct {

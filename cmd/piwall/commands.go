@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/piwall/piwall/modules"
 )
 
 // command is one piwall subcommand: its usage line, its help, and what it does.
@@ -82,6 +84,9 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 			}
 			if err != nil {
 				fmt.Fprintf(errOut, "piwall %s: %v\n", c.name, err)
+				for _, hint := range modules.Hints(err) {
+					fmt.Fprintf(errOut, "hint: %s\n", hint)
+				}
 				return exitError
 			}
 			return exitOK

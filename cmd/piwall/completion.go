@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
+
+	"github.com/piwall/piwall/modules"
 )
 
 // The completion command reads the command table, so it joins the table
@@ -22,7 +26,7 @@ func init() {
 // for each the flags it takes; paths complete as files.
 func runCompletion(_ context.Context, c *command, args []string, std stdio) error {
 	if len(args) != 1 {
-		return fmt.Errorf("which shell? bash, zsh or fish (hint: piwall completion bash > /etc/bash_completion.d/piwall)")
+		return modules.WithHint(errors.New("which shell? bash, zsh or fish"), "piwall completion bash > /etc/bash_completion.d/piwall")
 	}
 	flags := commandFlags()
 	var names []string
@@ -99,7 +103,7 @@ func commandFlags() map[string][]string {
 		}
 		var fs *flag.FlagSet
 		newFlagSetHook = func(f *flag.FlagSet) { fs = f }
-		c.run(context.Background(), c, []string{"-h"}, stdio{out: discard{}, errOut: discard{}})
+		c.run(context.Background(), c, []string{"-h"}, stdio{out: io.Discard, errOut: io.Discard})
 		newFlagSetHook = nil
 		if fs == nil {
 			continue
@@ -109,7 +113,3 @@ func commandFlags() map[string][]string {
 	}
 	return out
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,18 +28,47 @@ import (
 	"github.com/piwall/piwall/examples/lab"
 	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/modules/firewall"
+	"github.com/piwall/piwall/runner"
 )
 
 // asCLI, in the environment, makes the test binary run piwall's main: the
 // fault tests kill piwall with SIGKILL, which needs a process of its own.
-const asCLI = "PIWALL_TEST_AS_CLI"
+// killAt names the point of an apply where it dies.
+const (
+	asCLI  = "PIWALL_TEST_AS_CLI"
+	killAt = "PIWALL_TEST_KILL_AT"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asCLI) == "1" {
+		faultHook = killer(os.Getenv(killAt))
 		main()
 		return
 	}
 	os.Exit(m.Run())
+}
+
+// killer kills this process with SIGKILL at a point of an apply, as a
+// crash or an impatient operator would: "prepare" while prepare runs on
+// the Pi, "prepared" once it has returned, "applied" once the new rules
+// are live, "confirm" while the confirm command runs.
+func killer(point string) func(runner.FaultPoint) {
+	kill := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	// 50 ms: once the remote command is under way, before it can end
+	// (prepare and confirm take longer on a lab Pi).
+	soon := func() { time.AfterFunc(50*time.Millisecond, kill) }
+	return func(p runner.FaultPoint) {
+		switch {
+		case point == "prepare" && p == runner.FaultPrepareStarts,
+			point == "confirm" && p == runner.FaultConfirmStarts:
+			soon()
+		case point == "prepared" && p == runner.FaultPrepared:
+			kill()
+		case point == "applied" && p == runner.FaultPrepared:
+			time.Sleep(1500 * time.Millisecond) // the applier has loaded the rules by then
+			kill()
+		}
+	}
 }
 
 // e2eLab starts a lab of n Pis and points HOME at a directory whose
@@ -161,8 +191,8 @@ func persisted(t *testing.T, l *lab.Lab, p lab.Pi) (v4, v6 string) {
 	return parts[0], parts[1]
 }
 
-// remote runs a command on a Pi over a new connection.
-func remote(t *testing.T, l *lab.Lab, p lab.Pi, cmd string) string {
+// onPi runs a command on a Pi over a new connection.
+func onPi(t *testing.T, l *lab.Lab, p lab.Pi, cmd string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -201,7 +231,7 @@ func wantTraffic(t *testing.T, l *lab.Lab, p lab.Pi) {
 	}
 	// The Pi's own tools: names resolve, loopback works, the allowed
 	// service answers by name, the blocked one does not.
-	out := remote(t, l, p, `getent ahosts api.lab | head -n1
+	out := onPi(t, l, p, `getent ahosts api.lab | head -n1
 timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/22 && head -c 8 <&3'; echo
 timeout 3 bash -c 'exec 3<>/dev/tcp/dashboard.lab/443 && head -n1 <&3'
 timeout 3 bash -c 'exec 3<>/dev/tcp/blocked.lab/443 && head -n1 <&3' || echo blocked-is-blocked`)
@@ -259,18 +289,18 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 		if doc.FormatVersion != "1" || len(doc.Hosts) != 1 || doc.Hosts[0].Status != "unchanged" || doc.Summary.Unchanged != 1 {
 			t.Errorf("plan --json: %s", out)
 		}
-		stamp := remote(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current")
+		stamp := onPi(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current")
 		stdout, stderr = piwall(t, 0, "apply", site, "--yes", "--stats")
 		if !strings.Contains(stdout, "No changes") || !strings.Contains(stderr, "stats: pi-01: 1 connections, 1 commands, 0 uploads") {
 			t.Errorf("apply: %s\n%s", stdout, stderr)
 		}
-		if again := remote(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current"); again != stamp {
+		if again := onPi(t, l, p, "stat -c %i.%Y /etc/iptables/rules.v4; sudo -n cat /var/lib/piwall/current"); again != stamp {
 			t.Errorf("a no-change apply touched the host: rules.v4 and generation %q, then %q", stamp, again)
 		}
 	})
 
 	t.Run("a rule added by hand is drift that apply removes", func(t *testing.T) {
-		remote(t, l, p, "sudo -n iptables -I INPUT 3 -s 198.18.0.66 -p tcp --dport 22 -j ACCEPT")
+		onPi(t, l, p, "sudo -n iptables -I INPUT 3 -s 198.18.0.66 -p tcp --dport 22 -j ACCEPT")
 		stdout, _ := piwall(t, 2, "plan", site, "--detailed-exitcode")
 		if !strings.Contains(stdout, "- foreign rule in INPUT: -A INPUT -s 198.18.0.66/32 -p tcp -m tcp --dport 22 -j ACCEPT") {
 			t.Errorf("plan does not show the drift:\n%s", stdout)
@@ -287,7 +317,7 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "20s")
 		planFile := filepath.Join(t.TempDir(), "plan.json")
 		piwall(t, 2, "plan", site2, "--out", planFile, "--detailed-exitcode")
-		remote(t, l, p, "sudo -n iptables -A INPUT -s 198.18.0.99 -j ACCEPT")
+		onPi(t, l, p, "sudo -n iptables -A INPUT -s 198.18.0.99 -j ACCEPT")
 		stdout, _ := piwall(t, 1, "apply", planFile, "--yes")
 		if !strings.Contains(stdout, "the host changed since the plan was saved") {
 			t.Errorf("apply of a stale saved plan: %s", stdout)
@@ -307,25 +337,25 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 	t.Run("without a terminal, apply refuses unless --yes", func(t *testing.T) {
 		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "20s")
 		_, stderr := piwall(t, 1, "apply", site2)
-		if !strings.Contains(stderr, "refusing to apply without a terminal to confirm on (hint: --yes)") {
+		if !strings.Contains(stderr, "refusing to apply without a terminal to confirm on\nhint: --yes") {
 			t.Errorf("apply without --yes: %s", stderr)
 		}
 		piwall(t, 0, "plan", site, "--detailed-exitcode")
 	})
 
 	t.Run("a stale lock is taken over, a live one refused", func(t *testing.T) {
-		remote(t, l, p, `sudo -n sh -c 'printf "run=0badc0de\noperator=ghost@laptop\nsince=1\nexpires=2\n" >/var/lib/piwall/lock'`)
+		onPi(t, l, p, `sudo -n sh -c 'printf "run=0badc0de\noperator=ghost@laptop\nsince=1\nexpires=2\n" >/var/lib/piwall/lock'`)
 		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "20s")
 		_, stderr := piwall(t, 0, "apply", site2, "--yes")
 		if !strings.Contains(stderr, "took over a stale lock: run=0badc0de operator=ghost@laptop") {
 			t.Errorf("apply over a stale lock: %s", stderr)
 		}
-		remote(t, l, p, `sudo -n sh -c 'printf "run=0badc0de\noperator=ghost@laptop\nsince=1\nexpires=99999999999\n" >/var/lib/piwall/lock'`)
+		onPi(t, l, p, `sudo -n sh -c 'printf "run=0badc0de\noperator=ghost@laptop\nsince=1\nexpires=99999999999\n" >/var/lib/piwall/lock'`)
 		stdout, _ := piwall(t, 1, "apply", site, "--yes")
 		if !strings.Contains(stdout, "another run holds the lock: locked by: run=0badc0de operator=ghost@laptop") {
 			t.Errorf("apply over a live lock: %s", stdout)
 		}
-		remote(t, l, p, "sudo -n rm /var/lib/piwall/lock")
+		onPi(t, l, p, "sudo -n rm /var/lib/piwall/lock")
 		piwall(t, 0, "apply", site, "--yes")
 	})
 
@@ -398,7 +428,7 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 		if !strings.Contains(stdout, "a new SSH connection from 198.18.0.1 to tcp/22 would be dropped") {
 			t.Errorf("apply without --force:\n%s\n%s", stdout, stderr)
 		}
-		if out := remote(t, l, p1, "test -e /etc/iptables/rules.v4 || echo none; sudo -n test -e /var/lib/piwall/current || echo no-generation"); out != "none\nno-generation\n" {
+		if out := onPi(t, l, p1, "test -e /etc/iptables/rules.v4 || echo none; sudo -n test -e /var/lib/piwall/current || echo no-generation"); out != "none\nno-generation\n" {
 			t.Errorf("a refused apply changed the host: %q", out)
 		}
 	})
@@ -419,14 +449,14 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 		if v4 != modules.OpenRuleset || v6 != modules.OpenRuleset {
 			t.Errorf("after the revert of a fresh Pi: want every policy ACCEPT, got\n%s\n%s", v4, v6)
 		}
-		if out := remote(t, l, p1, "test -e /etc/iptables/rules.v4 || echo none"); out != "none\n" {
+		if out := onPi(t, l, p1, "test -e /etc/iptables/rules.v4 || echo none"); out != "none\n" {
 			t.Errorf("a reverted apply persisted rules: %q", out)
 		}
 	})
 
 	t.Run("sudo that wants a password is named", func(t *testing.T) {
 		// pi-01 keeps sudo with a password for the rest of this test.
-		remote(t, l, p1, "sudo -n mv /etc/sudoers.d/010_pi-nopasswd /root/")
+		onPi(t, l, p1, "sudo -n mv /etc/sudoers.d/010_pi-nopasswd /root/")
 		stdout, _ := piwall(t, 1, "plan", labPlan(t, l, adminSSH, "", "8s"), "--limit", "pi-01")
 		if !strings.Contains(stdout, "sudo: a password is required") || !strings.Contains(stdout, "NOPASSWD") {
 			t.Errorf("plan with sudo asking for a password: %s", stdout)
@@ -439,11 +469,11 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 		want4, want6 := live(t, l, p2)
 		// A reboot without systemd: the tables emptied, then
 		// netfilter-persistent's boot-time restore.
-		remote(t, l, p2, `sudo -n sh -c 'for t in iptables ip6tables; do $t -P INPUT ACCEPT; $t -P OUTPUT ACCEPT; $t -P FORWARD ACCEPT; $t -F; done'`)
+		onPi(t, l, p2, `sudo -n sh -c 'for t in iptables ip6tables; do $t -P INPUT ACCEPT; $t -P OUTPUT ACCEPT; $t -P FORWARD ACCEPT; $t -F; done'`)
 		if v4, _ := live(t, l, p2); v4 == want4 {
 			t.Fatal("the tables were not emptied")
 		}
-		remote(t, l, p2, "sudo -n netfilter-persistent start >/dev/null 2>&1")
+		onPi(t, l, p2, "sudo -n netfilter-persistent start >/dev/null 2>&1")
 		if v4, v6 := live(t, l, p2); v4 != want4 || v6 != want6 {
 			t.Errorf("after the boot-time restore:\ngot:\n%s\nwant:\n%s", v4, want4)
 		}
@@ -452,14 +482,14 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 
 // piwallProcess runs piwall as a process of its own, which the fault
 // tests kill.
-func piwallProcess(t *testing.T, killAt string, args ...string) (string, error) {
+func piwallProcess(t *testing.T, point string, args ...string) (string, error) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), asCLI+"=1", "PIWALL_TEST_KILL_AT="+killAt)
+	cmd.Env = append(os.Environ(), asCLI+"=1", killAt+"="+point)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
@@ -613,14 +643,14 @@ func TestE2ESystemd(t *testing.T) {
 	l := lab.Start(t, lab.Config{Pis: 2, Dir: filepath.Join(t.TempDir(), "lab"), Systemd: true})
 	t.Setenv("HOME", home)
 	p1, p2 := l.Pis[0], l.Pis[1]
-	if out := remote(t, l, p1, "systemctl is-system-running || true"); strings.TrimSpace(out) != "running" {
+	if out := onPi(t, l, p1, "systemctl is-system-running || true"); strings.TrimSpace(out) != "running" {
 		t.Fatalf("pi-01's systemd: %q", out)
 	}
 
 	t.Run("the dead-man is a systemd timer, and a reboot keeps the rules", func(t *testing.T) {
 		site := labPlan(t, l, adminSSH, "", "20s")
 		piwall(t, 0, "apply", site, "--yes", "--limit", "pi-01")
-		if out := remote(t, l, p1, "sudo -n sh -c 'cat /var/lib/piwall/runs/*/deadman'"); out != "deadman=systemd\n" {
+		if out := onPi(t, l, p1, "sudo -n sh -c 'cat /var/lib/piwall/runs/*/deadman'"); out != "deadman=systemd\n" {
 			t.Errorf("dead-man: %q, want a systemd timer", out)
 		}
 		want4, want6 := live(t, l, p1)
@@ -646,7 +676,7 @@ func TestE2ESystemd(t *testing.T) {
 		if v4, _ := live(t, l, p2); v4 != modules.OpenRuleset {
 			t.Errorf("after the revert: want every policy ACCEPT, got\n%s", v4)
 		}
-		if out := remote(t, l, p2, "sudo -n sh -c 'cat /var/lib/piwall/runs/*/status'"); out != "reverted\n" {
+		if out := onPi(t, l, p2, "sudo -n sh -c 'cat /var/lib/piwall/runs/*/status'"); out != "reverted\n" {
 			t.Errorf("run status: %q", out)
 		}
 	})

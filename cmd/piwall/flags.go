@@ -111,6 +111,17 @@ func planPath(positional []string) (string, error) {
 	return "", fmt.Errorf("one plan path at most, got %q", positional)
 }
 
+// loadPlan loads the plan at path and prints its diagnostics; errors among
+// them make errDiagnostics.
+func loadPlan(path string, pf *planFlags, std stdio) (*plans.Plan, error) {
+	p, diags := plans.Load(path, pf.options())
+	writeDiagnostics(std.errOut, p.Files, diags, pf.noColor)
+	if diags.HasErrors() {
+		return nil, errDiagnostics
+	}
+	return p, nil
+}
+
 // writeDiagnostics prints diagnostics once, with the source snippet of each,
 // in colour only on a terminal and without NO_COLOR or --no-color.
 func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, noColor bool) {

@@ -1,71 +1,16 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
-	"github.com/piwall/piwall/inventory"
 	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/modules/firewall"
 	"github.com/piwall/piwall/plans"
 	"github.com/piwall/piwall/runner"
 )
-
-// fleetPlan is a plan computed against the live hosts: a change set per
-// host, and for apply the open connection its facts came from.
-type fleetPlan struct {
-	hosts    []hostPlan
-	sessions []*runner.Session
-	conns    []runner.Conn // nil where gathering failed or the plan was only shown
-}
-
-// gather reads every target's facts and computes its change set, at most
-// parallel hosts at once. keep leaves the connections open for apply.
-// With saved, each host's desired rulesets come from the saved plan, and a
-// host whose facts no longer match the saved fingerprint fails.
-func gather(ctx context.Context, targets []inventory.Target, d runner.Dialer, parallel int, prog progress, keep bool, saved *planFile) *fleetPlan {
-	fp := &fleetPlan{hosts: make([]hostPlan, len(targets)), sessions: make([]*runner.Session, len(targets)), conns: make([]runner.Conn, len(targets))}
-	forEach(ctx, len(targets), parallel, func(ctx context.Context, i int) {
-		t := targets[i]
-		s := &runner.Session{Dialer: d, Target: t, Progress: runnerProgress(prog)}
-		defer prog.report(t.Label, stepDone)
-		fp.sessions[i] = s
-		hp := hostPlan{label: t.Label, addr: t.Addr()}
-		var names []string
-		if t.Host != nil {
-			names = firewall.Names(t.Host.Policy)
-		}
-		f, conn, err := s.Gather(ctx, modules.FactsRequest{Names: names})
-		if err == nil {
-			if saved != nil {
-				hp.cs, err = saved.changeSet(t.Label, f)
-			} else {
-				hp.cs, err = modules.Plan(t.Host, f)
-			}
-			if err != nil {
-				err = &runner.StepError{Host: t.Label, Step: "plan", Err: err}
-			}
-		}
-		hp.err = err
-		fp.hosts[i] = hp
-		if conn != nil && (!keep || err != nil) {
-			conn.Close()
-			conn = nil
-		}
-		fp.conns[i] = conn
-	})
-	return fp
-}
-
-func (fp *fleetPlan) close() {
-	for _, c := range fp.conns {
-		if c != nil {
-			c.Close()
-		}
-	}
-}
 
 // planFile is a plan saved with `piwall plan --out`: the desired rulesets
 // of each host with the fingerprint of the facts they were planned
@@ -84,13 +29,13 @@ type planFileEntry struct {
 	V6          string `json:"v6"`
 }
 
-func writePlanFile(path string, planPath string, p *plans.Plan, hosts []hostPlan) error {
+func writePlanFile(path string, planPath string, p *plans.Plan, c *runner.Changes) error {
 	pf := planFile{Format: 1, PlanPath: planPath, PlanDigest: p.Digest()}
-	for _, h := range hosts {
-		if h.err != nil {
+	for _, h := range c.Hosts {
+		if h.Err != nil {
 			continue
 		}
-		pf.Hosts = append(pf.Hosts, planFileEntry{Host: h.label, Fingerprint: h.cs.Fingerprint, V4: h.cs.Desired.V4.Text(), V6: h.cs.Desired.V6.Text()})
+		pf.Hosts = append(pf.Hosts, planFileEntry{Host: h.Target.Label, Fingerprint: h.ChangeSet.Fingerprint, V4: h.ChangeSet.Desired.V4.Text(), V6: h.ChangeSet.Desired.V6.Text()})
 	}
 	b, err := json.MarshalIndent(pf, "", "  ")
 	if err != nil {
@@ -123,7 +68,7 @@ func (pf *planFile) changeSet(host string, f *modules.Facts) (*modules.ChangeSet
 			continue
 		}
 		if e.Fingerprint != f.Fingerprint() {
-			return nil, fmt.Errorf("the host changed since the plan was saved (hint: run piwall plan again)")
+			return nil, modules.WithHint(errors.New("the host changed since the plan was saved"), "run piwall plan --out again")
 		}
 		d := &firewall.Desired{}
 		var err error

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/plans"
 )
 
@@ -57,7 +58,7 @@ func runFmt(_ context.Context, c *command, args []string, std stdio) error {
 		return errDiagnostics
 	}
 	if *check && unformatted > 0 {
-		return fmt.Errorf("%s not formatted (hint: piwall fmt %s)", count(unformatted, "file"), path)
+		return modules.WithHint(fmt.Errorf("%s not formatted", count(unformatted, "file")), "piwall fmt "+path)
 	}
 	return nil
 }

@@ -25,8 +25,9 @@ type jsonDoc struct {
 type jsonHost struct {
 	Host     string                `json:"host"`
 	Address  string                `json:"address"`
-	Status   string                `json:"status"` // changes, unchanged, failed
+	Status   runner.PlanStatus     `json:"status"` // changes, unchanged, failed
 	Error    string                `json:"error,omitempty"`
+	Hints    []string              `json:"hints,omitempty"`
 	Install  bool                  `json:"install,omitempty"`
 	Names    []firewall.Resolution `json:"names,omitempty"`
 	Changes  []firewall.Change     `json:"changes,omitempty"`
@@ -35,14 +36,18 @@ type jsonHost struct {
 }
 
 type jsonOutcome struct {
-	Host       string   `json:"host"`
-	Status     string   `json:"status"` // unchanged, applied, reverted, failed, skipped
-	Generation int      `json:"generation,omitempty"`
-	Error      string   `json:"error,omitempty"`
-	Hints      []string `json:"hints,omitempty"`
-	Seconds    float64  `json:"seconds"`
+	Host       string            `json:"host"`
+	Status     runner.HostStatus `json:"status"` // unchanged, applied, reverted, failed, skipped
+	Generation int               `json:"generation,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Hints      []string          `json:"hints,omitempty"`
+	Warnings   []string          `json:"warnings,omitempty"`
+	Seconds    float64           `json:"seconds"`
 }
 
+// jsonSummary counts hosts: changed, unchanged and failed as the plan
+// found them (failed: as the run ended, when there are outcomes), and the
+// outcomes of the others.
 type jsonSummary struct {
 	Changed   int `json:"changed"`
 	Unchanged int `json:"unchanged"`
@@ -58,51 +63,39 @@ type jsonHistory struct {
 	Generations []modules.Generation `json:"generations"`
 }
 
-func jsonHosts(hosts []hostPlan) ([]jsonHost, jsonSummary) {
-	var out []jsonHost
-	var sum jsonSummary
-	for _, h := range hosts {
-		j := jsonHost{Host: h.label, Address: h.addr}
-		switch {
-		case h.err != nil:
-			j.Status, j.Error = "failed", h.err.Error()
-			sum.Failed++
-		case h.cs.Unchanged():
-			j.Status = "unchanged"
-			sum.Unchanged++
-		default:
-			j.Status = "changes"
-			sum.Changed++
+// jsonChanges is the document of a plan, and of an apply or rollback when
+// outs is not nil.
+func jsonChanges(c *runner.Changes, outs []runner.Outcome) jsonDoc {
+	var doc jsonDoc
+	for _, h := range c.Hosts {
+		j := jsonHost{Host: h.Target.Label, Address: h.Target.Addr(), Status: h.Status()}
+		if h.Err != nil {
+			j.Error, j.Hints = h.Err.Error(), modules.Hints(h.Err)
 		}
-		if h.cs != nil {
-			j.Install, j.Names, j.Changes, j.Warnings = h.cs.Install, h.cs.Desired.Names, h.cs.Changes, h.cs.Warnings
-			if h.cs.Lockout != nil {
-				j.Lockout = h.cs.Lockout.Error()
+		if cs := h.ChangeSet; cs != nil {
+			j.Install, j.Names, j.Changes, j.Warnings = cs.Install, cs.Desired.Names, cs.Changes, cs.Warnings
+			if cs.Lockout != nil {
+				j.Lockout = cs.Lockout.Error()
+				j.Hints = append(j.Hints, modules.Hints(cs.Lockout)...)
 			}
 		}
-		out = append(out, j)
+		doc.Hosts = append(doc.Hosts, j)
 	}
-	return out, sum
-}
-
-func jsonOutcomes(outs []runner.Outcome, sum *jsonSummary) []jsonOutcome {
-	var out []jsonOutcome
+	counts := c.Count()
+	sum := jsonSummary{Changed: counts[runner.PlanChanges], Unchanged: counts[runner.PlanUnchanged], Failed: counts[runner.PlanFailed]}
+	if outs != nil {
+		n := runner.CountOutcomes(outs)
+		sum.Failed, sum.Applied, sum.Reverted, sum.Skipped = n[runner.Failed], n[runner.Applied], n[runner.Reverted], n[runner.Skipped]
+	}
 	for _, o := range outs {
-		j := jsonOutcome{Host: o.Host, Status: string(o.Status), Generation: o.Generation, Hints: o.Hints, Seconds: o.Duration.Seconds()}
+		j := jsonOutcome{Host: o.Host, Status: o.Status, Generation: o.Generation, Hints: o.Hints, Warnings: o.Warnings, Seconds: o.Duration.Seconds()}
 		if o.Err != nil {
 			j.Error = o.Err.Error()
 		}
-		switch o.Status {
-		case runner.Applied:
-			sum.Applied++
-		case runner.Reverted:
-			sum.Reverted++
-		case runner.Skipped:
-			sum.Skipped++
-		}
-		out = append(out, j)
+		doc.Outcomes = append(doc.Outcomes, j)
 	}
-	return out
+	doc.Summary = &sum
+	return doc
 }
 
 func writeJSON(w io.Writer, doc jsonDoc) error {

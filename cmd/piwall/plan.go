@@ -5,7 +5,10 @@ import (
 	"fmt"
 
 	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/modules"
+	"github.com/piwall/piwall/modules/firewall"
 	"github.com/piwall/piwall/plans"
+	"github.com/piwall/piwall/runner"
 )
 
 // exitChanges is plan's exit code under --detailed-exitcode when some host
@@ -33,57 +36,50 @@ func runPlan(ctx context.Context, c *command, args []string, std stdio) error {
 	if err != nil {
 		return err
 	}
-	d := newDialer(&rf, std)
-	defer printStats(d, std.errOut, labels(targets))
+	r := newRemote(p, targets, &rf, nil)
+	defer r.printStats(std.errOut)
 	prog := newProgress(std.errOut, "reading facts", len(targets), rf.noColor)
-	fp := gather(ctx, targets, d, parallelism(&rf, p), prog, false, nil)
+	r.fleet.Events = prog.event
+	changes := r.fleet.Plan(ctx, targets, planWant(p), false)
 	prog.stop()
-	summary, changed, failed := planSummary(fp.hosts)
+	counts := changes.Count()
 	if rf.json {
-		hosts, sum := jsonHosts(fp.hosts)
-		if err := writeJSON(std.out, jsonDoc{Hosts: hosts, Summary: &sum}); err != nil {
+		if err := writeJSON(std.out, jsonChanges(changes, nil)); err != nil {
 			return err
 		}
 	} else {
-		printPlan(std.out, fp.hosts, rf.raw)
-		fmt.Fprintln(std.out, summary)
+		printPlan(std.out, changes, rf.raw)
+		printPlanSummary(std.out, counts)
 	}
 	if *out != "" {
-		if err := writePlanFile(*out, path, p, fp.hosts); err != nil {
+		if err := writePlanFile(*out, path, p, changes); err != nil {
 			return err
 		}
 		fmt.Fprintf(std.errOut, "Saved the plan to %s: piwall apply %s applies it if no host changes meanwhile.\n", *out, *out)
 	}
 	switch {
-	case failed > 0:
-		return fmt.Errorf("%s failed", count(failed, "host"))
-	case *detailed && changed > 0:
+	case counts[runner.PlanFailed] > 0:
+		return fmt.Errorf("%s failed", count(counts[runner.PlanFailed], "host"))
+	case *detailed && counts[runner.PlanChanges] > 0:
 		return errChanges
 	}
 	return nil
 }
 
-// loadTargets loads the plan at path and the hosts --limit picks.
-func loadTargets(path string, rf *remoteFlags, std stdio) (*plans.Plan, []inventory.Target, error) {
-	p, diags := plans.Load(path, rf.options())
-	writeDiagnostics(std.errOut, p.Files, diags, rf.noColor)
-	if diags.HasErrors() {
-		return nil, nil, errDiagnostics
+// planWant is what plan and apply want of each host: the plan's rules,
+// with the names they use resolved on the host.
+func planWant(p *plans.Plan) runner.Want {
+	digest := p.Digest()
+	return runner.Want{
+		Request: func(t inventory.Target) modules.FactsRequest {
+			return modules.FactsRequest{Names: firewall.Names(t.Host.Policy)}
+		},
+		ChangeSet: func(t inventory.Target, f *modules.Facts) (*modules.ChangeSet, error) {
+			cs, err := modules.Plan(t.Host, f)
+			if cs != nil {
+				cs.Source = digest
+			}
+			return cs, err
+		},
 	}
-	env, err := inventoryEnv()
-	if err != nil {
-		return nil, nil, err
-	}
-	targets, err := inventory.Select(inventory.Targets(p, env), rf.limit)
-	if err != nil {
-		return nil, nil, err
-	}
-	return p, targets, nil
-}
-
-func parallelism(rf *remoteFlags, p *plans.Plan) int {
-	if rf.parallel > 0 {
-		return rf.parallel
-	}
-	return p.Rollout.Parallel
 }

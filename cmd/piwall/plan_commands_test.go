@@ -94,7 +94,7 @@ func TestRender(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no host", []string{"render", "../../examples/site.hcl"}, "which host? (hint: --host NAME)"},
+		{"no host", []string{"render", "../../examples/site.hcl"}, "which host?\nhint: --host NAME"},
 		{"unknown host", []string{"render", "../../examples/site.hcl", "--host", "kiosk-09"}, `the plan has no host "kiosk-09"; it has kiosk-01, kiosk-02`},
 		{"names not resolved offline", []string{"render", "../../examples/site.hcl", "--host", "kiosk-01"}, "resolve dashboard.example.com, api.example.com, 0.debian.pool.ntp.org, 1.debian.pool.ntp.org with --resolve=local"},
 		{"system resolvers unknown", append([]string{"render", "../../examples/site.hcl", "--host", "kiosk-01"}, strings.Fields(strings.TrimSuffix(examplePins, "--resolver=192.168.1.1"))...), `dns = "system"`},

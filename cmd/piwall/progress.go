@@ -20,12 +20,9 @@ import (
 	"github.com/piwall/piwall/runner"
 )
 
-// stepDone is the step a command reports when it is done with a host.
-const stepDone = "done"
-
-// progress reports the steps of a run over hosts.
+// progress shows the events of one phase of a run over hosts.
 type progress interface {
-	report(host, step string)
+	event(e runner.Event)
 	stop()
 }
 
@@ -38,21 +35,20 @@ func newProgress(w io.Writer, phase string, total int, noColor bool) progress {
 	return &plainProgress{w: w}
 }
 
-// runnerProgress adapts a progress to the runner's callback.
-func runnerProgress(p progress) runner.Progress { return p.report }
-
 type plainProgress struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-func (p *plainProgress) report(host, step string) {
-	if step == stepDone {
-		return
-	}
+func (p *plainProgress) event(e runner.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "%s: %s\n", host, step)
+	switch e.Kind {
+	case runner.StepStarted:
+		fmt.Fprintf(p.w, "%s: %s\n", e.Host, e.Text)
+	case runner.Warning:
+		fmt.Fprintf(p.w, "%s: warning: %s\n", e.Host, e.Text)
+	}
 }
 
 func (p *plainProgress) stop() {}
@@ -96,21 +92,22 @@ func newLiveProgress(w io.Writer, phase string, total int, color bool) *liveProg
 	return p
 }
 
-func (p *liveProgress) report(host, step string) {
+// event updates the block; warnings wait for the outcome table, which
+// lists them.
+func (p *liveProgress) event(e runner.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if step == stepDone {
-		if _, ok := p.steps[host]; ok {
-			delete(p.steps, host)
-			delete(p.since, host)
-		}
+	switch e.Kind {
+	case runner.HostDone:
+		delete(p.steps, e.Host)
+		delete(p.since, e.Host)
 		p.done++
-		return
+	case runner.StepStarted:
+		if _, ok := p.steps[e.Host]; !ok {
+			p.since[e.Host] = time.Now()
+		}
+		p.steps[e.Host] = e.Text
 	}
-	if _, ok := p.steps[host]; !ok {
-		p.since[host] = time.Now()
-	}
-	p.steps[host] = step
 }
 
 // draw rewrites the block: back up over the last one, then the counter and

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/piwall/piwall/runner"
 )
 
 // lockedBuffer is written by the progress's ticker while the test reads.
@@ -28,10 +30,12 @@ func (l *lockedBuffer) String() string {
 func TestLiveProgress(t *testing.T) {
 	var w lockedBuffer
 	p := newLiveProgress(&w, "applying", 3, false)
-	p.report("pi-01", "connecting")
-	p.report("pi-02", "preparing")
-	p.report("pi-03", "confirming over a new connection "+strings.Repeat("and more ", 10))
-	p.report("pi-01", stepDone)
+	step := func(host, text string) { p.event(runner.Event{Host: host, Kind: runner.StepStarted, Text: text}) }
+	step("pi-01", "connecting")
+	step("pi-02", "preparing")
+	step("pi-03", "confirming over a new connection "+strings.Repeat("and more ", 10))
+	p.event(runner.Event{Host: "pi-02", Kind: runner.Warning, Text: "took over a stale lock"})
+	p.event(runner.Event{Host: "pi-01", Kind: runner.HostDone})
 	p.stop()
 	out := w.String()
 	// The last block: the counter, then a line per host in flight, cut to
@@ -51,5 +55,17 @@ func TestLiveProgress(t *testing.T) {
 	}
 	if strings.Contains(out, "\x1b[1m") {
 		t.Errorf("colour without being asked for: %q", out)
+	}
+}
+
+func TestPlainProgress(t *testing.T) {
+	var w bytes.Buffer
+	p := newProgress(&w, "applying", 2, true)
+	p.event(runner.Event{Host: "pi-01", Kind: runner.StepStarted, Text: "preparing"})
+	p.event(runner.Event{Host: "pi-01", Kind: runner.Warning, Text: "took over a stale lock: run=ab12"})
+	p.event(runner.Event{Host: "pi-01", Kind: runner.HostDone})
+	p.stop()
+	if got, want := w.String(), "pi-01: preparing\npi-01: warning: took over a stale lock: run=ab12\n"; got != want {
+		t.Errorf("off a terminal: got %q, want %q", got, want)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/plans"
+	"github.com/piwall/piwall/runner"
 	"github.com/piwall/piwall/runner/ssh"
 )
 
@@ -72,7 +73,7 @@ func operator() string {
 }
 
 // newDialer makes the SSH dialer of a run.
-func newDialer(r *remoteFlags, std stdio) *ssh.Dialer {
+func newDialer(r *remoteFlags) *ssh.Dialer {
 	d := &ssh.Dialer{AcceptNewHostKeys: r.acceptNew}
 	if r.stats {
 		d.Stats = &ssh.Stats{}
@@ -91,40 +92,87 @@ func newDialer(r *remoteFlags, std stdio) *ssh.Dialer {
 	return d
 }
 
-// forEach runs work for n hosts, at most parallel at once, and waits.
-func forEach(ctx context.Context, n, parallel int, work func(ctx context.Context, i int)) {
-	if parallel < 1 {
-		parallel = 1
+// faultHook is set only by the fault tests' helper binary (TestMain), to
+// stop piwall at a point of an apply; nil in piwall itself.
+var faultHook func(runner.FaultPoint)
+
+// remote is what a command that reaches hosts sets up: the hosts, and the
+// fleet engine that reaches them.
+type remote struct {
+	plan    *plans.Plan // nil for hosts given by address with no plan at hand
+	targets []inventory.Target
+	fleet   *runner.Fleet
+	dialer  *ssh.Dialer
+}
+
+// newRemote makes the fleet engine for targets, with the plan's rollout
+// settings (the defaults without a plan) under the flags.
+func newRemote(p *plans.Plan, targets []inventory.Target, rf *remoteFlags, ro *rolloutFlags) *remote {
+	d := newDialer(rf)
+	rollout := plans.DefaultRollout
+	if p != nil {
+		rollout = p.Rollout
 	}
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			work(ctx, i)
-		}()
+	fl := &runner.Fleet{Dialer: d, Parallel: rollout.Parallel, Fault: faultHook,
+		Rollout: runner.Rollout{Canary: rollout.Canary, Batch: rollout.Batch, MaxFailures: rollout.MaxFailures}}
+	if rf.parallel > 0 {
+		fl.Parallel = rf.parallel
 	}
-	wg.Wait()
+	if ro != nil {
+		ro.apply(&fl.Rollout)
+	}
+	return &remote{plan: p, targets: targets, fleet: fl, dialer: d}
 }
 
 // printStats writes the round trips of each host, for --stats.
-func printStats(d *ssh.Dialer, w io.Writer, labels []string) {
-	if d.Stats == nil {
+func (r *remote) printStats(w io.Writer) {
+	if r.dialer.Stats == nil {
 		return
 	}
-	for _, l := range labels {
-		h := d.Stats.Host(l)
-		fmt.Fprintf(w, "stats: %s: %d connections, %d commands, %d uploads\n", l, h.Connections.Load(), h.Commands.Load(), h.Uploads.Load())
+	for _, t := range r.targets {
+		h := r.dialer.Stats.Host(t.Label)
+		fmt.Fprintf(w, "stats: %s: %d connections, %d commands, %d uploads\n", t.Label, h.Connections.Load(), h.Commands.Load(), h.Uploads.Load())
 	}
 }
 
-func labels(targets []inventory.Target) []string {
-	var out []string
-	for _, t := range targets {
-		out = append(out, t.Label)
+// loadTargets loads the plan at path and the hosts --limit picks.
+func loadTargets(path string, rf *remoteFlags, std stdio) (*plans.Plan, []inventory.Target, error) {
+	p, err := loadPlan(path, &rf.planFlags, std)
+	if err != nil {
+		return nil, nil, err
 	}
-	return out
+	env, err := inventoryEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	targets, err := inventory.Select(inventory.Targets(p, env), rf.limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, targets, nil
+}
+
+// lookupHosts turns HOST arguments into targets: labels of the plan at
+// planArg (or in the current directory, if it holds .hcl files), else
+// [user@]address[:port]. The plan is nil when there is none.
+func lookupHosts(hosts []string, planArg string, rf *remoteFlags, std stdio) (*plans.Plan, []inventory.Target, error) {
+	env, err := inventoryEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	if planArg == "" {
+		if files, _ := plans.PlanFiles("."); len(files) > 0 {
+			planArg = "."
+		}
+	}
+	var p *plans.Plan
+	var fromPlan []inventory.Target
+	if planArg != "" {
+		if p, err = loadPlan(planArg, &rf.planFlags, std); err != nil {
+			return nil, nil, err
+		}
+		fromPlan = inventory.Targets(p, env)
+	}
+	targets, err := inventory.Lookup(hosts, fromPlan, env)
+	return p, targets, err
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/modules/firewall"
 	"github.com/piwall/piwall/plans"
 	"github.com/piwall/piwall/runner"
@@ -31,7 +32,7 @@ func runRender(ctx context.Context, c *command, args []string, std stdio) error 
 		return err
 	}
 	if *host == "" {
-		return errors.New("which host? (hint: --host NAME)")
+		return modules.WithHint(errors.New("which host?"), "--host NAME")
 	}
 	if *resolve != "none" && *resolve != "local" {
 		return fmt.Errorf("--resolve=%s: want none or local", *resolve)
@@ -63,7 +64,7 @@ func runRender(ctx context.Context, c *command, args []string, std stdio) error 
 		if *resolve == "local" {
 			r, err := runner.LocalResolver{}.Resolve(ctx, name)
 			if err != nil {
-				return fmt.Errorf("host %s: %w (hint: pin it with --address %s=ADDR)", h.Name, err, name)
+				return modules.WithHint(fmt.Errorf("host %s: %w", h.Name, err), "pin it with --address "+name+"=ADDR")
 			}
 			in.Names[name] = r
 			continue

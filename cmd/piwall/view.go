@@ -18,30 +18,27 @@ import (
 	"github.com/piwall/piwall/runner"
 )
 
-// hostPlan is one host's part of a plan: its change set, or why there is none.
-type hostPlan struct {
-	label, addr string
-	cs          *modules.ChangeSet
-	err         error
-}
-
-func printPlan(w io.Writer, hosts []hostPlan, raw bool) {
-	for _, h := range hosts {
-		switch {
-		case h.err != nil:
-			fmt.Fprintf(w, "%s (%s): failed: %v\n", h.label, h.addr, h.err)
-		case h.cs.Unchanged():
-			fmt.Fprintf(w, "%s (%s): no changes.\n", h.label, h.addr)
+func printPlan(w io.Writer, c *runner.Changes, raw bool) {
+	for _, h := range c.Hosts {
+		switch h.Status() {
+		case runner.PlanFailed:
+			fmt.Fprintf(w, "%s (%s): failed: %v\n", h.Target.Label, h.Target.Addr(), h.Err)
+			for _, hint := range modules.Hints(h.Err) {
+				fmt.Fprintf(w, "  hint: %s\n", hint)
+			}
+		case runner.PlanUnchanged:
+			fmt.Fprintf(w, "%s (%s): no changes.\n", h.Target.Label, h.Target.Addr())
+			printWarnings(w, h.ChangeSet)
 		default:
 			printChangeSet(w, h, raw)
 		}
 	}
 }
 
-func printChangeSet(w io.Writer, h hostPlan, raw bool) {
-	cs := h.cs
+func printChangeSet(w io.Writer, h runner.HostChanges, raw bool) {
+	cs := h.ChangeSet
 	add, remove, update := cs.Counts()
-	fmt.Fprintf(w, "%s (%s): %d to add, %d to remove, %d to change\n", h.label, h.addr, add, remove, update)
+	fmt.Fprintf(w, "%s (%s): %d to add, %d to remove, %d to change\n", h.Target.Label, h.Target.Addr(), add, remove, update)
 	if cs.Install {
 		fmt.Fprintf(w, "  iptables: not installed; apply installs iptables and netfilter-persistent with apt\n")
 	}
@@ -66,37 +63,32 @@ func printChangeSet(w io.Writer, h hostPlan, raw bool) {
 	}
 	if cs.Lockout != nil {
 		fmt.Fprintf(w, "  warning: lockout: %v\n", cs.Lockout)
+		for _, hint := range modules.Hints(cs.Lockout) {
+			fmt.Fprintf(w, "    hint: %s\n", hint)
+		}
 	}
+	printWarnings(w, cs)
+}
+
+func printWarnings(w io.Writer, cs *modules.ChangeSet) {
 	for _, warn := range cs.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
 }
 
-// planSummary is the last line of a plan.
-func planSummary(hosts []hostPlan) (line string, changed, failed int) {
-	unchanged := 0
-	for _, h := range hosts {
-		switch {
-		case h.err != nil:
-			failed++
-		case h.cs.Unchanged():
-			unchanged++
-		default:
-			changed++
-		}
-	}
-	return fmt.Sprintf("Plan: %s to change, %d unchanged, %d failed.", count(changed, "host"), unchanged, failed), changed, failed
+// printPlanSummary is the last line of a plan.
+func printPlanSummary(w io.Writer, counts map[runner.PlanStatus]int) {
+	fmt.Fprintf(w, "Plan: %s to change, %d unchanged, %d failed.\n",
+		count(counts[runner.PlanChanges], "host"), counts[runner.PlanUnchanged], counts[runner.PlanFailed])
 }
 
 // printOutcomes is the end of an apply or rollback: a table of every host
-// with its outcome, its changes and its time, then the errors and hints of
-// the hosts that did not make it, then the counts.
-func printOutcomes(w io.Writer, outs []runner.Outcome) (failed int) {
-	counts := map[runner.HostStatus]int{}
+// with its outcome, its changes and its time, then the errors, hints and
+// warnings of each host, then the counts.
+func printOutcomes(w io.Writer, outs []runner.Outcome, counts map[runner.HostStatus]int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tOUTCOME\tCHANGES\tGENERATION\tTIME")
 	for _, o := range outs {
-		counts[o.Status]++
 		changes, gen, took := "-", "-", "-"
 		if o.Changes != nil {
 			changes = "none"
@@ -118,20 +110,21 @@ func printOutcomes(w io.Writer, outs []runner.Outcome) (failed int) {
 	}
 	tw.Flush()
 	for _, o := range outs {
-		if o.Err == nil {
-			continue
+		if o.Err != nil {
+			// A step's error names its host already.
+			msg := o.Err.Error()
+			if se, ok := o.Err.(*runner.StepError); ok && se.Host == o.Host {
+				msg = se.Step + ": " + se.Err.Error()
+			}
+			fmt.Fprintf(w, "%s: %s: %s\n", o.Host, o.Status, msg)
+			for _, hint := range o.Hints {
+				fmt.Fprintf(w, "  hint: %s\n", hint)
+			}
 		}
-		// A step's error names its host already.
-		msg := o.Err.Error()
-		if se, ok := o.Err.(*runner.StepError); ok && se.Host == o.Host {
-			msg = se.Step + ": " + se.Err.Error()
-		}
-		fmt.Fprintf(w, "%s: %s: %s\n", o.Host, o.Status, msg)
-		for _, hint := range o.Hints {
-			fmt.Fprintf(w, "  hint: %s\n", hint)
+		for _, warn := range o.Warnings {
+			fmt.Fprintf(w, "%s: warning: %s\n", o.Host, warn)
 		}
 	}
 	fmt.Fprintf(w, "Done: %d applied, %d unchanged, %d reverted, %d failed, %d skipped.\n",
 		counts[runner.Applied], counts[runner.Unchanged], counts[runner.Reverted], counts[runner.Failed], counts[runner.Skipped])
-	return counts[runner.Failed] + counts[runner.Reverted]
 }
