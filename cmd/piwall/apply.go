@@ -10,22 +10,38 @@ import (
 	"github.com/piwall/piwall/runner"
 )
 
-func runApply(ctx context.Context, c *command, args []string, std stdio) error {
+// applyArgs are apply's arguments, parsed.
+type applyArgs struct {
+	remoteFlags
+	rollout rolloutFlags
+	path    string
+	yes     bool
+	force   bool
+}
+
+func parseApply(c *command, args []string, std stdio) (*applyArgs, error) {
+	a := &applyArgs{}
 	fs := newFlagSet(c, std)
-	var rf remoteFlags
-	rf.register(fs)
-	yes := fs.Bool("yes", false, "apply without asking (needed without a terminal)")
-	force := fs.Bool("force", false, "apply even rulesets that fail the lockout check; the dead-man reverts them if they lock you out")
-	var ro rolloutFlags
-	ro.register(fs)
+	a.remoteFlags.register(fs)
+	fs.BoolVar(&a.yes, "yes", false, "apply without asking (needed without a terminal)")
+	fs.BoolVar(&a.force, "force", false, "apply even rulesets that fail the lockout check; the dead-man reverts them if they lock you out")
+	a.rollout.register(fs)
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	path, err := planPath(positional)
+	if a.path, err = planPath(positional); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func runApply(ctx context.Context, c *command, args []string, std stdio) error {
+	a, err := parseApply(c, args, std)
 	if err != nil {
 		return err
 	}
+	rf, path := &a.remoteFlags, a.path
 	saved, err := readPlanFile(path)
 	if err != nil {
 		return err
@@ -33,7 +49,7 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 	if saved != nil {
 		path = saved.PlanPath
 	}
-	p, targets, err := loadTargets(path, &rf, std)
+	p, targets, err := loadTargets(path, rf, std)
 	if err != nil {
 		return err
 	}
@@ -50,9 +66,9 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 			return cs, err
 		}
 	}
-	ch := change{want: want, yes: *yes, verb: "apply", question: "Apply these changes to", phase: "applying",
-		opt: runner.ApplyOptions{Force: *force, Operator: operator(), Kind: "apply"}}
-	return ch.run(ctx, newRemote(p, targets, &rf, &ro), &rf, std)
+	ch := change{want: want, yes: a.yes, verb: "apply", question: "Apply these changes to", phase: "applying",
+		opt: runner.ApplyOptions{Force: a.force, Operator: operator(), Kind: "apply"}}
+	return ch.run(ctx, newRemote(p, targets, rf, &a.rollout), rf, std)
 }
 
 // rolloutFlags override the plan's rollout block.

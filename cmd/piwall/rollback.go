@@ -12,38 +12,57 @@ import (
 	"github.com/piwall/piwall/runner"
 )
 
-func runRollback(ctx context.Context, c *command, args []string, std stdio) error {
+// rollbackArgs are rollback's arguments, parsed.
+type rollbackArgs struct {
+	remoteFlags
+	rollout    rolloutFlags
+	hosts      []string
+	plan       string
+	to         int
+	open       bool
+	yes, force bool
+}
+
+func parseRollback(c *command, args []string, std stdio) (*rollbackArgs, error) {
+	a := &rollbackArgs{}
 	fs := newFlagSet(c, std)
-	var rf remoteFlags
-	rf.register(fs)
-	planArg := fs.String("plan", "", "the plan (`PATH`) whose host labels HOST may be (default: the .hcl files here, if any)")
-	to := fs.Int("to", 0, "the generation `N` to go back to (default: the one before the current)")
-	open := fs.Bool("open", false, "the emergency opening: every policy ACCEPT, every rule flushed")
-	yes := fs.Bool("yes", false, "roll back without asking (needed without a terminal)")
-	force := fs.Bool("force", false, "roll back even to rules that fail the lockout check")
-	var ro rolloutFlags
-	ro.register(fs)
-	hosts, err := parseInterleaved(fs, args)
+	a.remoteFlags.register(fs)
+	fs.StringVar(&a.plan, "plan", "", "the plan (`PATH`) whose host labels HOST may be (default: the .hcl files here, if any)")
+	fs.IntVar(&a.to, "to", 0, "the generation `N` to go back to (default: the one before the current)")
+	fs.BoolVar(&a.open, "open", false, "the emergency opening: every policy ACCEPT, every rule flushed")
+	fs.BoolVar(&a.yes, "yes", false, "roll back without asking (needed without a terminal)")
+	fs.BoolVar(&a.force, "force", false, "roll back even to rules that fail the lockout check")
+	a.rollout.register(fs)
+	var err error
+	if a.hosts, err = parseInterleaved(fs, args); err != nil {
+		return nil, err
+	}
+	if len(a.hosts) == 0 {
+		return nil, modules.WithHint(errors.New("which hosts?"), "piwall rollback pi-03, or pi@192.0.2.13")
+	}
+	if a.open && a.to != 0 {
+		return nil, errors.New("--to and --open exclude each other")
+	}
+	return a, nil
+}
+
+func runRollback(ctx context.Context, c *command, args []string, std stdio) error {
+	a, err := parseRollback(c, args, std)
 	if err != nil {
 		return err
 	}
-	if len(hosts) == 0 {
-		return modules.WithHint(errors.New("which hosts?"), "piwall rollback pi-03, or pi@192.0.2.13")
-	}
-	if *open && *to != 0 {
-		return errors.New("--to and --open exclude each other")
-	}
-	p, targets, err := lookupHosts(hosts, *planArg, &rf, std)
+	rf := &a.remoteFlags
+	p, targets, err := lookupHosts(a.hosts, a.plan, rf, std)
 	if err != nil {
 		return err
 	}
-	gen := modules.Previous
-	if *to != 0 {
-		gen = *to
+	gen, open := modules.Previous, a.open
+	if a.to != 0 {
+		gen = a.to
 	}
 	want := runner.Want{
 		Request: func(inventory.Target) modules.FactsRequest {
-			if *open {
+			if open {
 				return modules.FactsRequest{}
 			}
 			return modules.FactsRequest{Generations: []int{gen}}
@@ -53,22 +72,22 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 			if n == modules.Previous {
 				n = f.Generation - 1
 			}
-			if !*open && n < 1 {
+			if !open && n < 1 {
 				return nil, modules.WithHint(fmt.Errorf("no generation before the current one (%d) to roll back to", f.Generation), "piwall history "+t.Label)
 			}
-			cs, err := modules.Rollback(t.Label, f, n, *open)
+			cs, err := modules.Rollback(t.Label, f, n, open)
 			if cs != nil {
 				cs.Source = "rollback to generation " + strconv.Itoa(n)
-				if *open {
+				if open {
 					cs.Source = "rollback --open"
 				}
 			}
 			return cs, err
 		},
 	}
-	ch := change{want: want, yes: *yes, verb: "roll back", question: "Roll back", phase: "rolling back",
-		opt: runner.ApplyOptions{Force: *force, Operator: operator(), Kind: "rollback"}}
-	return ch.run(ctx, newRemote(p, targets, &rf, &ro), &rf, std)
+	ch := change{want: want, yes: a.yes, verb: "roll back", question: "Roll back", phase: "rolling back",
+		opt: runner.ApplyOptions{Force: a.force, Operator: operator(), Kind: "rollback"}}
+	return ch.run(ctx, newRemote(p, targets, rf, &a.rollout), rf, std)
 }
 
 func runHistory(ctx context.Context, c *command, args []string, std stdio) error {
