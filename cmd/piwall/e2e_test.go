@@ -346,12 +346,25 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 	t.Run("a stale lock is taken over, a live one refused", func(t *testing.T) {
 		onPi(t, l, p, `sudo -n sh -c 'printf "run=0badc0de\noperator=ghost@laptop\nsince=1\nexpires=2\n" >/var/lib/piwall/lock'`)
 		site2 := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "20s")
-		_, stderr := piwall(t, 0, "apply", site2, "--yes")
-		if !strings.Contains(stderr, "took over a stale lock: run=0badc0de operator=ghost@laptop") {
-			t.Errorf("apply over a stale lock: %s", stderr)
+		stdout, stderr := piwall(t, 0, "apply", site2, "--yes", "--json")
+		if !strings.Contains(stderr, "pi-01: warning: took over a stale lock: run=0badc0de operator=ghost@laptop") {
+			t.Errorf("apply over a stale lock, progress: %s", stderr)
+		}
+		// The warning is data: --json carries it in the host's outcome.
+		var doc struct {
+			Outcomes []struct {
+				Host, Status string
+				Warnings     []string
+			}
+		}
+		if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc.Outcomes) != 1 {
+			t.Fatalf("apply --json: %v\n%s", err, stdout)
+		}
+		if o := doc.Outcomes[0]; o.Status != "applied" || len(o.Warnings) != 1 || !strings.HasPrefix(o.Warnings[0], "took over a stale lock: run=0badc0de operator=ghost@laptop") {
+			t.Errorf("apply --json over a stale lock: outcome %+v, want applied with the takeover as its warning", o)
 		}
 		onPi(t, l, p, `sudo -n sh -c 'printf "run=0badc0de\noperator=ghost@laptop\nsince=1\nexpires=99999999999\n" >/var/lib/piwall/lock'`)
-		stdout, _ := piwall(t, 1, "apply", site, "--yes")
+		stdout, _ = piwall(t, 1, "apply", site, "--yes")
 		if !strings.Contains(stdout, "another run holds the lock: locked by: run=0badc0de operator=ghost@laptop") {
 			t.Errorf("apply over a live lock: %s", stdout)
 		}
