@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/piwall/piwall/examples/lab"
+	"github.com/piwall/piwall/modules"
 )
 
 const usage = `usage:
@@ -35,6 +36,9 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "piwall-lab: %v\n", err)
+		for _, hint := range modules.Hints(err) {
+			fmt.Fprintf(os.Stderr, "hint: %s\n", hint)
+		}
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}

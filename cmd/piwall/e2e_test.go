@@ -650,7 +650,7 @@ func deadmen(t *testing.T, l *lab.Lab, p lab.Pi) string {
 // persisted rules through netfilter-persistent.
 func TestE2ESystemd(t *testing.T) {
 	if err := lab.Check(); err != nil {
-		t.Skipf("no lab: %v", err)
+		t.Skipf("no lab: %v (%s)", err, strings.Join(modules.Hints(err), "; "))
 	}
 	home := t.TempDir()
 	l := lab.Start(t, lab.Config{Pis: 2, Dir: filepath.Join(t.TempDir(), "lab"), Systemd: true})

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/piwall/piwall/examples/lab"
+	"github.com/piwall/piwall/modules"
 )
 
 var (
@@ -64,7 +65,7 @@ func BenchmarkVersusAnsible(b *testing.B) {
 		b.Skip("ansible lacks community.general.iptables_state (Debian's ansible package has it)")
 	}
 	if err := lab.Check(); err != nil {
-		b.Skipf("no lab: %v", err)
+		b.Skipf("no lab: %v (%s)", err, strings.Join(modules.Hints(err), "; "))
 	}
 	pis, runs := envInt("BENCH_PIS", 20), envInt("BENCH_RUNS", 3)
 	tmp := b.TempDir()

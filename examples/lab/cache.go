@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/piwall/piwall/modules"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,7 +103,7 @@ func (c cache) ensure(ctx context.Context, log io.Writer) error {
 	debootstrap := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
 		"--include="+strings.Join(basePackages, ","), "bookworm", root, debianMirror)
 	if err := run(debootstrap); err != nil {
-		return fmt.Errorf("building the base file system: %w (hint: the machine needs the Debian mirror %s)", err, debianMirror)
+		return modules.WithHint(fmt.Errorf("building the base file system: %w", err), "the machine needs the Debian mirror "+debianMirror)
 	}
 	// /proc is mounted in a private mount namespace of its own, so it is gone
 	// with the command however the command ends.

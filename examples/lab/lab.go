@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/piwall/piwall/modules"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -91,7 +92,7 @@ var hostTools = map[string]string{
 // Check says what this machine lacks to run the lab, or nil.
 func Check() error {
 	if os.Geteuid() != 0 {
-		return errors.New("the lab needs root: it makes network namespaces, mounts and processes of its own (hint: run it with sudo)")
+		return modules.WithHint(errors.New("the lab needs root: it makes network namespaces, mounts and processes of its own"), "run it as root (sudo)")
 	}
 	var pkgs []string
 	for tool, pkg := range hostTools {
@@ -100,7 +101,7 @@ func Check() error {
 		}
 	}
 	if len(pkgs) > 0 {
-		return fmt.Errorf("the lab needs programs this machine lacks (hint: apt-get install -y %s)", strings.Join(pkgs, " "))
+		return modules.WithHint(errors.New("the lab needs programs this machine lacks"), "apt-get install -y "+strings.Join(pkgs, " "))
 	}
 	return nil
 }
@@ -289,7 +290,7 @@ func Load(dir string) (*Lab, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("no lab is up in %s (hint: piwall-lab up)", dir)
+			return nil, modules.WithHint(fmt.Errorf("no lab is up in %s", dir), "piwall-lab up")
 		}
 		return nil, err
 	}
@@ -382,7 +383,7 @@ func mountedUnder(dir string) error {
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 4 && (f[4] == abs || strings.HasPrefix(f[4], abs+"/")) {
-			return fmt.Errorf("%s is still mounted; not removing %s (hint: umount it)", f[4], dir)
+			return modules.WithHint(fmt.Errorf("%s is still mounted; not removing %s", f[4], dir), "umount it")
 		}
 	}
 	return nil

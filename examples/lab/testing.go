@@ -3,8 +3,11 @@ package lab
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/piwall/piwall/modules"
 )
 
 // Start brings up a lab for a test and tears it down when the test ends,
@@ -14,7 +17,7 @@ import (
 func Start(t testing.TB, cfg Config) *Lab {
 	t.Helper()
 	if err := Check(); err != nil {
-		t.Skipf("no lab: %v (CI runs these tests as root: sudo bash .ci/test)", err)
+		t.Skipf("no lab: %v (%s; CI runs these tests as root: sudo bash .ci/test)", err, strings.Join(modules.Hints(err), "; "))
 	}
 	if err := os.MkdirAll("/run/lock", 0o755); err != nil {
 		t.Fatal(err)
