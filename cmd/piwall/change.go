@@ -44,10 +44,16 @@ func (ch change) run(ctx context.Context, r *remote, rf *remoteFlags, std stdio)
 			return err
 		}
 	}
-	prog = newProgress(std.errOut, ch.phase, counts[runner.PlanChanges], rf.noColor)
-	r.fleet.Events = prog.event
+	r.fleet.Events = nil
+	if counts[runner.PlanChanges] > 0 {
+		prog = newProgress(std.errOut, ch.phase, counts[runner.PlanChanges], rf.noColor)
+		r.fleet.Events = prog.event
+	}
+	// With nothing to change, Apply only sorts the hosts into outcomes.
 	outs := r.fleet.Apply(ctx, changes, ch.opt)
-	prog.stop()
+	if r.fleet.Events != nil {
+		prog.stop()
+	}
 	n := runner.CountOutcomes(outs)
 	switch {
 	case rf.json:
