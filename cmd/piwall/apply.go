@@ -42,28 +42,26 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 		return err
 	}
 	rf, path := &a.remoteFlags, a.path
-	saved, err := readPlanFile(path)
-	if err != nil {
-		return err
-	}
-	if saved != nil {
+	// A saved plan (plan --out) names the plan it came from and holds each
+	// host's rulesets as they were planned.
+	var saved *modules.SavedPlan
+	if !modules.IsPlanSource(path) {
+		if saved, err = modules.ReadSavedPlan(path); err != nil {
+			return err
+		}
 		path = saved.PlanPath
 	}
 	p, targets, err := loadTargets(path, rf, std)
 	if err != nil {
 		return err
 	}
-	if saved != nil && saved.PlanDigest != p.Digest() {
-		return modules.WithHint(fmt.Errorf("the plan files at %s changed since the plan was saved", path), "run piwall plan --out again")
-	}
 	want := planWant(p)
 	if saved != nil {
+		if saved.PlanDigest != p.Digest() {
+			return modules.WithHint(fmt.Errorf("the plan files at %s changed since the plan was saved", path), "run piwall plan --out again")
+		}
 		want.ChangeSet = func(t inventory.Target, f *modules.Facts) (*modules.ChangeSet, error) {
-			cs, err := saved.changeSet(t.Label, f)
-			if cs != nil {
-				cs.Source = p.Digest()
-			}
-			return cs, err
+			return saved.ChangeSet(t.Label, f)
 		}
 	}
 	ch := change{want: want, yes: a.yes, verb: "apply", question: "Apply these changes to", phase: "applying",

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/piwall/piwall/inventory"
 	"github.com/piwall/piwall/modules"
@@ -52,8 +53,16 @@ func runPlan(ctx context.Context, c *command, args []string, std stdio) error {
 		printPlanSummary(std.out, counts)
 	}
 	if *out != "" {
-		if err := writePlanFile(*out, path, p, changes); err != nil {
-			return err
+		var sets []*modules.ChangeSet
+		for _, h := range changes.Hosts {
+			sets = append(sets, h.ChangeSet)
+		}
+		b, err := modules.NewSavedPlan(path, p.Digest(), sets).Marshal()
+		if err == nil {
+			err = os.WriteFile(*out, b, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("saving the plan: %w", err)
 		}
 		fmt.Fprintf(std.errOut, "Saved the plan to %s: piwall apply %s applies it if no host changes meanwhile.\n", *out, *out)
 	}

@@ -96,7 +96,7 @@ func TestRender(t *testing.T) {
 	}{
 		{"no host", []string{"render", "../../examples/site.hcl"}, "which host?\nhint: --host NAME"},
 		{"unknown host", []string{"render", "../../examples/site.hcl", "--host", "kiosk-09"}, `the plan has no host "kiosk-09"; it has kiosk-01, kiosk-02`},
-		{"names not resolved offline", []string{"render", "../../examples/site.hcl", "--host", "kiosk-01"}, "resolve dashboard.example.com, api.example.com, 0.debian.pool.ntp.org, 1.debian.pool.ntp.org with --resolve=local"},
+		{"names not resolved offline", []string{"render", "../../examples/site.hcl", "--host", "kiosk-01"}, "host kiosk-01: dashboard.example.com, api.example.com, 0.debian.pool.ntp.org, 1.debian.pool.ntp.org not resolved: names are resolved on the host when piwall plans, and render does not reach it\nhint: resolve them with this machine's resolver with --resolve=local"},
 		{"system resolvers unknown", append([]string{"render", "../../examples/site.hcl", "--host", "kiosk-01"}, strings.Fields(strings.TrimSuffix(examplePins, "--resolver=192.168.1.1"))...), `dns = "system"`},
 		{"bad pin", []string{"render", "../../examples/site.hcl", "--host", "kiosk-01", "--address", "x=not-an-ip"}, `"not-an-ip" is not an address`},
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/piwall/piwall/modules"
@@ -50,47 +48,16 @@ func runRender(ctx context.Context, c *command, args []string, std stdio) error 
 		}
 		return fmt.Errorf("the plan has no host %q; it has %s", *host, strings.Join(names, ", "))
 	}
-	in := firewall.Input{Policy: h.Policy, Names: map[string]firewall.Resolution{}}
-	pinned, err := parsePins(pins)
-	if err != nil {
+	off := modules.Offline{Local: *resolve == "local", Resolve: runner.LocalResolver{}.Resolve}
+	if off.Pins, err = modules.ParsePins(pins); err != nil {
 		return err
 	}
-	var unresolved []string
-	for _, name := range firewall.Names(h.Policy) {
-		if r, ok := pinned[name]; ok {
-			in.Names[name] = r
-			continue
-		}
-		if *resolve == "local" {
-			r, err := runner.LocalResolver{}.Resolve(ctx, name)
-			if err != nil {
-				return modules.WithHint(fmt.Errorf("host %s: %w", h.Name, err), "pin it with --address "+name+"=ADDR")
-			}
-			in.Names[name] = r
-			continue
-		}
-		unresolved = append(unresolved, name)
+	if off.Resolvers, err = modules.ParseResolvers(resolvers); err != nil {
+		return err
 	}
-	if len(unresolved) > 0 {
-		return fmt.Errorf("host %s: names are resolved on the host when piwall plans; offline, resolve %s with --resolve=local or pin them with --address NAME=ADDR",
-			h.Name, strings.Join(unresolved, ", "))
-	}
-	for _, r := range resolvers {
-		a, err := netip.ParseAddr(r)
-		if err != nil {
-			return fmt.Errorf("--resolver %s: not an address", r)
-		}
-		in.Resolvers = append(in.Resolvers, a)
-	}
-	if len(in.Resolvers) == 0 && h.Policy.DNS.Mode == "system" {
-		if *resolve != "local" {
-			return fmt.Errorf("host %s has dns = \"system\": offline, name its resolvers with --resolver ADDR, or use this machine's with --resolve=local", h.Name)
-		}
-		conf, err := os.ReadFile("/etc/resolv.conf")
-		if err != nil {
-			return fmt.Errorf("reading this machine's resolvers: %w", err)
-		}
-		in.Resolvers = firewall.ParseResolvConf(string(conf))
+	in, err := off.Input(ctx, h)
+	if err != nil {
+		return err
 	}
 	d, err := firewall.Compile(in)
 	if err != nil {
@@ -104,27 +71,6 @@ func runRender(ctx context.Context, c *command, args []string, std stdio) error 
 		fmt.Fprint(std.out, d.Family(fam).Text())
 	}
 	return nil
-}
-
-// parsePins reads --address NAME=ADDR[,ADDR...] flags.
-func parsePins(pins []string) (map[string]firewall.Resolution, error) {
-	out := map[string]firewall.Resolution{}
-	for _, pin := range pins {
-		name, list, ok := strings.Cut(pin, "=")
-		if !ok || name == "" || list == "" {
-			return nil, fmt.Errorf("--address %q: write --address NAME=ADDR[,ADDR...]", pin)
-		}
-		r := firewall.Resolution{Name: strings.ToLower(name)}
-		for _, s := range strings.Split(list, ",") {
-			a, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil {
-				return nil, fmt.Errorf("--address %s: %q is not an address", pin, s)
-			}
-			r.Addrs = append(r.Addrs, a.Unmap())
-		}
-		out[r.Name] = r
-	}
-	return out, nil
 }
 
 // resolutionLine is "name → cname → addr, addr".
