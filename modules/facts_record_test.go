@@ -283,7 +283,7 @@ func provisionedState(d *firewall.Desired) map[string]string {
 	g := defaultPaths.generationsDir() + "/"
 	return map[string]string{
 		defaultPaths.currentFile(): "4\n",
-		g + "0001.v4":         OpenRuleset, g + "0001.v6": OpenRuleset, g + "0001.json": genFound1,
+		g + "0001.v4":              OpenRuleset, g + "0001.v6": OpenRuleset, g + "0001.json": genFound1,
 		g + "0002.v4": gen2V4(d), g + "0002.v6": d.V6.Text(), g + "0002.json": genApply2,
 		g + "0003.v4": gen3V4(d), g + "0003.v6": d.V6.Text(), g + "0003.json": genFound3,
 		g + "0004.v4": d.V4.Text(), g + "0004.v6": d.V6.Text(), g + "0004.json": genApply4,

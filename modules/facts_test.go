@@ -39,7 +39,7 @@ type wantFacts struct {
 	Operator   string
 	Self       string
 	SSHPort    int
-	Tools      []string // sorted
+	Tools      []string  // sorted
 	LiveDigest [2]string // IPv4, IPv6
 	Live       [2]string // Text of the parsed rulesets
 	Resolvers  []string
