@@ -14,11 +14,11 @@ import (
 )
 
 // The apply tests check the files a change uploads and the commands that
-// start them, without a host: the checksums prepare verifies, the scripts'
-// syntax as the Pis' /bin/sh (dash) reads it, and that every value that
-// reaches them is quoted.
+// start them, without a host: the checksums prepare verifies, the header
+// that gives the scripts their values, quoted. What the scripts do is
+// tested by running them (scripts_test.go).
 //
-//	go test ./modules -run 'Change|Command|Generation'
+//	go test ./modules -run 'Change|Command|Generation|Header|Paths'
 
 // hostileOperator is an operator name that, unquoted, would run commands.
 const hostileOperator = "it's; rm -rf / $(id)"
@@ -33,7 +33,7 @@ func testChange(t *testing.T) *Change {
 		RevertAfter: 90 * time.Second,
 		Install:     true,
 		Operator:    "alice@laptop",
-		PlanDigest:  "9e61f2c08ab4d357",
+		Source:      "9e61f2c08ab4d357",
 		Kind:        "apply",
 		ExpectV4:    emptyDigest, ExpectV6: emptyDigest,
 		LockTTL: 10 * time.Minute,
@@ -122,7 +122,7 @@ func TestChangeMeta(t *testing.T) {
 	if err != nil {
 		t.Fatalf("meta.json: %v", err)
 	}
-	want := Generation{Operator: hostileOperator, Kind: "apply", Plan: "9e61f2c08ab4d357", Run: "8f3a61c2d9e04b7a", Outcome: "applied"}
+	want := Generation{Operator: hostileOperator, Kind: "apply", Source: "9e61f2c08ab4d357", Run: "8f3a61c2d9e04b7a", Outcome: "applied"}
 	if !sameGeneration(g, want) {
 		t.Errorf("meta.json = %+v, want %+v", g, want)
 	}
@@ -134,146 +134,90 @@ func TestChangeMeta(t *testing.T) {
 	}
 }
 
-func TestChangeScriptsSyntax(t *testing.T) {
-	for _, tool := range []string{"checkbashisms", "shellcheck"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Logf("note: %s is not installed; the scripts are checked with sh -n only", tool)
-		}
-	}
-	for _, tc := range []struct {
-		name   string
-		change func(*Change)
-	}{
-		{"apply", func(*Change) {}},
-		{"rollback without install or expected digests", func(c *Change) {
-			c.Kind, c.Install, c.ExpectV4, c.ExpectV6, c.PlanDigest = "rollback", false, "", "", "rollback to 3"
-		}},
-		{"hostile operator", func(c *Change) { c.Operator = hostileOperator }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := testChange(t)
-			tc.change(c)
-			files := c.Files()
-			for _, s := range scripts {
-				t.Run(s, func(t *testing.T) {
-					shSyntax(t, string(files[s]))
-					lint(t, s, files[s])
-				})
-			}
-		})
-	}
-}
-
-// lint runs checkbashisms and shellcheck on a script where they are
-// installed, and only reports what they say: the scripts are checked by
-// the real dash above and on the lab's Pis.
-func lint(t *testing.T, name string, script []byte) {
-	t.Helper()
-	for _, tool := range [][]string{{"checkbashisms", "-"}, {"shellcheck", "-s", "sh", "-"}} {
-		if _, err := exec.LookPath(tool[0]); err != nil {
-			continue
-		}
-		cmd := exec.Command(tool[0], tool[1:]...)
-		cmd.Stdin = strings.NewReader(string(script))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("note: %s on %s: %v\n%s", tool[0], name, err, out)
-		}
-	}
-}
-
-// TestChangeScriptsQuoteValues gives a change an operator made to break
-// out of its quotes: the scripts must hold it only as one quoted word.
-func TestChangeScriptsQuoteValues(t *testing.T) {
+// TestScriptHeader holds the scripts to their header: it is assignments
+// only, each value one quoted word that /bin/sh reads back as the value
+// the change holds, and the scripts' bodies name no path of their own.
+func TestScriptHeader(t *testing.T) {
 	c := testChange(t)
 	c.Operator = hostileOperator
-	files := c.Files()
-	q := Quote(hostileOperator)
-	if q != `'it'\''s; rm -rf / $(id)'` {
-		t.Fatalf("Quote(%q) = %s", hostileOperator, q)
-	}
-	found := false
-	for _, s := range scripts {
-		script := string(files[s])
-		found = found || strings.Contains(script, q)
-		rest := strings.ReplaceAll(script, q, "QUOTED")
-		for _, part := range []string{"it's", "rm -rf / $(id)", "$(id)"} {
-			if strings.Contains(rest, part) {
-				t.Errorf("%s holds %q outside Quote's word %s:\n%s", s, part, q, script)
-			}
+	h := assignments(c.header())
+	var names []string
+	for _, line := range strings.Split(strings.TrimSuffix(h, "\n"), "\n") {
+		name, word, ok := strings.Cut(line, "=")
+		if !ok || name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
+			t.Errorf("header line %q is not an assignment", line)
+			continue
 		}
+		if _, ok := shellWord(word); !ok {
+			t.Errorf("header line %q: %s is not one quoted word", line, word)
+		}
+		names = append(names, name)
 	}
-	if !found {
-		t.Errorf("no script holds the operator quoted as %s: the lock would not name who holds it", q)
+	// Read every variable back with the real sh.
+	var script strings.Builder
+	script.WriteString(h)
+	for _, n := range names {
+		script.WriteString(`printf '%s\0' "$` + n + `"` + "\n")
+	}
+	out, err := exec.Command("/bin/sh", "-c", script.String()).Output()
+	if err != nil {
+		t.Fatalf("sh with the header: %v", err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	want := map[string]string{
+		"operator": hostileOperator, "run": c.Run, "rundir": "/var/lib/piwall/runs/8f3a61c2d9e04b7a",
+		"upload": "/tmp/piwall-8f3a61c2d9e04b7a", "state": "/var/lib/piwall", "rules_v4": "/etc/iptables/rules.v4",
+		"rules_v6_new": "/etc/iptables/.rules.v6.piwall", "systemd_dir": "/run/systemd/system", "lockfile": "/var/lib/piwall/lock",
+		"install": "true", "revert_after": "90", "lock_ttl": "600", "apply_delay": "0.10", "expect_v4": emptyDigest,
+		"exit_locked": strconv.Itoa(ExitLocked), "exit_not_applied": strconv.Itoa(ExitNotApplied),
+		"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	}
+	if len(got) != len(names) {
+		t.Fatalf("sh printed %d values for %d variables: %q", len(got), len(names), got)
+	}
+	for i, n := range names {
+		if w, ok := want[n]; ok && got[i] != w {
+			t.Errorf("$%s = %q, want %q", n, got[i], w)
+		}
+		delete(want, n)
+	}
+	for n := range want {
+		t.Errorf("the header does not assign %s", n)
 	}
 
-	// /bin/sh reads the operator back as it was: run prepare's take_lock
-	// line, as prepare runs it, with a lock file in a temporary directory.
-	prepare := string(files["prepare.sh"])
-	i := strings.Index(prepare, "take_lock() {")
-	if i < 0 {
-		t.Fatal("prepare.sh has no take_lock")
+	// Every script of a run is the header, common.sh and its body.
+	files := c.Files()
+	for _, s := range scripts {
+		if want := h + scriptFile("common.sh") + scriptFile(s); string(files[s]) != want {
+			t.Errorf("%s is not the header, common.sh and scripts/%s", s, s)
+		}
 	}
-	takeLock := prepare[i : i+strings.Index(prepare[i:], "\n")]
-	dir := t.TempDir()
-	script := "run=" + Quote(c.Run) + " now=1764061200 lockfile=" + Quote(filepath.Join(dir, "lock")) + "\n" + takeLock + "\ntake_lock\n"
-	if out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput(); err != nil {
-		t.Fatalf("take_lock: %v\n%s", err, out)
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "lock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "run=8f3a61c2d9e04b7a\noperator=" + hostileOperator + "\nsince=1764061200\nexpires=1764061800\n"; string(lock) != want {
-		t.Errorf("lock file:\n%s\nwant:\n%s", lock, want)
+	// The paths are the header's: a body that named one would miss a
+	// test's temporary directory, and a host's too once they move.
+	for _, name := range append(scripts, "common.sh", "facts.sh") {
+		body := scriptFile(name)
+		for _, p := range []string{"/var/lib/piwall", "/etc/iptables", "/tmp", "/run/systemd", "/usr/sbin", "rules.v", "/etc/resolv.conf"} {
+			if strings.Contains(body, p) {
+				t.Errorf("scripts/%s names %s: use the header's variable", name, p)
+			}
+		}
 	}
 }
 
-// TestChangeScriptsValues checks that the change's settings reach the
-// scripts where they act.
-func TestChangeScriptsValues(t *testing.T) {
-	c := testChange(t)
-	files := c.Files()
-	for _, tc := range []struct {
-		script, want string
-	}{
-		{"prepare.sh", "run=8f3a61c2d9e04b7a rundir=/var/lib/piwall/runs/8f3a61c2d9e04b7a state=/var/lib/piwall"},
-		{"prepare.sh", "--on-active=90s"},
-		{"prepare.sh", "sleep 90;"},
-		{"prepare.sh", "$((now + 600))"},
-		{"prepare.sh", "if true || ! command -v iptables-restore"},
-		{"prepare.sh", "cp /tmp/piwall-8f3a61c2d9e04b7a/* \"$rundir/\""},
-		{"prepare.sh", "[ -n " + emptyDigest + " ] && [ \"$1\" != " + emptyDigest + " ]"},
-		{"apply.sh", "sleep 0.10\n"},
-		{"prepare.sh", "exit " + strconv.Itoa(ExitLocked)},
-		{"prepare.sh", "exit " + strconv.Itoa(ExitDrift)},
-		{"prepare.sh", "exit " + strconv.Itoa(ExitTestFailed)},
-		{"confirm.sh", "exit " + strconv.Itoa(ExitApplyFailed)},
-		{"confirm.sh", "exit " + strconv.Itoa(ExitNotNew)},
-		{"confirm.sh", "exit " + strconv.Itoa(ExitNotApplied)},
-		{"revert.sh", "iptables-restore <saved.v4"},
-		{"apply.sh", "iptables-restore <new.v4"},
-	} {
-		t.Run(tc.script+": "+tc.want, func(t *testing.T) {
-			if !strings.Contains(string(files[tc.script]), tc.want) {
-				t.Errorf("%s does not hold %q:\n%s", tc.script, tc.want, files[tc.script])
-			}
-		})
+func TestPaths(t *testing.T) {
+	p := Paths{StateDir: "/x/state", UploadRoot: "/x/up"}
+	c := &Change{Run: "ab12", Paths: p}
+	if got, want := c.RunDir(), "/x/state/runs/ab12"; got != want {
+		t.Errorf("RunDir = %s, want %s", got, want)
 	}
-	exits := map[int]bool{}
-	for _, code := range []int{ExitLocked, ExitDrift, ExitTestFailed, ExitApplyFailed, ExitNotNew, ExitNotApplied} {
-		if code <= 2 || exits[code] {
-			t.Errorf("exit status %d is taken (by sh's own 1 and 2, or another)", code)
-		}
-		exits[code] = true
+	if got, want := c.UploadDir(), "/x/up/piwall-ab12"; got != want {
+		t.Errorf("UploadDir = %s, want %s", got, want)
 	}
-
-	// Without install and expected digests, those steps stand aside.
-	c.Install, c.ExpectV4 = false, ""
-	prepare := string(c.Files()["prepare.sh"])
-	for _, want := range []string{"if false || ! command -v iptables-restore", "[ -n '' ] && [ \"$1\" != '' ]"} {
-		if !strings.Contains(prepare, want) {
-			t.Errorf("prepare.sh does not hold %q", want)
-		}
+	if got, want := p.rules("v6"), "/etc/iptables/rules.v6"; got != want {
+		t.Errorf("rules(v6) with RulesDir unset = %s, want %s", got, want)
+	}
+	if got := (Paths{}).resolved(); got != defaultPaths {
+		t.Errorf("Paths{} resolves to %+v, want %+v", got, defaultPaths)
 	}
 }
 
@@ -346,7 +290,7 @@ func TestParseGeneration(t *testing.T) {
 		want       Generation
 		err        string
 	}{
-		{name: "applied", data: genApply4, want: Generation{Number: 4, Time: date("2026-11-25T08:40:12Z"), Operator: "alice@laptop", Kind: "apply", Plan: "9e61f2c08ab4d357", Run: "a07e5b19c4d26f38", Outcome: "applied"}},
+		{name: "applied", data: genApply4, want: Generation{Number: 4, Time: date("2026-11-25T08:40:12Z"), Operator: "alice@laptop", Kind: "apply", Source: "9e61f2c08ab4d357", Run: "a07e5b19c4d26f38", Outcome: "applied"}},
 		{name: "found", data: genFound1, want: Generation{Number: 1, Time: date("2026-11-20T09:14:02Z"), Kind: "found", Run: "3c9d0a51e7b2f486", Outcome: "replaced"}},
 		{name: "unknown fields ignored", data: `{"number":2,"outcome":"reverted","future":true}`, want: Generation{Number: 2, Outcome: "reverted"}},
 		{name: "meta.json before confirm numbers it", data: `{"number":0,"outcome":"applied"}`, want: Generation{Outcome: "applied"}},

@@ -46,8 +46,9 @@ func (c *ChangeSet) Counts() (add, remove, update int) {
 	return
 }
 
-// Plan computes a host's change set from its merged allowlists and its facts.
-func Plan(h *plans.Host, f *Facts) (*ChangeSet, error) {
+// NewChangeSet computes a host's change set from its merged allowlists and
+// its facts.
+func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 	if len(f.NameErrors) > 0 {
 		var msgs []string
 		for _, name := range firewall.Names(h.Policy) {
@@ -88,35 +89,48 @@ func Compare(host string, d *firewall.Desired, f *Facts) *ChangeSet {
 	}
 	if f.Operator.IsValid() {
 		if err := firewall.CheckSSH(d.V4, d.V6, f.Operator, f.Self, uint16(f.SSHPort)); err != nil {
-			c.Lockout = fmt.Errorf("%w (hint: the plan must admit %s → tcp/%d; --force applies it anyway, and the dead-man reverts it)", err, f.Operator, f.SSHPort)
+			c.Lockout = WithHint(err, fmt.Sprintf("the plan must admit %s → tcp/%d; --force applies it anyway, and the dead-man reverts it", f.Operator, f.SSHPort))
 		}
+	}
+	if l := f.Lock; l != nil {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("locked by %s since %s (run %s); apply is refused until it is released or expires at %s",
+			l.Operator, l.Since.Format(lockTime), l.Run, l.Expires.Format(lockTime)))
 	}
 	return c
 }
 
-// Rollback computes the change set that puts a host back to generation n's
-// rulesets (read into the facts), or, with open, to an empty ruleset with
-// every policy ACCEPT.
-func Rollback(host string, f *Facts, n int, open bool) (*ChangeSet, error) {
-	var v4, v6 string
-	if open {
-		v4, v6 = OpenRuleset, OpenRuleset
-	} else {
-		g, ok := f.Generations[n]
-		if !ok || g[firewall.IPv4] == "" || g[firewall.IPv6] == "" {
-			return nil, fmt.Errorf("generation %d is not on the host (hint: piwall history %s)", n, host)
+// lockTime is how a lock's times are written in warnings.
+const lockTime = "2006-01-02 15:04:05Z07:00"
+
+// Rollback computes the change set that puts a host back to the rulesets
+// of f.RollbackTo, the generation FactsRequest.Rollback asked for, or, with
+// open, to an empty ruleset with every policy ACCEPT.
+func Rollback(host string, f *Facts, open bool) (*ChangeSet, error) {
+	v4, v6, what, source := OpenRuleset, OpenRuleset, "the open ruleset", "rollback --open"
+	if !open {
+		g := f.RollbackTo
+		switch {
+		case g == nil:
+			return nil, errors.New("the facts hold no generation to roll back to")
+		case g.Number < 1:
+			return nil, WithHint(fmt.Errorf("no generation before the current one (%d) to roll back to", f.Generation), "piwall history "+host)
+		case !g.Found:
+			return nil, WithHint(fmt.Errorf("generation %d is not on the host", g.Number), "piwall history "+host)
 		}
-		v4, v6 = g[firewall.IPv4], g[firewall.IPv6]
+		v4, v6, what = g.V4, g.V6, fmt.Sprintf("generation %d", g.Number)
+		source = "rollback to " + what
 	}
 	d := &firewall.Desired{}
 	var err error
 	if d.V4, err = firewall.Parse(v4); err != nil {
-		return nil, fmt.Errorf("generation %d, IPv4: %w", n, err)
+		return nil, fmt.Errorf("%s, IPv4: %w", what, err)
 	}
 	if d.V6, err = firewall.Parse(v6); err != nil {
-		return nil, fmt.Errorf("generation %d, IPv6: %w", n, err)
+		return nil, fmt.Errorf("%s, IPv6: %w", what, err)
 	}
-	return Compare(host, d, f), nil
+	c := Compare(host, d, f)
+	c.Source = source
+	return c, nil
 }
 
 // OpenRuleset is the emergency opening: no rules, every policy ACCEPT.

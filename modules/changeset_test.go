@@ -12,7 +12,7 @@ import (
 // testdata/facts/ in, for a host of testdata/site.hcl, and what piwall
 // would do out, including the case where nothing must change.
 //
-//	go test ./modules -run 'Plan|Rollback'
+//	go test ./modules -run 'ChangeSet|Rollback'
 
 // recordedFacts parses one of testdata/facts/ that must parse.
 func recordedFacts(t *testing.T, file string) *Facts {
@@ -25,7 +25,7 @@ func recordedFacts(t *testing.T, file string) *Facts {
 	return f
 }
 
-func TestPlan(t *testing.T) {
+func TestNewChangeSet(t *testing.T) {
 	tests := []struct {
 		name      string
 		host      string
@@ -33,7 +33,8 @@ func TestPlan(t *testing.T) {
 		change    func(*Facts) // applied to the facts first
 		unchanged bool
 		install   bool
-		lockout   []string // what Lockout must say; nil: no lockout
+		lockout   []string // what Lockout and its hint must say; nil: no lockout
+		warnings  []string // what the warnings must say, in order
 		check     func(t *testing.T, cs *ChangeSet)
 	}{
 		{
@@ -56,6 +57,7 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "already applied, lock held by another run", host: "pi-01", facts: "lock-held", unchanged: true,
+			warnings: []string{"locked by bob@ops-laptop since 2025-11-25 09:00:00Z (run 8f3a61c2d9e04b7a); apply is refused until it is released or expires at 2025-11-25 09:10:00Z"},
 		},
 		{
 			name: "docker chains kept", host: "pi-02", facts: "docker-chains", install: true,
@@ -111,9 +113,9 @@ func TestPlan(t *testing.T) {
 			if tc.change != nil {
 				tc.change(f)
 			}
-			cs, err := Plan(siteHost(t, tc.host), f)
+			cs, err := NewChangeSet(siteHost(t, tc.host), f)
 			if err != nil {
-				t.Fatalf("Plan: %v", err)
+				t.Fatalf("NewChangeSet: %v", err)
 			}
 			if cs.Host != tc.host || cs.Facts != f || cs.Desired == nil {
 				t.Errorf("change set of host %q with facts %p and desired %v; want host %q and the facts given", cs.Host, cs.Facts, cs.Desired, tc.host)
@@ -136,11 +138,19 @@ func TestPlan(t *testing.T) {
 			case tc.lockout != nil && cs.Lockout == nil:
 				t.Errorf("no lockout, want one saying %q", tc.lockout)
 			case tc.lockout != nil:
+				hints := Hints(cs.Lockout)
+				if len(hints) != 1 || strings.Contains(cs.Lockout.Error(), "hint") {
+					t.Errorf("Lockout = %q with hints %q, want one hint apart from the error", cs.Lockout, hints)
+				}
+				said := cs.Lockout.Error() + "\n" + strings.Join(hints, "\n")
 				for _, s := range tc.lockout {
-					if !strings.Contains(cs.Lockout.Error(), s) {
-						t.Errorf("Lockout = %q, want it to say %q", cs.Lockout, s)
+					if !strings.Contains(said, s) {
+						t.Errorf("Lockout = %q, hints %q; want them to say %q", cs.Lockout, hints, s)
 					}
 				}
+			}
+			if tc.warnings != nil && strings.Join(cs.Warnings, "\n") != strings.Join(tc.warnings, "\n") {
+				t.Errorf("Warnings = %q, want %q", cs.Warnings, tc.warnings)
 			}
 			if tc.check != nil {
 				tc.check(t, cs)
@@ -149,45 +159,48 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-func TestPlanNameErrors(t *testing.T) {
+func TestNewChangeSetNameErrors(t *testing.T) {
 	f := recordedFacts(t, "name-does-not-resolve")
-	cs, err := Plan(siteHost(t, "pi-01"), f)
+	cs, err := NewChangeSet(siteHost(t, "pi-01"), f)
 	if err == nil {
-		t.Fatalf("Plan = %d changes, want an error naming api.example.com", len(cs.Changes))
+		t.Fatalf("NewChangeSet = %d changes, want an error naming api.example.com", len(cs.Changes))
 	}
 	if want := "api.example.com does not resolve on the host (getent ahosts 2)"; err.Error() != want {
-		t.Errorf("Plan: got error %q, want %q", err, want)
+		t.Errorf("NewChangeSet: got error %q, want %q", err, want)
 	}
 
 	f.NameErrors["dashboard.example.com"] = "has no addresses on the host"
 	delete(f.Names, "dashboard.example.com")
-	_, err = Plan(siteHost(t, "pi-01"), f)
+	_, err = NewChangeSet(siteHost(t, "pi-01"), f)
 	if want := "dashboard.example.com has no addresses on the host; api.example.com does not resolve on the host (getent ahosts 2)"; err == nil || err.Error() != want {
-		t.Errorf("Plan with two name errors: got %v, want %q (in the order the plan names them)", err, want)
+		t.Errorf("NewChangeSet with two name errors: got %v, want %q (in the order the plan names them)", err, want)
 	}
 }
 
 func TestRollback(t *testing.T) {
-	f := recordedFacts(t, "rollback-generations")
 	d := desiredPi01(t)
 	tests := []struct {
 		name   string
-		n      int
+		to     *GenerationRules // nil: the recorded one, generation 3
 		open   bool
 		v4, v6 string
 		added  string // a rule the rollback adds
 		gone   string // and one it removes
 	}{
-		{name: "to the previous generation", n: 3, v4: gen3V4(d), v6: d.V6.Text(), added: "192.168.1.77", gone: "203.0.113.7"},
-		{name: "to an older generation", n: 2, v4: gen2V4(d), v6: d.V6.Text(), gone: "203.0.113.7"},
-		{name: "open", n: 0, open: true, v4: OpenRuleset, v6: OpenRuleset, gone: "piwall: loopback"},
-		{name: "open ignores the generation", n: 9, open: true, v4: OpenRuleset, v6: OpenRuleset},
+		{name: "to the previous generation", v4: gen3V4(d), v6: d.V6.Text(), added: "192.168.1.77", gone: "203.0.113.7"},
+		{name: "to an older generation", to: &GenerationRules{Number: 2, V4: gen2V4(d), V6: d.V6.Text(), Found: true}, v4: gen2V4(d), v6: d.V6.Text(), gone: "203.0.113.7"},
+		{name: "open", open: true, v4: OpenRuleset, v6: OpenRuleset, gone: "piwall: loopback"},
+		{name: "open ignores the generation", to: &GenerationRules{Number: 9}, open: true, v4: OpenRuleset, v6: OpenRuleset},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cs, err := Rollback("pi-01", f, tc.n, tc.open)
+			f := recordedFacts(t, "rollback-generations")
+			if tc.to != nil {
+				f.RollbackTo = tc.to
+			}
+			cs, err := Rollback("pi-01", f, tc.open)
 			if err != nil {
-				t.Fatalf("Rollback(%d, open %v): %v", tc.n, tc.open, err)
+				t.Fatalf("Rollback(open %v) to %+v: %v", tc.open, f.RollbackTo, err)
 			}
 			if got := cs.Desired.V4.Text(); got != tc.v4 {
 				t.Errorf("desired IPv4:\n%s\nwant:\n%s", got, tc.v4)
@@ -212,37 +225,56 @@ func TestRollback(t *testing.T) {
 func TestRollbackErrors(t *testing.T) {
 	tests := []struct {
 		name   string
-		n      int
 		change func(*Facts)
 		err    string
+		hint   string
 	}{
-		{name: "generation not on the host", n: 9, err: "generation 9 is not on the host (hint: piwall history pi-01)"},
-		{name: "generation not read", n: 4, err: "generation 4 is not on the host (hint: piwall history pi-01)"},
 		{
-			name: "generation without its IPv6 rules", n: 3,
-			change: func(f *Facts) { delete(f.Generations[3], firewall.IPv6) },
-			err:    "generation 3 is not on the host (hint: piwall history pi-01)",
+			name:   "no generation before the current one",
+			change: func(f *Facts) { f.Generation, f.RollbackTo = 1, &GenerationRules{Number: 0} },
+			err:    "no generation before the current one (1) to roll back to", hint: "piwall history pi-01",
 		},
 		{
-			name: "IPv4 rules that do not parse", n: 3,
-			change: func(f *Facts) { f.Generations[3][firewall.IPv4] = "*filter\n:INPUT DROP [0:0]\n" },
+			name:   "nothing applied yet",
+			change: func(f *Facts) { f.Generation, f.RollbackTo = 0, &GenerationRules{Number: -1} },
+			err:    "no generation before the current one (0) to roll back to", hint: "piwall history pi-01",
+		},
+		{
+			name:   "generation not on the host",
+			change: func(f *Facts) { f.RollbackTo = &GenerationRules{Number: 9} },
+			err:    "generation 9 is not on the host", hint: "piwall history pi-01",
+		},
+		{
+			name:   "generation without its IPv6 rules",
+			change: func(f *Facts) { f.RollbackTo.V6, f.RollbackTo.Found = "", false },
+			err:    "generation 3 is not on the host", hint: "piwall history pi-01",
+		},
+		{
+			name:   "generation not asked for",
+			change: func(f *Facts) { f.RollbackTo = nil },
+			err:    "the facts hold no generation to roll back to",
+		},
+		{
+			name:   "IPv4 rules that do not parse",
+			change: func(f *Facts) { f.RollbackTo.V4 = "*filter\n:INPUT DROP [0:0]\n" },
 			err:    "generation 3, IPv4: ",
 		},
 		{
-			name: "IPv6 rules that do not parse", n: 2,
-			change: func(f *Facts) { f.Generations[2][firewall.IPv6] = "-A INPUT -j ACCEPT\n" },
-			err:    "generation 2, IPv6: ",
+			name:   "IPv6 rules that do not parse",
+			change: func(f *Facts) { f.RollbackTo.V6 = "-A INPUT -j ACCEPT\n" },
+			err:    "generation 3, IPv6: ",
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := recordedFacts(t, "rollback-generations")
-			if tc.change != nil {
-				tc.change(f)
-			}
-			cs, err := Rollback("pi-01", f, tc.n, false)
+			tc.change(f)
+			cs, err := Rollback("pi-01", f, false)
 			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
-				t.Fatalf("Rollback(%d) = %v, %v; want error %q", tc.n, cs, err, tc.err)
+				t.Fatalf("Rollback to %+v = %v, %v; want error %q", f.RollbackTo, cs, err, tc.err)
+			}
+			if hints := strings.Join(Hints(err), "\n"); hints != tc.hint {
+				t.Errorf("Rollback's hints = %q, want %q", hints, tc.hint)
 			}
 		})
 	}

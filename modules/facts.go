@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/piwall/piwall/modules/firewall"
 )
@@ -17,27 +17,39 @@ import (
 // FactsScript and read by ParseFacts. Nothing else is asked of the host
 // before deciding what to change.
 type Facts struct {
-	UID      int
 	Operator netip.Addr // the operator's address as the host sees it (SSH_CONNECTION)
 	Self     netip.Addr // the host's address the operator reached
 	SSHPort  int        // the port sshd answered on
-	OS       string     // PRETTY_NAME of /etc/os-release
 	Tools    map[string]bool
-	Backend  string // "nf_tables", "legacy", or "" when no table is loaded
-	Systemd  bool   // systemd is PID 1: the dead-man uses systemd-run
 	// Live holds the rulesets of each family, parsed; LiveDigest the digest
 	// of what iptables-save printed, as NormalizeSave makes it.
 	Live       map[firewall.Family]*firewall.Ruleset
 	LiveDigest map[firewall.Family]string
 	Resolvers  []netip.Addr
-	Generation int    // the current generation, 0 for none
-	Lock       string // the lock file's content, "" when free
+	Generation int   // the current generation, 0 for none
+	Lock       *Lock // who holds the lock; nil when it is free
 	Persisted  map[firewall.Family]string
 	Names      map[string]firewall.Resolution
 	NameErrors map[string]string
-	// Generations are requested ones (rollback): number → family → text.
-	Generations map[int]map[firewall.Family]string
-	History     []Generation // with FactsRequest.History, oldest first
+	// RollbackTo is the generation FactsRequest.Rollback asked for, as the
+	// host numbered it; nil when none was asked for.
+	RollbackTo *GenerationRules
+	History    []Generation // with FactsRequest.History, oldest first
+}
+
+// Lock is the lock a run holds on a host while it changes its rules.
+type Lock struct {
+	Run      string
+	Operator string // user@machine
+	Since    time.Time
+	Expires  time.Time // when another run may take it over
+}
+
+// GenerationRules are the rulesets of one generation on the host.
+type GenerationRules struct {
+	Number int    // below 1 when there is no generation before the current one
+	V4, V6 string // the rulesets, as the host keeps them
+	Found  bool   // the host has both rulesets of the generation
 }
 
 // NeedsIptables reports whether iptables must be installed first.
@@ -54,92 +66,47 @@ func (f *Facts) Fingerprint() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Where piwall keeps its state on a host.
-const (
-	StateDir = "/var/lib/piwall"
-	RulesV4  = "/etc/iptables/rules.v4"
-	RulesV6  = "/etc/iptables/rules.v6"
-)
-
-// shellPrelude starts every script piwall runs on a host: a known PATH
-// (/usr/sbin is not on a user's PATH on Debian) and the C locale, so output
-// can be parsed.
-const shellPrelude = `export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-# normalize: iptables-save output without its comment lines and counters,
-# the form piwall compares and digests.
-normalize() { sed -e '/^#/d' -e 's/^\(:[^ ]* [^ ]*\) \[[0-9]*:[0-9]*\]$/\1 [0:0]/'; }
-`
-
 // FactsRequest says what to gather beyond the facts every run needs.
 type FactsRequest struct {
-	Names       []string // DNS names to resolve on the host
-	Generations []int    // generations whose rulesets to read; Previous for the one before the current
-	History     bool     // the metadata of every generation
+	Names []string // DNS names to resolve on the host
+	// Rollback asks for the rulesets of a generation: N, or Previous for
+	// the one before the current, where a plain rollback goes. 0 asks for
+	// none.
+	Rollback int
+	History  bool  // the metadata of every generation
+	Paths    Paths // where the host keeps things: the zero value but in tests
 }
 
-// Previous in FactsRequest.Generations is the generation before the
-// current one: where a plain rollback goes.
+// Previous, as FactsRequest.Rollback, is the generation before the
+// current one. The host works out which that is: piwall never computes it.
 const Previous = -1
 
 // FactsScript is the script that gathers a host's facts, run as root with
-// the login shell's $SSH_CONNECTION as its first argument. Its output is
-// sections, each headed by a line with marker, which ParseFacts reads.
+// the login shell's $SSH_CONNECTION as its first argument: a header, the
+// functions of facts.sh, and a line calling one of them for each part of
+// req. Its output is sections, each headed by a line with marker, which
+// ParseFacts reads.
 func FactsScript(marker string, req FactsRequest) string {
+	p := req.Paths.resolved()
 	var b strings.Builder
-	b.WriteString(shellPrelude)
-	fmt.Fprintf(&b, "sec() { printf '%%s %%s\\n' %s \"$1\"; }\n", Quote(marker))
-	b.WriteString(`sec uid; while read -r k v _; do if [ "$k" = Uid: ]; then echo "$v"; break; fi; done </proc/self/status
-sec ssh; printf '%s\n' "${1:-}"
-# show FILE: print FILE, if there is one, with builtins only: on a busy Pi
-# every process costs.
-show() { [ -f "$1" ] || return 0; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done <"$1"; }
-sec os; [ -f /etc/os-release ] && while IFS= read -r l || [ -n "$l" ]; do
-  case "$l" in PRETTY_NAME=*) l=${l#*=}; l=${l#\"}; printf '%s\n' "${l%\"}" ;; esac
-done </etc/os-release
-sec tools
-for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent systemd-run apt-get getent; do
-  command -v "$t" >/dev/null 2>&1 && echo "$t"
-done
-sec systemd; if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
-# The live rules as iptables-save prints them: piwall normalizes and
-# digests them (NormalizeSave) as prepare does the file it saves. stderr
-# apart: a warning must not become part of the rules.
-for fam in 4 6; do
-  save=iptables-save; [ $fam = 6 ] && save=ip6tables-save
-  sec "v$fam"
-  if command -v $save >/dev/null 2>&1; then
-    $save 2>/dev/null || { sec "v$fam-error"; $save 2>&1 >/dev/null; }
-  fi
-done
-sec resolv; show /etc/resolv.conf
-`)
-	fmt.Fprintf(&b, "sec generation; show %s/current\n", StateDir)
-	fmt.Fprintf(&b, "sec lock; show %s/lock\n", StateDir)
-	// Both persisted files' digests from one sha256sum, "none" for a missing one.
-	fmt.Fprintf(&b, `sec persisted
-persisted() {
-  p4=none p6=none
-  set -- $(sha256sum %[1]s %[2]s 2>/dev/null)
-  while [ $# -ge 2 ]; do case "$2" in %[1]s) p4=$1 ;; %[2]s) p6=$1 ;; esac; shift 2; done
-  printf '%%s\n%%s\n' "$p4" "$p6"
-}
-persisted
-`, RulesV4, RulesV6)
+	b.WriteString(assignments(factsHeader{
+		PATH: p.PATH, Marker: marker,
+		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(),
+		RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), ResolvConf: p.ResolvConf,
+	}))
+	b.WriteString(scriptFile("facts.sh"))
+	b.WriteString("facts\n")
 	for _, n := range req.Names {
-		fmt.Fprintf(&b, "sec name; printf '%%s\\n' %s; getent ahosts %s || echo \"error $?\"\n", Quote(n), Quote(n))
+		b.WriteString("name " + Quote(n) + "\n")
 	}
-	for _, g := range req.Generations {
-		if g == Previous {
-			fmt.Fprintf(&b, "g=$(( $(cat %s/current 2>/dev/null || echo 1) - 1 ))\n", StateDir)
-		} else {
-			fmt.Fprintf(&b, "g=%d\n", g)
-		}
-		for _, fam := range []string{"v4", "v6"} {
-			fmt.Fprintf(&b, "sec generation-%s; echo \"$g\"; cat %s/generations/$(printf %%04d \"$g\").%s 2>/dev/null || echo error\n", fam, StateDir, fam)
-		}
+	switch {
+	case req.Rollback == Previous:
+		b.WriteString("rollback_to previous\n")
+	case req.Rollback != 0:
+		b.WriteString("rollback_to " + Quote(strconv.Itoa(req.Rollback)) + "\n")
 	}
 	if req.History {
-		fmt.Fprintf(&b, "sec history; for f in %s/generations/*.json; do [ -f \"$f\" ] && cat \"$f\"; done\n", StateDir)
+		b.WriteString("history\n")
 	}
 	b.WriteString("sec end\n")
 	return b.String()
@@ -148,13 +115,12 @@ persisted
 // ParseFacts reads the output of FactsScript.
 func ParseFacts(out, marker string) (*Facts, error) {
 	f := &Facts{
-		Tools:       map[string]bool{},
-		Live:        map[firewall.Family]*firewall.Ruleset{},
-		LiveDigest:  map[firewall.Family]string{},
-		Persisted:   map[firewall.Family]string{},
-		Names:       map[string]firewall.Resolution{},
-		NameErrors:  map[string]string{},
-		Generations: map[int]map[firewall.Family]string{},
+		Tools:      map[string]bool{},
+		Live:       map[firewall.Family]*firewall.Ruleset{},
+		LiveDigest: map[firewall.Family]string{},
+		Persisted:  map[firewall.Family]string{},
+		Names:      map[string]firewall.Resolution{},
+		NameErrors: map[string]string{},
 	}
 	sections, err := splitSections(out, marker)
 	if err != nil {
@@ -173,20 +139,14 @@ func ParseFacts(out, marker string) (*Facts, error) {
 	for _, s := range sections {
 		body := strings.Join(s.lines, "\n")
 		switch s.name {
-		case "uid":
-			f.UID, err = strconv.Atoi(strings.TrimSpace(body))
 		case "ssh":
 			err = f.parseSSHConnection(strings.TrimSpace(body))
-		case "os":
-			f.OS = strings.TrimSpace(body)
 		case "tools":
 			for _, t := range s.lines {
 				if t = strings.TrimSpace(t); t != "" {
 					f.Tools[t] = true
 				}
 			}
-		case "systemd":
-			f.Systemd = strings.TrimSpace(body) == "yes"
 		case "v4", "v6", "v4-error", "v6-error":
 			live[s.name] = s.lines
 		case "resolv":
@@ -196,7 +156,7 @@ func ParseFacts(out, marker string) (*Facts, error) {
 				f.Generation, err = strconv.Atoi(g)
 			}
 		case "lock":
-			f.Lock = strings.TrimSpace(body)
+			f.Lock, err = parseLock(s.lines)
 		case "persisted":
 			if len(s.lines) >= 2 {
 				f.Persisted[firewall.IPv4], f.Persisted[firewall.IPv6] = strings.TrimSpace(s.lines[0]), strings.TrimSpace(s.lines[1])
@@ -225,6 +185,9 @@ func ParseFacts(out, marker string) (*Facts, error) {
 		if err := f.parseLive(fam, live); err != nil {
 			return nil, fmt.Errorf("facts, %w", err)
 		}
+	}
+	if g := f.RollbackTo; g != nil {
+		g.Found = g.V4 != "" && g.V6 != ""
 	}
 	return f, nil
 }
@@ -298,9 +261,6 @@ func (f *Facts) parseLive(fam firewall.Family, live map[string][]string) error {
 		return nil
 	}
 	raw := strings.Join(lines, "\n")
-	if f.Backend == "" {
-		f.Backend = saveBackend(raw)
-	}
 	text := NormalizeSave(raw)
 	sum := sha256.Sum256([]byte(text))
 	f.LiveDigest[fam] = hex.EncodeToString(sum[:])
@@ -310,21 +270,6 @@ func (f *Facts) parseLive(fam firewall.Family, live map[string][]string) error {
 	}
 	f.Live[fam] = rs
 	return nil
-}
-
-// saveBackend tells the backend from the header iptables-save prints with
-// its first table: "# Generated by iptables-save v1.8.9 (nf_tables) on
-// ...", without "(nf_tables)" for legacy. No table loaded, no header: "".
-func saveBackend(raw string) string {
-	for line := range strings.Lines(raw) {
-		if rest, ok := strings.CutPrefix(line, "# Generated by "); ok {
-			if strings.Contains(rest, "(nf_tables)") {
-				return "nf_tables"
-			}
-			return "legacy"
-		}
-	}
-	return ""
 }
 
 // chainCounters is a chain line with its packet and byte counters.
@@ -378,12 +323,7 @@ func (f *Facts) parseName(lines []string) {
 			r.CNAMEs = []string{strings.TrimSuffix(fields[2], ".")}
 		}
 	}
-	sort.SliceStable(r.Addrs, func(i, j int) bool {
-		if r.Addrs[i].Is4() != r.Addrs[j].Is4() {
-			return r.Addrs[i].Is4()
-		}
-		return r.Addrs[i].Less(r.Addrs[j])
-	})
+	firewall.SortAddrs(r.Addrs)
 	if len(r.Addrs) == 0 {
 		f.NameErrors[name] = "has no addresses on the host"
 		return
@@ -391,6 +331,8 @@ func (f *Facts) parseName(lines []string) {
 	f.Names[name] = r
 }
 
+// parseGeneration reads a section generation-v4 or generation-v6: the
+// generation's number, then its rules, or "error" when the host lacks them.
 func (f *Facts) parseGeneration(s factSection) error {
 	if len(s.lines) == 0 {
 		return fmt.Errorf("empty")
@@ -399,17 +341,53 @@ func (f *Facts) parseGeneration(s factSection) error {
 	if err != nil {
 		return err
 	}
+	if f.RollbackTo == nil {
+		f.RollbackTo = &GenerationRules{Number: n}
+	} else if f.RollbackTo.Number != n {
+		return fmt.Errorf("generation %d, after generation %d", n, f.RollbackTo.Number)
+	}
 	body := strings.Join(s.lines[1:], "\n")
-	if strings.TrimSpace(body) == "error" || strings.HasSuffix(body, "\nerror") {
+	if strings.TrimSpace(body) == "error" || strings.HasSuffix(body, "\nerror") || strings.TrimSpace(body) == "" {
 		return nil // not on the host; Rollback says so
 	}
-	fam := firewall.IPv4
 	if s.name == "generation-v6" {
-		fam = firewall.IPv6
+		f.RollbackTo.V6 = body + "\n"
+	} else {
+		f.RollbackTo.V4 = body + "\n"
 	}
-	if f.Generations[n] == nil {
-		f.Generations[n] = map[firewall.Family]string{}
-	}
-	f.Generations[n][fam] = body + "\n"
 	return nil
+}
+
+// parseLock reads the lock file: run=, operator=, since= and expires=
+// lines, the times in seconds since 1970. An empty section is a free lock.
+func parseLock(lines []string) (*Lock, error) {
+	var l Lock
+	empty := true
+	for _, line := range lines {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		empty = false
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "run":
+			l.Run = v
+		case "operator":
+			l.Operator = v
+		case "since", "expires":
+			secs, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s is %q, want seconds since 1970", k, v)
+			}
+			if k == "since" {
+				l.Since = time.Unix(secs, 0).UTC()
+			} else {
+				l.Expires = time.Unix(secs, 0).UTC()
+			}
+		}
+	}
+	if empty {
+		return nil, nil
+	}
+	return &l, nil
 }

@@ -192,7 +192,7 @@ func recordings(t *testing.T) []recording {
 	d := desiredPi01(t)
 	provisioned := with(provisionedState(d))
 	locked := with(provisionedState(d))
-	locked[StateDir+"/lock"] = "run=8f3a61c2d9e04b7a\noperator=bob@ops-laptop\nsince=1764061200\nexpires=1764061800\n"
+	locked[defaultPaths.lockFile()] = "run=8f3a61c2d9e04b7a\noperator=bob@ops-laptop\nsince=1764061200\nexpires=1764061800\n"
 	noAPI := with(nil)
 	noAPI["/etc/hosts"] = strings.ReplaceAll(hostsFile, "api.example.com", "api-old.example.com")
 	armhf := with(nil)
@@ -212,7 +212,7 @@ func recordings(t *testing.T) []recording {
 			live4: d.V4.Text(), live6: d.V6.Text(), files: locked},
 		{name: "rollback-generations", conn: connPi01, iptables: true, tools: installed,
 			live4: d.V4.Text(), live6: d.V6.Text(), files: provisioned,
-			req: FactsRequest{Generations: []int{Previous, 2, 9}, History: true}},
+			req: FactsRequest{Rollback: Previous, History: true}},
 		{name: "save-warns-on-stderr", conn: connPi01, req: names, iptables: true, tools: installed,
 			live4: d.V4.Text(), live6: d.V6.Text(), files: provisioned,
 			saveWarning: "Warning: Extension LOG revision 0 not supported, missing kernel module?"},
@@ -280,14 +280,14 @@ func gen3V4(d *firewall.Desired) string {
 
 // provisionedState is what piwall leaves on pi-01 after four generations.
 func provisionedState(d *firewall.Desired) map[string]string {
-	g := StateDir + "/generations/"
+	g := defaultPaths.generationsDir() + "/"
 	return map[string]string{
-		StateDir + "/current": "4\n",
-		g + "0001.v4":         OpenRuleset, g + "0001.v6": OpenRuleset, g + "0001.json": genFound1,
+		defaultPaths.currentFile(): "4\n",
+		g + "0001.v4":              OpenRuleset, g + "0001.v6": OpenRuleset, g + "0001.json": genFound1,
 		g + "0002.v4": gen2V4(d), g + "0002.v6": d.V6.Text(), g + "0002.json": genApply2,
 		g + "0003.v4": gen3V4(d), g + "0003.v6": d.V6.Text(), g + "0003.json": genFound3,
 		g + "0004.v4": d.V4.Text(), g + "0004.v6": d.V6.Text(), g + "0004.json": genApply4,
-		RulesV4: d.V4.Text(), RulesV6: d.V6.Text(),
+		defaultPaths.rules("v4"): d.V4.Text(), defaultPaths.rules("v6"): d.V6.Text(),
 	}
 }
 

@@ -36,24 +36,20 @@ const emptyDigest = "01ba4719c80b6fe911b091a7c05124b64eeece964e09c058ef8f9805dac
 // wantFacts are the expected Facts of a case, in comparable form: rulesets
 // as their Text, addresses as strings.
 type wantFacts struct {
-	UID         int
-	Operator    string
-	Self        string
-	SSHPort     int
-	OS          string
-	Tools       []string // sorted
-	Backend     string
-	Systemd     bool
-	LiveDigest  [2]string // IPv4, IPv6
-	Live        [2]string // Text of the parsed rulesets
-	Resolvers   []string
-	Generation  int
-	Lock        string
-	Persisted   [2]string
-	Names       map[string]firewall.Resolution
-	NameErrors  map[string]string
-	Generations map[int][2]string
-	History     []Generation
+	Operator   string
+	Self       string
+	SSHPort    int
+	Tools      []string  // sorted
+	LiveDigest [2]string // IPv4, IPv6
+	Live       [2]string // Text of the parsed rulesets
+	Resolvers  []string
+	Generation int
+	Lock       *Lock
+	Persisted  [2]string
+	Names      map[string]firewall.Resolution
+	NameErrors map[string]string
+	RollbackTo *GenerationRules
+	History    []Generation
 }
 
 var (
@@ -66,15 +62,12 @@ var (
 func freshPi01() wantFacts {
 	return wantFacts{
 		Operator: "192.168.1.50", Self: "192.168.1.11", SSHPort: 22,
-		OS:          "Debian GNU/Linux 12 (bookworm)",
-		Tools:       piTools,
-		Systemd:     true,
-		LiveDigest:  [2]string{emptyDigest, emptyDigest},
-		Resolvers:   []string{"192.168.1.1", "fd00:1::1"},
-		Persisted:   [2]string{"none", "none"},
-		Names:       siteNames,
-		NameErrors:  map[string]string{},
-		Generations: map[int][2]string{},
+		Tools:      piTools,
+		LiveDigest: [2]string{emptyDigest, emptyDigest},
+		Resolvers:  []string{"192.168.1.1", "fd00:1::1"},
+		Persisted:  [2]string{"none", "none"},
+		Names:      siteNames,
+		NameErrors: map[string]string{},
 	}
 }
 
@@ -84,7 +77,7 @@ func provisionedPi01(t *testing.T) wantFacts {
 	t.Helper()
 	d := desiredPi01(t)
 	w := freshPi01()
-	w.Tools, w.Backend = installedTools, "nf_tables"
+	w.Tools = installedTools
 	w.LiveDigest = [2]string{
 		"fce5a194b269cb387ea0d7801f9fa98ae0588616d66347ddcdbefef8cfe07b42",
 		"8d0002aa2c9b9f3616f67f42f083c4497b2993f43ddcb919f1fcb14b6d34db67",
@@ -107,22 +100,19 @@ var factsCases = []factsCase{
 	{file: "fresh-pi", made: "recorded", want: func(*testing.T) wantFacts { return freshPi01() }},
 	{file: "iptables-never-loaded", made: "recorded", want: func(*testing.T) wantFacts {
 		w := freshPi01()
-		w.Tools = installedTools // no table loaded: no backend to tell
+		w.Tools = installedTools
 		return w
 	}},
 	{file: "legacy-without-systemd", made: "iptables-never-loaded, as an older Pi (bullseye, iptables-legacy, another init) prints it", want: func(*testing.T) wantFacts {
 		w := freshPi01()
-		w.OS = "Raspbian GNU/Linux 11 (bullseye)"
 		w.Tools = slices.DeleteFunc(slices.Clone(installedTools), func(s string) bool { return s == "systemd-run" })
-		w.Systemd = false
 		return w
 	}},
 	{file: "provisioned", made: "recorded", want: provisionedPi01},
 	{file: "docker-chains", made: "recorded", want: func(*testing.T) wantFacts {
 		w := freshPi01()
 		w.Self = "192.168.1.12"
-		w.OS = "Raspbian GNU/Linux 12 (bookworm)"
-		w.Tools, w.Backend = sorted(append(slices.Clone(iptablesTools), piTools...)), "nf_tables"
+		w.Tools = sorted(append(slices.Clone(iptablesTools), piTools...))
 		w.LiveDigest[0] = "49d47b49a7162a989d44ad9094d8865d39bba7daa9aac84383746fe95df4d897"
 		w.Live[0] = dockerFilterV4 + dockerNatV4 // filter first, as iptables-save prints them
 		return w
@@ -145,23 +135,20 @@ var factsCases = []factsCase{
 	}},
 	{file: "lock-held", made: "recorded", want: func(t *testing.T) wantFacts {
 		w := provisionedPi01(t)
-		w.Lock = "run=8f3a61c2d9e04b7a\noperator=bob@ops-laptop\nsince=1764061200\nexpires=1764061800"
+		w.Lock = &Lock{Run: "8f3a61c2d9e04b7a", Operator: "bob@ops-laptop", Since: date("2025-11-25T09:00:00Z"), Expires: date("2025-11-25T09:10:00Z")}
 		return w
 	}},
 	{file: "rollback-generations", made: "recorded", want: func(t *testing.T) wantFacts {
 		d := desiredPi01(t)
 		w := provisionedPi01(t)
 		w.Names = map[string]firewall.Resolution{}
-		w.Generations = map[int][2]string{
-			3: {gen3V4(d), d.V6.Text()}, // Previous: the one before 4
-			2: {gen2V4(d), d.V6.Text()},
-			// 9 is not on the host: left out, and Rollback says so.
-		}
+		// Previous: the one before 4, as the host computes it.
+		w.RollbackTo = &GenerationRules{Number: 3, V4: gen3V4(d), V6: d.V6.Text(), Found: true}
 		w.History = []Generation{
 			{Number: 1, Time: date("2026-11-20T09:14:02Z"), Kind: "found", Run: "3c9d0a51e7b2f486", Outcome: "replaced"},
-			{Number: 2, Time: date("2026-11-20T09:14:03Z"), Operator: "alice@laptop", Kind: "apply", Plan: "1d4be0a97c2f3e58", Run: "3c9d0a51e7b2f486", Outcome: "applied"},
+			{Number: 2, Time: date("2026-11-20T09:14:03Z"), Operator: "alice@laptop", Kind: "apply", Source: "1d4be0a97c2f3e58", Run: "3c9d0a51e7b2f486", Outcome: "applied"},
 			{Number: 3, Time: date("2026-11-25T08:40:11Z"), Kind: "found", Run: "a07e5b19c4d26f38", Outcome: "replaced"},
-			{Number: 4, Time: date("2026-11-25T08:40:12Z"), Operator: "alice@laptop", Kind: "apply", Plan: "9e61f2c08ab4d357", Run: "a07e5b19c4d26f38", Outcome: "applied"},
+			{Number: 4, Time: date("2026-11-25T08:40:12Z"), Operator: "alice@laptop", Kind: "apply", Source: "9e61f2c08ab4d357", Run: "a07e5b19c4d26f38", Outcome: "applied"},
 		}
 		return w
 	}},
@@ -266,14 +253,10 @@ func checkFacts(t *testing.T, got *Facts, want wantFacts) {
 			tools = append(tools, tool)
 		}
 	}
-	check("UID", got.UID, want.UID)
 	check("Operator", got.Operator.String(), want.Operator)
 	check("Self", got.Self.String(), want.Self)
 	check("SSHPort", got.SSHPort, want.SSHPort)
-	check("OS", got.OS, want.OS)
 	check("Tools", sorted(tools), want.Tools)
-	check("Backend", got.Backend, want.Backend)
-	check("Systemd", got.Systemd, want.Systemd)
 	check("LiveDigest", got.LiveDigest, map[firewall.Family]string{firewall.IPv4: want.LiveDigest[0], firewall.IPv6: want.LiveDigest[1]})
 	for i, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
 		rs := got.Live[fam]
@@ -293,11 +276,7 @@ func checkFacts(t *testing.T, got *Facts, want wantFacts) {
 	check("Persisted", got.Persisted, map[firewall.Family]string{firewall.IPv4: want.Persisted[0], firewall.IPv6: want.Persisted[1]})
 	check("Names", got.Names, want.Names)
 	check("NameErrors", got.NameErrors, want.NameErrors)
-	gens := map[int][2]string{}
-	for n, g := range got.Generations {
-		gens[n] = [2]string{g[firewall.IPv4], g[firewall.IPv6]}
-	}
-	check("Generations", gens, want.Generations)
+	check("RollbackTo", got.RollbackTo, want.RollbackTo)
 	check("History", got.History, want.History)
 }
 
@@ -363,7 +342,7 @@ func TestParseFactsSections(t *testing.T) {
 			name: "only the end section",
 			out:  factsOutput(m),
 			check: func(t *testing.T, f *Facts) {
-				if f.UID != 0 || f.Operator.IsValid() || f.Generation != 0 || len(f.Live) != 0 {
+				if f.Operator.IsValid() || f.Generation != 0 || len(f.Live) != 0 {
 					t.Errorf("got %+v, want zero facts", f)
 				}
 			},
@@ -371,7 +350,7 @@ func TestParseFactsSections(t *testing.T) {
 		{name: "empty output", out: "", err: "ends early"},
 		{name: "blank lines only", out: "\n\n", err: "ends early"},
 		{name: "end of another run's marker", out: factsOutput("==>piwall-000000000000"), err: "unexpected output before the first section"},
-		{name: "blank lines before the first section", out: "\n\n" + factsOutput(m, "uid\n0")},
+		{name: "blank lines before the first section", out: "\n\n" + factsOutput(m, "generation\n1")},
 		{
 			name: "IPv4-mapped addresses are unmapped",
 			out:  factsOutput(m, "ssh\n::ffff:192.168.1.50 51234 ::ffff:192.168.1.11 2222"),
@@ -396,7 +375,8 @@ func TestParseFactsSections(t *testing.T) {
 		{name: "SSH_CONNECTION with a port that is not a number", out: factsOutput(m, "ssh\n192.168.1.50 51234 192.168.1.11 ssh"), err: "section ssh"},
 		{name: "SSH_CONNECTION with port 0", out: factsOutput(m, "ssh\n192.168.1.50 51234 192.168.1.11 0"), err: "port 0 out of range"},
 		{name: "SSH_CONNECTION with port 65558", out: factsOutput(m, "ssh\n192.168.1.50 51234 192.168.1.11 65558"), err: "port 65558 out of range"},
-		{name: "uid that is not a number", out: factsOutput(m, "uid\nroot"), err: "section uid"},
+		{name: "lock with a time that is not a number", out: factsOutput(m, "lock\nrun=8f3a61c2d9e04b7a\nsince=yesterday"), err: `section lock: since is "yesterday"`},
+		{name: "generations of two numbers", out: factsOutput(m, "generation-v4\n3\n*filter\nCOMMIT", "generation-v6\n2\n*filter\nCOMMIT"), err: "section generation-v6: generation 2, after generation 3"},
 		{name: "generation that is not a number", out: factsOutput(m, "generation\nfour"), err: "section generation"},
 		{name: "ip6tables-save error", out: factsOutput(m, "v6\n*filter", "v6-error\nip6tables-save: unable to initialize table 'filter'"), err: "section v6: ip6tables-save failed: ip6tables-save: unable to initialize table 'filter'"},
 		{name: "live rules that do not parse", out: factsOutput(m, "v4\n*filter\n:INPUT DROP [0:0]"), err: "section v4"},
@@ -404,29 +384,39 @@ func TestParseFactsSections(t *testing.T) {
 		{name: "history line that is not JSON", out: factsOutput(m, "history\n{\"number\":1,"), err: "section history: generation metadata"},
 		{name: "history line without outcome", out: factsOutput(m, `history`+"\n"+`{"number":1,"kind":"apply"}`), err: "section history"},
 		{
-			name: "legacy backend",
-			out:  factsOutput(m, "v4\n# Generated by iptables-save v1.8.7 on Sat Nov 21 10:02:44 2026\n*filter\n:INPUT ACCEPT [12:3456]\nCOMMIT\n# Completed on Sat Nov 21 10:02:44 2026"),
+			name: "lock",
+			out:  factsOutput(m, "lock\nrun=8f3a61c2d9e04b7a\noperator=it's; $(id)\nsince=1764061200\nexpires=1764061800"),
 			check: func(t *testing.T, f *Facts) {
-				if f.Backend != "legacy" {
-					t.Errorf("Backend = %q, want legacy", f.Backend)
+				want := &Lock{Run: "8f3a61c2d9e04b7a", Operator: "it's; $(id)", Since: time.Unix(1764061200, 0).UTC(), Expires: time.Unix(1764061800, 0).UTC()}
+				if !reflect.DeepEqual(f.Lock, want) {
+					t.Errorf("Lock = %+v, want %+v", f.Lock, want)
 				}
 			},
 		},
 		{
-			name: "no table loaded, no backend",
-			out:  factsOutput(m, "v4", "v6"),
+			name: "free lock",
+			out:  factsOutput(m, "lock"),
 			check: func(t *testing.T, f *Facts) {
-				if f.Backend != "" {
-					t.Errorf("Backend = %q, want empty", f.Backend)
+				if f.Lock != nil {
+					t.Errorf("Lock = %+v, want nil", f.Lock)
 				}
 			},
 		},
 		{
-			name: "generation not on the host is left out",
+			name: "generation not on the host is not found",
 			out:  factsOutput(m, "generation-v4\n7\nerror", "generation-v6\n7\nerror"),
 			check: func(t *testing.T, f *Facts) {
-				if len(f.Generations) != 0 {
-					t.Errorf("Generations = %v, want none", f.Generations)
+				if want := (&GenerationRules{Number: 7}); !reflect.DeepEqual(f.RollbackTo, want) {
+					t.Errorf("RollbackTo = %+v, want %+v", f.RollbackTo, want)
+				}
+			},
+		},
+		{
+			name: "generation with only its IPv4 rules is not found",
+			out:  factsOutput(m, "generation-v4\n7\n*filter\nCOMMIT", "generation-v6\n7\nerror"),
+			check: func(t *testing.T, f *Facts) {
+				if want := (&GenerationRules{Number: 7, V4: "*filter\nCOMMIT\n"}); !reflect.DeepEqual(f.RollbackTo, want) {
+					t.Errorf("RollbackTo = %+v, want %+v", f.RollbackTo, want)
 				}
 			},
 		},
@@ -451,7 +441,7 @@ func TestParseFactsSections(t *testing.T) {
 		},
 		{
 			name: "unknown section is ignored",
-			out:  factsOutput(m, "kernel\n6.6.51+rpt-rpi-v8", "uid\n0"),
+			out:  factsOutput(m, "kernel\n6.6.51+rpt-rpi-v8", "os\nDebian GNU/Linux 12 (bookworm)", "generation\n1"),
 		},
 	}
 	for _, tc := range tests {
@@ -526,13 +516,13 @@ func TestFingerprint(t *testing.T) {
 			f.LiveDigest[firewall.IPv4], f.LiveDigest[firewall.IPv6] = f.LiveDigest[firewall.IPv6], f.LiveDigest[firewall.IPv4]
 		}, true},
 		{"nothing", func(*Facts) {}, false},
-		{"lock", func(f *Facts) { f.Lock = "run=1" }, false},
+		{"lock", func(f *Facts) { f.Lock = &Lock{Run: "1"} }, false},
 		{"operator's address", func(f *Facts) { f.Operator = netip.MustParseAddr("192.168.1.51") }, false},
 		{"tools", func(f *Facts) { f.Tools = map[string]bool{} }, false},
 		{"names", func(f *Facts) { f.Names = nil }, false},
 		{"resolvers", func(f *Facts) { f.Resolvers = nil }, false},
 		{"history", func(f *Facts) { f.History = []Generation{{Number: 9, Outcome: "applied"}} }, false},
-		{"OS", func(f *Facts) { f.OS = "Debian GNU/Linux 13 (trixie)" }, false},
+		{"rollback generation", func(f *Facts) { f.RollbackTo = &GenerationRules{Number: 3} }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -556,7 +546,8 @@ func TestFactsScriptSyntax(t *testing.T) {
 		{"nothing more", FactsRequest{}},
 		{"names", FactsRequest{Names: []string{"dashboard.example.com", "api.example.com"}}},
 		{"hostile name", FactsRequest{Names: []string{hostile, "`id`", "$HOME", "a\nb"}}},
-		{"generations and history", FactsRequest{Generations: []int{Previous, 2, 9}, History: true}},
+		{"previous generation and history", FactsRequest{Rollback: Previous, History: true}},
+		{"generation 2", FactsRequest{Rollback: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script := FactsScript(recordMarker, tc.req)
@@ -600,7 +591,7 @@ func FuzzParseFacts(f *testing.F) {
 			return
 		}
 		if facts.Tools == nil || facts.Live == nil || facts.LiveDigest == nil || facts.Persisted == nil ||
-			facts.Names == nil || facts.NameErrors == nil || facts.Generations == nil {
+			facts.Names == nil || facts.NameErrors == nil {
 			t.Fatalf("ParseFacts returned nil maps: %+v", facts)
 		}
 		for fam, rs := range facts.Live {
@@ -615,6 +606,9 @@ func FuzzParseFacts(f *testing.F) {
 		}
 		if facts.Operator.IsValid() && (facts.SSHPort < 1 || facts.SSHPort > 65535) {
 			t.Errorf("SSHPort = %d", facts.SSHPort)
+		}
+		if g := facts.RollbackTo; g != nil && g.Found != (g.V4 != "" && g.V6 != "") {
+			t.Errorf("RollbackTo = %+v: found, but without both rulesets", g)
 		}
 		_ = facts.Fingerprint()
 		_ = facts.NeedsIptables()
@@ -684,7 +678,7 @@ func sorted(s []string) []string {
 // output of iptables-save: printf '%s\n' "$out" | normalize.
 func normalizeBySed(t *testing.T, raw string) string {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", shellPrelude+`out=$(cat); printf '%s\n' "$out" | normalize`)
+	cmd := exec.Command("/bin/sh", "-c", scriptFile("common.sh")+`out=$(cat); printf '%s\n' "$out" | normalize`)
 	cmd.Stdin = strings.NewReader(raw)
 	out, err := cmd.Output()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,20 @@ type Resolution struct {
 	Name   string       `json:"name"`
 	CNAMEs []string     `json:"cnames,omitempty"`
 	Addrs  []netip.Addr `json:"addrs"`
+}
+
+// SortAddrs sorts addresses in the order a Resolution holds them: IPv4
+// first, then each family by address.
+func SortAddrs(addrs []netip.Addr) {
+	slices.SortStableFunc(addrs, func(a, b netip.Addr) int {
+		if a.Is4() != b.Is4() {
+			if a.Is4() {
+				return -1
+			}
+			return 1
+		}
+		return a.Compare(b)
+	})
 }
 
 // Input is everything a host's desired rulesets depend on. Names are

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/piwall/piwall/modules"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -171,8 +172,10 @@ func (h *Host) session(ch ssh.Channel, reqs <-chan *ssh.Request, from *net.TCPAd
 }
 
 var (
-	markerRE = regexp.MustCompile(`printf '%s %s\\n' (\S+) "\$1"`)
-	nameRE   = regexp.MustCompile(`getent ahosts (\S+) \|\|`)
+	// The facts script's header assigns the marker; a line calls name
+	// for each name to resolve.
+	markerRE = regexp.MustCompile(`(?m)^marker=(\S+)$`)
+	nameRE   = regexp.MustCompile(`(?m)^name (\S+)$`)
 	runRE    = regexp.MustCompile(`piwall-([0-9a-f]+)/prepare\.sh|runs/([0-9a-f]+)/confirm\.sh`)
 )
 
@@ -185,7 +188,7 @@ func (h *Host) exec(cmd string, ch ssh.Channel, from *net.TCPAddr) int {
 	case strings.Contains(cmd, "/prepare.sh"):
 		return h.prepare(runRE.FindStringSubmatch(cmd)[1], ch, ch.Stderr())
 	case strings.Contains(cmd, "/confirm.sh") && strings.Contains(cmd, " status"):
-		fmt.Fprintln(ch, "status=confirmed\nlive-is-saved=no")
+		ch.Write(modules.FormatStatus(modules.RunStatus{Status: modules.StatusConfirmed}))
 		return 0
 	case strings.Contains(cmd, "/confirm.sh"):
 		return h.confirm(ch)
@@ -207,19 +210,13 @@ func (h *Host) facts(script string, w io.Writer, from *net.TCPAddr) int {
 	defer h.mu.Unlock()
 	var b strings.Builder
 	sec := func(name string) { fmt.Fprintf(&b, "%s %s\n", marker, name) }
-	sec("uid")
-	b.WriteString("0\n")
 	sec("ssh")
 	fmt.Fprintf(&b, "%s %d %s %d\n", from.IP, from.Port, h.Addr.IP, h.Addr.Port)
-	sec("os")
-	b.WriteString("Debian GNU/Linux 12 (bookworm)\n")
 	sec("tools")
 	if h.installed {
 		b.WriteString("iptables\nip6tables\niptables-save\nip6tables-save\niptables-restore\nip6tables-restore\nnetfilter-persistent\n")
 	}
 	b.WriteString("apt-get\ngetent\n")
-	sec("systemd")
-	b.WriteString("yes\n")
 	for i, fam := range []string{"v4", "v6"} {
 		sec(fam)
 		if h.live[i] != "" {
@@ -255,7 +252,7 @@ func (h *Host) facts(script string, w io.Writer, from *net.TCPAddr) int {
 // prepare checks the upload against its sums and makes the new rules live,
 // as prepare and the applier do together on a host.
 func (h *Host) prepare(run string, w, errw io.Writer) int {
-	dir := "/tmp/piwall-" + run
+	dir := (&modules.Change{Run: run}).UploadDir()
 	read := func(name string) ([]byte, error) {
 		req := sftp.NewRequest("Get", dir+"/"+name)
 		req.Flags = 1 // SSH_FXF_READ
@@ -285,12 +282,10 @@ func (h *Host) prepare(run string, w, errw io.Writer) int {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.installed {
-		h.installed = true
-		fmt.Fprintln(w, "installed")
-	}
+	report := modules.PrepareReport{Installed: !h.installed, DeadMan: modules.DeadManSystemd, Started: true}
+	h.installed = true
 	h.live = [2]string{string(files["new.v4"]), string(files["new.v6"])}
-	fmt.Fprintln(w, "armed deadman=systemd\nstarted")
+	w.Write(modules.FormatPrepare(report))
 	return 0
 }
 
@@ -299,7 +294,7 @@ func (h *Host) confirm(w io.Writer) int {
 	defer h.mu.Unlock()
 	h.persisted = h.live
 	h.generation++
-	fmt.Fprintf(w, "confirmed generation=%d\n", h.generation)
+	w.Write(modules.FormatConfirm(h.generation))
 	return 0
 }
 

@@ -1,0 +1,101 @@
+# confirm.sh runs over the new connection. It proves that connection was
+# opened after the new rules went live and that they are the ones live,
+# then persists them, records the generation, disarms the dead-man and
+# releases the lock, in that order: were it stopped half-way, the dead-man
+# undoes all of it, so the host ends with the old rules live and persisted,
+# or the new rules live and persisted. With "status", it only prints the
+# run's status and whether the saved rules are live again.
+cd "$rundir"
+mode=${1:-}
+# The applier may still be at work when this connection arrives. Builtins
+# (read, case, $((...))) where they do: on a busy Pi every process costs.
+i=0
+while :; do
+  st=pending
+  if [ -f status ]; then read -r st <status; fi
+  case "$st" in applying|pending) ;; *) break ;; esac
+  i=$((i + 1)); [ $i -gt 100 ] && break
+  sleep 0.1
+done
+if [ "$mode" = status ]; then
+  echo "status=$st"
+  echo "live-is-saved=$(live_is 4 saved.v4 && live_is 6 saved.v6 && echo yes || echo no)"
+  exit 0
+fi
+case "$st" in
+  applied) ;;
+  failed*) echo "$st: $(tail -n 3 apply.log | tr '\n' ' ')" >&2; touch disarmed; sh "$rundir/revert.sh" now >/dev/null 2>&1; exit "$exit_apply_failed" ;;
+  *) echo "status $st" >&2; exit "$exit_not_applied" ;;
+esac
+
+# This connection must be newer than the rules: the sshd process that
+# accepted it (the highest "sshd: " ancestor that is not the listener)
+# started after applied_at. Start times are clock ticks since boot, the
+# 20th field of /proc/PID/stat after the command name.
+pid=$$ conn= started=
+while [ "$pid" -gt 1 ]; do
+  cmd=
+  IFS= read -r cmd </proc/$pid/cmdline 2>/dev/null || true
+  read -r stat </proc/$pid/stat 2>/dev/null || break
+  set -- ${stat##*) }
+  case "$cmd" in
+    *"[listener]"*) ;;
+    "sshd: "*|"sshd-session: "*) conn=$pid started=${20} ;;
+  esac
+  pid=$2
+done
+if [ -z "$conn" ]; then echo "no sshd process above this command" >&2; exit "$exit_not_new"; fi
+# applied_at is /proc/uptime's seconds with two decimals.
+read -r at <applied_at
+hz=$(getconf CLK_TCK)
+if [ $((started * 100)) -lt $(((${at%.*} * 100 + 1${at#*.} - 100) * hz)) ]; then
+  echo "this connection was opened before the new rules went live" >&2
+  exit "$exit_not_new"
+fi
+for fam in 4 6; do
+  if ! live_is $fam new.v$fam; then
+    echo "the live IPv$fam rules are not the new ones" >&2
+    exit "$exit_not_applied"
+  fi
+done
+
+# Persist: written aside and flushed, renamed over, the directory flushed.
+[ -d "$rules_dir" ] || mkdir -p "$rules_dir"
+cp new.v4 "$rules_v4_new"
+cp new.v6 "$rules_v6_new"
+sync "$rules_v4_new" "$rules_v6_new"
+mv -f "$rules_v4_new" "$rules_v4"
+mv -f "$rules_v6_new" "$rules_v6"
+sync "$rules_dir"
+# Record the generation.
+cur=0
+if [ -f "$current" ]; then read -r cur <"$current"; fi
+next=$((cur + 1))
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# The rules replaced are a generation of their own unless they are the
+# current one already.
+c=$(printf %04d "$cur")
+if [ "$cur" -eq 0 ] || ! cmp -s saved.v4 "$gens/$c.v4" || ! cmp -s saved.v6 "$gens/$c.v6"; then
+  n=$(printf %04d "$next")
+  cp saved.v4 "$gens/$n.v4"; cp saved.v6 "$gens/$n.v6"
+  printf '{"number":%d,"time":"%s","operator":"","kind":"found","plan":"","run":"%s","outcome":"replaced"}\n' "$next" "$now" "$run" >"$gens/$n.json"
+  next=$((next + 1))
+fi
+n=$(printf %04d "$next")
+cp new.v4 "$gens/$n.v4"; cp new.v6 "$gens/$n.v6"
+sed -e "s/\"number\":0/\"number\":$next/" -e "s/\"time\":\"[^\"]*\"/\"time\":\"$now\"/" meta.json >"$gens/$n.json"
+echo "$cur" >previous_current
+echo "$next" >generation
+echo "$next" >"$current.tmp" && mv -f "$current.tmp" "$current"
+# Disarm and unlock.
+touch disarmed
+read -r deadman <deadman
+case "$deadman" in
+  deadman=systemd) systemctl stop "piwall-revert-$run.timer" >/dev/null 2>&1 || true ;;
+  "deadman=process "*)
+    pkill -P "${deadman#deadman=process }" sleep 2>/dev/null || true
+    kill "${deadman#deadman=process }" 2>/dev/null || true ;;
+esac
+echo confirmed >status
+unlock
+echo "confirmed generation=$next"

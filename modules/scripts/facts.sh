@@ -1,0 +1,60 @@
+# facts.sh gathers a host's facts in one round trip, run as root with the
+# login shell's $SSH_CONNECTION as its first argument. The header above it
+# assigns the marker and the paths; the lines after it call the functions
+# below, the request's values quoted. Its output is sections, each headed
+# by a line "$marker NAME", which ParseFacts reads.
+export LC_ALL=C PATH
+ssh_connection=${1:-}
+sec() { printf '%s %s\n' "$marker" "$1"; }
+# show FILE: print FILE, if there is one, with builtins only: on a busy Pi
+# every process costs.
+show() { [ -f "$1" ] || return 0; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done <"$1"; }
+
+# facts: what every run reads.
+facts() {
+  sec ssh; printf '%s\n' "$ssh_connection"
+  sec tools
+  for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent systemd-run apt-get getent; do
+    command -v "$t" >/dev/null 2>&1 && echo "$t"
+  done
+  # The live rules as iptables-save prints them: piwall normalizes and
+  # digests them (NormalizeSave) as prepare does the file it saves. stderr
+  # apart: a warning must not become part of the rules.
+  for fam in 4 6; do
+    save=iptables-save; [ $fam = 6 ] && save=ip6tables-save
+    sec "v$fam"
+    if command -v $save >/dev/null 2>&1; then
+      $save 2>/dev/null || { sec "v$fam-error"; $save 2>&1 >/dev/null; }
+    fi
+  done
+  sec resolv; show "$resolv_conf"
+  sec generation; show "$current"
+  sec lock; show "$lockfile"
+  # Both persisted files' digests from one sha256sum, "none" for a missing one.
+  sec persisted
+  p4=none p6=none
+  set -- $(sha256sum "$rules_v4" "$rules_v6" 2>/dev/null)
+  while [ $# -ge 2 ]; do case "$2" in "$rules_v4") p4=$1 ;; "$rules_v6") p6=$1 ;; esac; shift 2; done
+  printf '%s\n%s\n' "$p4" "$p6"
+}
+
+# name NAME: NAME as the host resolves it.
+name() { sec name; printf '%s\n' "$1"; getent ahosts "$1" || echo "error $?"; }
+
+# rollback_to N|previous: the rules of generation N, or of the one before
+# the current: where a plain rollback goes. The host computes it, so that
+# "previous" means the same whoever asks.
+rollback_to() {
+  g=$1
+  if [ "$g" = previous ]; then
+    cur=1
+    if [ -f "$current" ]; then read -r cur <"$current"; fi
+    g=$((cur - 1))
+  fi
+  for fam in v4 v6; do
+    sec "generation-$fam"; echo "$g"; cat "$gens/$(printf %04d "$g").$fam" 2>/dev/null || echo error
+  done
+}
+
+# history: the metadata of every generation, oldest first.
+history() { sec history; for f in "$gens"/*.json; do [ -f "$f" ] && cat "$f"; done; }
