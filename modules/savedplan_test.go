@@ -34,9 +34,9 @@ func plannedSets(t *testing.T) []*ChangeSet {
 			sets = append(sets, nil)
 			continue
 		}
-		cs, err := Plan(siteHost(t, c.host), recordedFacts(t, c.facts))
+		cs, err := NewChangeSet(siteHost(t, c.host), recordedFacts(t, c.facts))
 		if err != nil {
-			t.Fatalf("Plan(%s, %s): %v", c.host, c.facts, err)
+			t.Fatalf("NewChangeSet(%s, %s): %v", c.host, c.facts, err)
 		}
 		sets = append(sets, cs)
 	}
@@ -260,7 +260,7 @@ func TestSavedPlanOfTheFirstRelease(t *testing.T) {
 	}
 	for _, c := range []struct{ host, facts string }{{"pi-01", "provisioned"}, {"pi-02", "docker-chains"}} {
 		t.Run(c.host, func(t *testing.T) {
-			want, err := Plan(siteHost(t, c.host), recordedFacts(t, c.facts))
+			want, err := NewChangeSet(siteHost(t, c.host), recordedFacts(t, c.facts))
 			if err != nil {
 				t.Fatalf("Plan: %v", err)
 			}

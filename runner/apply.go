@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -140,7 +139,7 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		Run:   randomHex(8),
 		NewV4: cs.Desired.V4.Text(), NewV6: cs.Desired.V6.Text(),
 		RevertAfter: revert, Install: cs.Install,
-		Operator: opt.Operator, PlanDigest: cs.Source, Kind: opt.Kind,
+		Operator: opt.Operator, Source: cs.Source, Kind: opt.Kind,
 		ExpectV4: cs.ExpectV4, ExpectV6: cs.ExpectV6,
 		LockTTL: revert + 10*time.Minute,
 	}
@@ -166,12 +165,12 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		return Outcome{Status: Failed, Err: s.fail("prepare", prepareError(res, s.Target.User))}
 	}
 	var warnings []string
-	for _, line := range strings.Split(string(res.Stdout), "\n") {
-		if held, ok := strings.CutPrefix(line, "stale-lock "); ok {
-			w := "took over a stale lock: " + held
-			warnings = append(warnings, w)
-			s.fleet.emit(s.Target.Label, Warning, w)
-		}
+	// A prepare whose answer was cut short says less; what it did say
+	// still counts.
+	if report, _ := modules.ParsePrepare(res.Stdout); report.StaleLock != "" {
+		w := "took over a stale lock: " + report.StaleLock
+		warnings = append(warnings, w)
+		s.fleet.emit(s.Target.Label, Warning, w)
 	}
 	// A prepare whose answer was lost may have armed and applied: the new
 	// connection finds out.
@@ -239,11 +238,11 @@ func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 			lastErr = err
 			continue
 		case res.Status == 0:
-			gen, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(res.Stdout)), "confirmed generation="))
+			gen, err := modules.ParseConfirm(res.Stdout)
 			if err != nil {
 				// Confirmed and persisted, but what it said is not what
 				// confirm prints: say so rather than guess a number.
-				return Outcome{Status: Applied, Warnings: []string{fmt.Sprintf("confirm's answer names no generation: %q", res.Stdout)}}
+				return Outcome{Status: Applied, Warnings: []string{fmt.Sprintf("confirm's answer names no generation: %v", err)}}
 			}
 			return Outcome{Status: Applied, Generation: gen}
 		case res.Status == modules.ExitNotNew:
@@ -287,11 +286,11 @@ func (s *session) awaitRevert(ctx context.Context, ch *modules.Change, revertAt 
 			go c.Close()
 			cancel()
 			if rerr == nil && res.Status == 0 {
-				status := string(res.Stdout)
-				if strings.Contains(status, "status=reverted") && strings.Contains(status, "live-is-saved=yes") {
+				st, perr := modules.ParseStatus(res.Stdout)
+				if perr == nil && st.Status == modules.StatusReverted && st.LiveIsSaved {
 					return Outcome{Status: Reverted, Err: s.fail("confirm", cause), Hints: []string{hint}}
 				}
-				if strings.Contains(status, "status=confirmed") {
+				if perr == nil && st.Status == modules.StatusConfirmed {
 					return Outcome{Status: Applied} // a confirm we lost the answer to
 				}
 			}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
-	"sort"
 	"strings"
 
 	"github.com/piwall/piwall/modules/firewall"
@@ -33,18 +31,11 @@ func (l LocalResolver) Resolve(ctx context.Context, name string) (firewall.Resol
 	for _, a := range addrs {
 		res.Addrs = append(res.Addrs, a.Unmap())
 	}
-	sort.Slice(res.Addrs, func(i, j int) bool { return lessAddr(res.Addrs[i], res.Addrs[j]) })
+	firewall.SortAddrs(res.Addrs)
 	if cname, err := r.LookupCNAME(ctx, name); err == nil {
 		if c := strings.TrimSuffix(cname, "."); c != "" && !strings.EqualFold(c, name) {
 			res.CNAMEs = []string{c}
 		}
 	}
 	return res, nil
-}
-
-func lessAddr(a, b netip.Addr) bool {
-	if a.Is4() != b.Is4() {
-		return a.Is4()
-	}
-	return a.Less(b)
 }

@@ -84,7 +84,7 @@ func planWant(p *plans.Plan) runner.Want {
 			return modules.FactsRequest{Names: firewall.Names(t.Host.Policy)}
 		},
 		ChangeSet: func(t inventory.Target, f *modules.Facts) (*modules.ChangeSet, error) {
-			cs, err := modules.Plan(t.Host, f)
+			cs, err := modules.NewChangeSet(t.Host, f)
 			if cs != nil {
 				cs.Source = digest
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"text/tabwriter"
 
 	"github.com/piwall/piwall/inventory"
@@ -65,24 +64,10 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 			if open {
 				return modules.FactsRequest{}
 			}
-			return modules.FactsRequest{Generations: []int{gen}}
+			return modules.FactsRequest{Rollback: gen}
 		},
 		ChangeSet: func(t inventory.Target, f *modules.Facts) (*modules.ChangeSet, error) {
-			n := gen
-			if n == modules.Previous {
-				n = f.Generation - 1
-			}
-			if !open && n < 1 {
-				return nil, modules.WithHint(fmt.Errorf("no generation before the current one (%d) to roll back to", f.Generation), "piwall history "+t.Label)
-			}
-			cs, err := modules.Rollback(t.Label, f, n, open)
-			if cs != nil {
-				cs.Source = "rollback to generation " + strconv.Itoa(n)
-				if open {
-					cs.Source = "rollback --open"
-				}
-			}
-			return cs, err
+			return modules.Rollback(t.Label, f, open)
 		},
 	}
 	ch := change{want: want, yes: a.yes, verb: "roll back", question: "Roll back", phase: "rolling back",
@@ -126,7 +111,7 @@ func runHistory(ctx context.Context, c *command, args []string, std stdio) error
 		if g.Number == f.Generation {
 			mark = " (current)"
 		}
-		fmt.Fprintf(tw, "%d%s\t%s\t%s\t%s\t%s\t%s\n", g.Number, mark, g.Time.Format("2006-01-02 15:04:05Z07:00"), dash(g.Operator), g.Kind, g.Outcome, dash(g.Plan))
+		fmt.Fprintf(tw, "%d%s\t%s\t%s\t%s\t%s\t%s\n", g.Number, mark, g.Time.Format("2006-01-02 15:04:05Z07:00"), dash(g.Operator), g.Kind, g.Outcome, dash(g.Source))
 	}
 	return tw.Flush()
 }
