@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -45,6 +46,7 @@ type Host struct {
 	live       [2]string // canonical filter tables, IPv4 and IPv6 ("" before iptables is loaded)
 	persisted  [2]string
 	generation int
+	gens       map[int][2]string // every generation's rulesets, as confirm records them
 	installed  bool
 	files      sftp.Handlers // what was uploaded
 }
@@ -176,6 +178,7 @@ var (
 	// for each name to resolve.
 	markerRE = regexp.MustCompile(`(?m)^marker=(\S+)$`)
 	nameRE   = regexp.MustCompile(`(?m)^name (\S+)$`)
+	rollRE   = regexp.MustCompile(`(?m)^rollback_to (\S+)$`)
 	runRE    = regexp.MustCompile(`piwall-([0-9a-f]+)/prepare\.sh|runs/([0-9a-f]+)/confirm\.sh`)
 )
 
@@ -238,6 +241,22 @@ func (h *Host) facts(script string, w io.Writer, from *net.TCPAddr) int {
 			b.WriteString(digest(h.persisted[i]) + "\n")
 		}
 	}
+	if m := rollRE.FindStringSubmatch(script); m != nil {
+		g := h.generation - 1
+		if arg := strings.Trim(m[1], "'"); arg != "previous" {
+			g, _ = strconv.Atoi(arg)
+		}
+		rules, ok := h.gens[g]
+		for i, fam := range []string{"v4", "v6"} {
+			sec("generation-" + fam)
+			fmt.Fprintf(&b, "%d\n", g)
+			if ok {
+				b.WriteString(rules[i])
+			} else {
+				b.WriteString("error\n")
+			}
+		}
+	}
 	for _, n := range nameRE.FindAllStringSubmatch(script, -1) {
 		name := strings.Trim(n[1], "'")
 		sum := sha256.Sum256([]byte(name))
@@ -294,6 +313,10 @@ func (h *Host) confirm(w io.Writer) int {
 	defer h.mu.Unlock()
 	h.persisted = h.live
 	h.generation++
+	if h.gens == nil {
+		h.gens = map[int][2]string{}
+	}
+	h.gens[h.generation] = h.live
 	w.Write(modules.FormatConfirm(h.generation))
 	return 0
 }
