@@ -202,6 +202,13 @@ func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 	// Leave the confirmation time to finish before the dead-man fires.
 	deadline := revertAt.Add(-min(5*time.Second, ch.RevertAfter/4))
 	var lastErr error
+	// note keeps an attempt's error for the report, unless the deadline
+	// below cut that attempt short: the error before it says more.
+	note := func(err error) {
+		if lastErr == nil || !errors.Is(err, context.DeadlineExceeded) || time.Now().Before(deadline) {
+			lastErr = err
+		}
+	}
 	// The applier loads the rules modules.ApplyDelay after prepare ends;
 	// the first connection is opened once they are likely live: a busy
 	// host, slow to prepare, is slow to load them too (a prepare that
@@ -226,7 +233,7 @@ func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 		b, err := s.Dialer.Dial(dctx, s.Target)
 		if err != nil {
 			cancel()
-			lastErr = err
+			note(err)
 			continue
 		}
 		s.fault(FaultConfirmStarts)
@@ -235,7 +242,7 @@ func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 		go b.Close()
 		switch {
 		case err != nil:
-			lastErr = err
+			note(err)
 			continue
 		case res.Status == 0:
 			gen, err := modules.ParseConfirm(res.Stdout)
