@@ -29,7 +29,7 @@ case "$st" in
 esac
 
 # This connection must be newer than the rules: the sshd process that
-# accepted it (the highest "sshd: " ancestor that is not the listener)
+# serves it (the nearest "sshd: " ancestor that is not the listener)
 # started after applied_at. Start times are clock ticks since boot, the
 # 20th field of /proc/PID/stat after the command name.
 pid=$$ conn= started=
@@ -40,7 +40,7 @@ while [ "$pid" -gt 1 ]; do
   set -- ${stat##*) }
   case "$cmd" in
     *"[listener]"*) ;;
-    "sshd: "*|"sshd-session: "*) conn=$pid started=${20} ;;
+    "sshd: "*|"sshd-session: "*) conn=$pid started=${20}; break ;;
   esac
   pid=$2
 done

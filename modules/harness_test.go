@@ -1,0 +1,380 @@
+package modules
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/piwall/piwall/modules/firewall"
+)
+
+// The scripts' harness runs the scripts of a run and the facts script as
+// they run on a Pi, under dash, without root: a fakeHost is a temporary
+// directory holding the host's state (its Paths) and a bin directory, the
+// scripts' whole PATH, where testdata/fakehost/fake.sh stands in for
+// iptables, apt and systemd, and this machine's own coreutils do the rest.
+// A fake tool can fail, block or be slow (fake.sh says how). The commands
+// are those the runner sends; a connection's sshd is a dash whose argv[0]
+// is "sshd: pi@notty", as sshd names a session's process.
+//
+//	go test ./modules -run TestScript
+//
+// The lab (cmd/piwall's e2e tests) proves the same protocol against real
+// sshd and iptables.
+
+// hostTools are the firewall's tools, from apt: fake.sh under each name.
+var hostTools = []string{
+	"iptables", "ip6tables", "iptables-save", "ip6tables-save",
+	"iptables-restore", "ip6tables-restore", "netfilter-persistent",
+}
+
+// systemTools are the rest of fake.sh's names: a Pi has them installed.
+var systemTools = []string{"systemd-run", "systemctl", "apt-get", "debconf-set-selections", "sync"}
+
+// realTools are what the scripts and fake.sh run of a host's own: linked
+// from this machine.
+var realTools = []string{
+	"cat", "cp", "mv", "rm", "mkdir", "chmod", "sed", "tail", "tr", "cmp",
+	"sha256sum", "date", "getconf", "setsid", "sleep", "pkill", "ln", "touch", "getent",
+}
+
+// The rulesets of the harness, in the canonical text piwall uploads.
+const (
+	acceptV4 = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+	acceptV6 = acceptV4
+	oldV4    = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n"
+	oldV6    = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n"
+	newV4    = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -s 192.168.1.50/32 -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n"
+	newV6    = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n"
+)
+
+func digest(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])
+}
+
+// harnessConn is $SSH_CONNECTION on the fake host.
+const harnessConn = "192.168.1.50 51234 192.168.1.11 22"
+
+type fakeHost struct {
+	t     *testing.T
+	root  string // $FAKE_ROOT: fake.sh's state
+	bin   string
+	dash  string
+	paths Paths
+}
+
+// hostOpts say what the fake host has.
+type hostOpts struct {
+	bare    bool // no iptables or netfilter-persistent: a fresh Raspberry Pi OS Lite
+	systemd bool // systemd is PID 1: the dead-man is a timer
+}
+
+func newFakeHost(t *testing.T, o hostOpts) *fakeHost {
+	t.Helper()
+	dash, err := exec.LookPath("dash")
+	if err != nil {
+		t.Skip("the scripts' harness runs them under dash, the /bin/sh of Debian and Raspberry Pi OS: dash is not installed (hint: apt-get install dash)")
+	}
+	root := t.TempDir()
+	h := &fakeHost{t: t, root: root, bin: filepath.Join(root, "bin"), dash: dash, paths: Paths{
+		StateDir:   filepath.Join(root, "var/lib/piwall"),
+		RulesDir:   filepath.Join(root, "etc/iptables"),
+		UploadRoot: filepath.Join(root, "tmp"),
+		PATH:       filepath.Join(root, "bin"),
+		SystemdDir: filepath.Join(root, "run/systemd/system"),
+		ResolvConf: filepath.Join(root, "etc/resolv.conf"),
+	}}
+	for _, d := range []string{"bin", "timers", "fail", "block", "slow", "tmp", "etc"} {
+		mkdir(t, filepath.Join(root, d))
+	}
+	if o.systemd {
+		mkdir(t, h.paths.SystemdDir)
+	}
+	fake, err := os.ReadFile("testdata/fakehost/fake.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "fake.sh"), string(fake))
+	if err := os.Chmod(filepath.Join(root, "fake.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := func(target, name string) {
+		if err := os.Symlink(target, filepath.Join(h.bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link(dash, "sh")
+	for _, name := range realTools {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Skipf("the scripts' harness needs %s from this machine: %v", name, err)
+		}
+		link(p, name)
+	}
+	fakes := systemTools
+	if !o.bare {
+		fakes = append(slices.Clone(fakes), hostTools...)
+	}
+	for _, name := range fakes {
+		link(filepath.Join(root, "fake.sh"), name)
+	}
+	writeFile(t, h.paths.ResolvConf, "nameserver 192.168.1.1\n")
+	t.Cleanup(h.stop)
+	return h
+}
+
+func mkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stop ends what a test left behind on the host: a blocked tool is let go,
+// the appliers end, and a dead-man process still waiting is killed, by
+// the pid it recorded, once /proc shows it is this host's.
+func (h *fakeHost) stop() {
+	os.RemoveAll(filepath.Join(h.root, "block"))
+	runs, _ := filepath.Glob(filepath.Join(h.paths.StateDir, "runs", "*"))
+	for _, dir := range runs {
+		// apply.log is there once prepare started the applier.
+		if _, err := os.Stat(filepath.Join(dir, "apply.log")); err == nil {
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+				st, _ := os.ReadFile(filepath.Join(dir, "status"))
+				if s := strings.TrimSpace(string(st)); s != "" && s != "pending" && s != "applying" {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		dm, _ := os.ReadFile(filepath.Join(dir, "deadman"))
+		pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(string(dm), "deadman=process ")))
+		if err != nil || pid <= 1 {
+			continue
+		}
+		if cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); bytes.Contains(cmdline, []byte(dir+"/revert.sh")) {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func (h *fakeHost) env() []string {
+	return []string{"FAKE_ROOT=" + h.root, "PATH=" + h.bin, "HOME=" + h.root, "LC_ALL=C", "SSH_CONNECTION=" + harnessConn}
+}
+
+// result is how a command ended.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (h *fakeHost) run(cmd *exec.Cmd) result {
+	h.t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr, cmd.Env = &out, &errb, h.env()
+	err := cmd.Run()
+	var exit *exec.ExitError
+	code := 0
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		h.t.Fatalf("%v: %v", cmd.Args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// login runs a command as a login shell does, in a session of an sshd
+// process of its own.
+func (h *fakeHost) login(command string) *exec.Cmd {
+	// A command after it, so dash does not exec the last one in its place.
+	return &exec.Cmd{Path: h.dash, Args: []string{"sshd: pi@notty", "-c", command + "; exit $?"}}
+}
+
+// setLive loads a family's rules as the kernel holds them; "" for tables
+// never loaded.
+func (h *fakeHost) setLive(fam, text string) {
+	h.t.Helper()
+	p := filepath.Join(h.root, "live."+fam)
+	if text == "" {
+		os.Remove(p)
+		return
+	}
+	writeFile(h.t, p, text)
+}
+
+func (h *fakeHost) live(fam string) string {
+	b, err := os.ReadFile(filepath.Join(h.root, "live."+fam))
+	if err != nil && !os.IsNotExist(err) {
+		h.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// misbehave makes the fake tool of key fail (kind "fail", with text on
+// stderr), wait while the file is there ("block") or sleep text seconds
+// first ("slow").
+func (h *fakeHost) misbehave(kind, key, text string) string {
+	h.t.Helper()
+	p := filepath.Join(h.root, kind, key)
+	writeFile(h.t, p, text)
+	return p
+}
+
+func (h *fakeHost) calls() []string {
+	b, _ := os.ReadFile(filepath.Join(h.root, "calls"))
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+func (h *fakeHost) called(prefix string) bool {
+	return slices.ContainsFunc(h.calls(), func(c string) bool { return strings.HasPrefix(c, prefix) })
+}
+
+func (h *fakeHost) file(path string) (string, bool) {
+	b, err := os.ReadFile(path)
+	return string(b), err == nil
+}
+
+// facts runs the facts script as the runner does and parses its output.
+func (h *fakeHost) facts(req FactsRequest) *Facts {
+	h.t.Helper()
+	req.Paths = h.paths
+	cmd := h.login(FactsCommand(false))
+	cmd.Stdin = strings.NewReader(FactsScript(recordMarker, req))
+	r := h.run(cmd)
+	if r.code != 0 {
+		h.t.Fatalf("facts: exit %d: %s", r.code, r.stderr)
+	}
+	f, err := ParseFacts(r.stdout, recordMarker)
+	if err != nil {
+		h.t.Fatalf("ParseFacts: %v\n%s", err, r.stdout)
+	}
+	return f
+}
+
+// change is a run of newV4 and newV6 planned against the host's live rules
+// as its facts show them, as NewChangeSet makes one.
+func (h *fakeHost) change(run string) *Change {
+	f := h.facts(FactsRequest{})
+	return &Change{
+		Run: run, NewV4: newV4, NewV6: newV6,
+		RevertAfter: time.Minute, Install: f.NeedsIptables(),
+		Operator: "op@laptop", Source: "plan 0123abcd", Kind: "apply",
+		ExpectV4: f.LiveDigest[firewall.IPv4], ExpectV6: f.LiveDigest[firewall.IPv6],
+		LockTTL: 10 * time.Minute, Paths: h.paths,
+	}
+}
+
+// upload puts a run's files where the runner's sftp does.
+func (h *fakeHost) upload(c *Change) {
+	h.t.Helper()
+	mkdir(h.t, c.UploadDir())
+	for name, b := range c.Files() {
+		writeFile(h.t, filepath.Join(c.UploadDir(), name), string(b))
+	}
+}
+
+func (h *fakeHost) prepare(c *Change) result {
+	h.t.Helper()
+	h.upload(c)
+	return h.run(h.login(c.PrepareCommand(false)))
+}
+
+// confirm runs confirm over a connection opened now.
+func (h *fakeHost) confirm(c *Change) result {
+	h.t.Helper()
+	return h.run(h.login(c.ConfirmCommand(false)))
+}
+
+func (h *fakeHost) status(c *Change) RunStatus {
+	h.t.Helper()
+	r := h.run(h.login(c.StatusCommand(false)))
+	st, err := ParseStatus([]byte(r.stdout))
+	if err != nil || r.code != 0 {
+		h.t.Fatalf("status: exit %d, %v: %s", r.code, err, r.stderr)
+	}
+	return st
+}
+
+// waitStatus waits for the run's status file to say want.
+func (h *fakeHost) waitStatus(c *Change, want Status, within time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	var st string
+	for time.Now().Before(deadline) {
+		st, _ = h.file(filepath.Join(c.RunDir(), "status"))
+		if strings.TrimSpace(st) == string(want) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.t.Fatalf("status %q after %v, want %q; apply.log: %s", strings.TrimSpace(st), within, want, h.log(c, "apply.log"))
+}
+
+func (h *fakeHost) log(c *Change, name string) string {
+	s, _ := h.file(filepath.Join(c.RunDir(), name))
+	return s
+}
+
+// fireTimer runs what the dead-man's systemd timer runs when it elapses.
+func (h *fakeHost) fireTimer(c *Change) result {
+	h.t.Helper()
+	cmd, ok := h.file(filepath.Join(h.root, "timers", "piwall-revert-"+c.Run))
+	if !ok {
+		h.t.Fatalf("no timer piwall-revert-%s armed; calls: %q", c.Run, h.calls())
+	}
+	return h.run(&exec.Cmd{Path: h.dash, Args: []string{"sh", "-c", strings.TrimSpace(cmd)}})
+}
+
+// revert runs the dead-man's script as its timer or process would, armed
+// or not: a timer that elapses as confirm disarms it.
+func (h *fakeHost) revert(c *Change) result {
+	h.t.Helper()
+	return h.run(&exec.Cmd{Path: h.dash, Args: []string{"sh", filepath.Join(c.RunDir(), "revert.sh")}})
+}
+
+func (h *fakeHost) armed(c *Change) bool {
+	_, ok := h.file(filepath.Join(h.root, "timers", "piwall-revert-"+c.Run))
+	return ok
+}
+
+// lock is the lock file's text, and whether there is one.
+func (h *fakeHost) lock() (string, bool) { return h.file(h.paths.lockFile()) }
+
+// unchanged fails the test unless the host is as before a run that must
+// not have changed anything: the live rules those given, nothing
+// persisted, no lock, no dead-man armed.
+func (h *fakeHost) unchanged(c *Change, v4, v6 string) {
+	h.t.Helper()
+	if got := h.live("v4"); got != v4 {
+		h.t.Errorf("live v4 = %q, want %q", got, v4)
+	}
+	if got := h.live("v6"); got != v6 {
+		h.t.Errorf("live v6 = %q, want %q", got, v6)
+	}
+	if l, held := h.lock(); held {
+		h.t.Errorf("the lock is still held: %q", l)
+	}
+	if h.armed(c) {
+		h.t.Error("a dead-man is armed")
+	}
+	for _, fam := range []string{"v4", "v6"} {
+		if _, ok := h.file(h.paths.rules(fam)); ok {
+			h.t.Errorf("%s was persisted", h.paths.rules(fam))
+		}
+	}
+	if st, _ := h.file(filepath.Join(c.RunDir(), "status")); st != "" {
+		h.t.Errorf("the applier ran: status %q", st)
+	}
+}

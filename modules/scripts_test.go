@@ -1,0 +1,532 @@
+package modules
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/piwall/piwall/modules/firewall"
+)
+
+// The protocol's branches, one case each, run by the scripts' harness
+// (harness_test.go).
+
+// TestScriptApplyConfirm: a Pi with iptables and rules of its own but
+// nothing of piwall's takes the new rules, confirmed over a new
+// connection: they are persisted, recorded as generation 2 after the rules
+// found (1), the dead-man disarmed and the lock released.
+func TestScriptApplyConfirm(t *testing.T) {
+	h := newFakeHost(t, hostOpts{systemd: true})
+	h.setLive("v4", oldV4)
+	h.setLive("v6", oldV6)
+	c := h.change("a1")
+	if c.Install {
+		t.Fatal("a Pi with iptables and netfilter-persistent needs them installed")
+	}
+	r := h.prepare(c)
+	if r.code != 0 {
+		t.Fatalf("prepare: exit %d: %s", r.code, r.stderr)
+	}
+	rep, err := ParsePrepare([]byte(r.stdout))
+	if err != nil || rep.DeadMan != DeadManSystemd || rep.Installed || rep.StaleLock != "" {
+		t.Fatalf("prepare said %+v, %v: %q", rep, err, r.stdout)
+	}
+	if !h.armed(c) {
+		t.Fatal("no dead-man timer armed")
+	}
+	if _, ok := h.file(c.UploadDir()); ok {
+		t.Error("the upload directory is still there")
+	}
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	if h.live("v4") != newV4 || h.live("v6") != newV6 {
+		t.Fatalf("live rules after the applier: %q %q", h.live("v4"), h.live("v6"))
+	}
+	r = h.confirm(c)
+	if r.code != 0 {
+		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
+	}
+	gen, err := ParseConfirm([]byte(r.stdout))
+	if err != nil || gen != 2 {
+		t.Fatalf("confirm recorded generation %d, %v; want 2", gen, err)
+	}
+	for fam, want := range map[string]string{"v4": newV4, "v6": newV6} {
+		if got, _ := h.file(h.paths.rules(fam)); got != want {
+			t.Errorf("persisted %s = %q, want the new rules", fam, got)
+		}
+	}
+	if h.armed(c) {
+		t.Error("the dead-man timer is still armed")
+	}
+	if l, held := h.lock(); held {
+		t.Errorf("the lock is still held: %q", l)
+	}
+	if st := h.status(c); st.Status != StatusConfirmed || st.LiveIsSaved {
+		t.Errorf("status = %+v, want confirmed and the new rules live", st)
+	}
+	// The generations: the rules found, then the new ones.
+	f := h.facts(FactsRequest{History: true, Rollback: Previous})
+	if f.Generation != 2 || len(f.History) != 2 {
+		t.Fatalf("facts: generation %d, history %+v", f.Generation, f.History)
+	}
+	if g := f.History[0]; g.Number != 1 || g.Kind != "found" || g.Outcome != "replaced" || g.Run != "a1" {
+		t.Errorf("generation 1 = %+v, want the rules found, replaced by a1", g)
+	}
+	if g := f.History[1]; g.Number != 2 || g.Kind != "apply" || g.Outcome != "applied" || g.Source != c.Source || g.Operator != c.Operator {
+		t.Errorf("generation 2 = %+v, want a1's apply", g)
+	}
+	if rb := f.RollbackTo; rb == nil || rb.Number != 1 || !rb.Found || rb.V4 != oldV4 || rb.V6 != oldV6 {
+		t.Errorf("rollback_to previous = %+v, want generation 1, the rules found", rb)
+	}
+	if f.Persisted[firewall.IPv4] != digest(newV4) || f.Persisted[firewall.IPv6] != digest(newV6) {
+		t.Errorf("facts: persisted %v, want the new rules' digests", f.Persisted)
+	}
+	// The dead-man, were it to fire now, does nothing.
+	if r := h.revert(c); r.code != 0 || h.live("v4") != newV4 {
+		t.Errorf("a disarmed revert: exit %d, live v4 %q", r.code, h.live("v4"))
+	}
+}
+
+// prepared runs prepare for a new change and fails the test unless it
+// started the applier.
+func prepared(t *testing.T, h *fakeHost, run string) (*Change, PrepareReport) {
+	t.Helper()
+	c := h.change(run)
+	r := h.prepare(c)
+	rep, err := ParsePrepare([]byte(r.stdout))
+	if r.code != 0 || err != nil {
+		t.Fatalf("prepare: exit %d, %v: %s%s", r.code, err, r.stdout, r.stderr)
+	}
+	return c, rep
+}
+
+// TestScriptSecondRun: on a host piwall provisioned, the rules replaced are
+// the current generation already: no "found" generation, the next is 3.
+// A revert of that run puts the persisted files back as they were.
+func TestScriptSecondRun(t *testing.T) {
+	h := newFakeHost(t, hostOpts{systemd: true})
+	h.setLive("v4", oldV4)
+	h.setLive("v6", oldV6)
+	c, _ := prepared(t, h, "b1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	if r := h.confirm(c); r.code != 0 {
+		t.Fatalf("first confirm: exit %d: %s", r.code, r.stderr)
+	}
+
+	c2 := h.change("b2")
+	c2.NewV4 = strings.Replace(newV4, "COMMIT", "-A INPUT -p icmp -j ACCEPT\nCOMMIT", 1)
+	if r := h.prepare(c2); r.code != 0 {
+		t.Fatalf("second prepare: exit %d: %s", r.code, r.stderr)
+	}
+	h.waitStatus(c2, StatusApplied, 5*time.Second)
+	r := h.confirm(c2)
+	if gen, err := ParseConfirm([]byte(r.stdout)); err != nil || gen != 3 {
+		t.Fatalf("second confirm recorded generation %d, %v: %s; want 3", gen, err, r.stderr)
+	}
+	if f := h.facts(FactsRequest{History: true}); len(f.History) != 3 || f.History[2].Run != "b2" {
+		t.Errorf("history %+v, want generations 1 to 3, the last b2's", f.History)
+	}
+
+	c3 := h.change("b3")
+	c3.NewV4 = acceptV4
+	if r := h.prepare(c3); r.code != 0 {
+		t.Fatalf("third prepare: exit %d: %s", r.code, r.stderr)
+	}
+	h.waitStatus(c3, StatusApplied, 5*time.Second)
+	if r := h.fireTimer(c3); r.code != 0 {
+		t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+	}
+	if got := h.live("v4"); got != c2.NewV4 {
+		t.Errorf("live v4 after the revert = %q, want b2's", got)
+	}
+	if got, _ := h.file(h.paths.rules("v4")); got != c2.NewV4 {
+		t.Errorf("persisted v4 after the revert = %q, want b2's", got)
+	}
+	if st := h.status(c3); st.Status != StatusReverted || !st.LiveIsSaved {
+		t.Errorf("status = %+v, want reverted with the saved rules live", st)
+	}
+	if f := h.facts(FactsRequest{}); f.Generation != 3 || f.Lock != nil {
+		t.Errorf("after the revert: generation %d, lock %+v; want 3 and none", f.Generation, f.Lock)
+	}
+}
+
+// TestScriptFreshPi: a fresh Raspberry Pi OS Lite has no iptables: prepare
+// installs it without questions, and saves an explicit all-ACCEPT ruleset
+// for the dead-man, since there were no tables to save.
+func TestScriptFreshPi(t *testing.T) {
+	h := newFakeHost(t, hostOpts{bare: true, systemd: true})
+	f := h.facts(FactsRequest{})
+	if !f.NeedsIptables() || f.Generation != 0 || f.Lock != nil || f.Persisted[firewall.IPv4] != "none" {
+		t.Fatalf("facts of a fresh Pi: needs iptables %v, generation %d, lock %+v, persisted %v",
+			f.NeedsIptables(), f.Generation, f.Lock, f.Persisted)
+	}
+	c, rep := prepared(t, h, "c1")
+	if !c.Install || !rep.Installed {
+		t.Fatalf("install %v, prepare said %+v", c.Install, rep)
+	}
+	sel, _ := h.file(filepath.Join(h.root, "debconf"))
+	if !strings.Contains(sel, "autosave_v4 boolean false") || !strings.Contains(sel, "autosave_v6 boolean false") {
+		t.Errorf("debconf selections %q: iptables-persistent would ask, or save the rules itself", sel)
+	}
+	if !h.called("apt-get update") || !h.called("apt-get install -y -qq iptables netfilter-persistent iptables-persistent") {
+		t.Errorf("calls %q", h.calls())
+	}
+	for fam, want := range map[string]string{"v4": acceptV4, "v6": acceptV6} {
+		if got := h.log(c, "saved."+fam); got != want {
+			t.Errorf("saved.%s = %q, want all-ACCEPT", fam, got)
+		}
+	}
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	if r := h.fireTimer(c); r.code != 0 {
+		t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+	}
+	if h.live("v4") != acceptV4 || h.live("v6") != acceptV6 {
+		t.Errorf("after the revert: live %q, %q; want all-ACCEPT", h.live("v4"), h.live("v6"))
+	}
+}
+
+// TestScriptInstallFails: apt failing stops prepare before anything is
+// saved or armed, with apt's words and the lock released.
+func TestScriptInstallFails(t *testing.T) {
+	for _, key := range []string{"apt-get update", "apt-get install"} {
+		t.Run(key, func(t *testing.T) {
+			h := newFakeHost(t, hostOpts{bare: true, systemd: true})
+			h.misbehave("fail", key, "E: Could not get lock /var/lib/dpkg/lock-frontend")
+			c := h.change("d1")
+			r := h.prepare(c)
+			if r.code != 1 || !strings.Contains(r.stderr, "Could not get lock") || !strings.Contains(r.stderr, "failed") {
+				t.Errorf("prepare: exit %d, stderr %q", r.code, r.stderr)
+			}
+			h.unchanged(c, "", "")
+		})
+	}
+}
+
+// TestScriptLock: a lock held is respected, a lock past its expiry is
+// taken over and said so.
+func TestScriptLock(t *testing.T) {
+	lockText := func(expires time.Time) string {
+		return "run=ff00\noperator=bob@ops\nsince=1764061200\nexpires=" + strconv.FormatInt(expires.Unix(), 10) + "\n"
+	}
+	t.Run("held", func(t *testing.T) {
+		h := newFakeHost(t, hostOpts{systemd: true})
+		h.setLive("v4", oldV4)
+		h.setLive("v6", oldV6)
+		held := lockText(time.Now().Add(time.Hour))
+		mkdir(t, h.paths.StateDir)
+		writeFile(t, h.paths.lockFile(), held)
+		if f := h.facts(FactsRequest{}); f.Lock == nil || f.Lock.Run != "ff00" || f.Lock.Operator != "bob@ops" {
+			t.Errorf("facts: lock %+v, want ff00's", f.Lock)
+		}
+		c := h.change("e1")
+		r := h.prepare(c)
+		if r.code != ExitLocked || !strings.Contains(r.stderr, "locked by: run=ff00 operator=bob@ops") {
+			t.Errorf("prepare: exit %d, stderr %q; want %d and who holds it", r.code, r.stderr, ExitLocked)
+		}
+		if l, _ := h.lock(); l != held {
+			t.Errorf("the lock is now %q, want ff00's untouched", l)
+		}
+		if h.armed(c) || h.live("v4") != oldV4 {
+			t.Error("prepare went on past a held lock")
+		}
+	})
+	t.Run("stale", func(t *testing.T) {
+		h := newFakeHost(t, hostOpts{systemd: true})
+		mkdir(t, h.paths.StateDir)
+		writeFile(t, h.paths.lockFile(), lockText(time.Now().Add(-time.Minute)))
+		c, rep := prepared(t, h, "e2")
+		if !strings.HasPrefix(rep.StaleLock, "run=ff00 operator=bob@ops since=1764061200 expires=") {
+			t.Errorf("prepare said stale lock %q, want ff00's", rep.StaleLock)
+		}
+		if l, _ := h.lock(); !strings.HasPrefix(l, "run=e2\noperator=op@laptop\n") {
+			t.Errorf("the lock is %q, want e2's", l)
+		}
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+	})
+}
+
+// TestScriptRefusals: prepare refuses, and changes nothing, when the
+// rules changed since the plan, when an uploaded file is not what piwall
+// sent, and when the kernel's test refuses the new rules.
+func TestScriptRefusals(t *testing.T) {
+	cases := []struct {
+		name   string
+		before func(h *fakeHost, c *Change)
+		code   int
+		says   string
+	}{
+		{"IPv4 drift", func(h *fakeHost, c *Change) {
+			h.setLive("v4", strings.Replace(oldV4, "COMMIT", "-A INPUT -s 10.9.9.9/32 -j DROP\nCOMMIT", 1))
+		}, ExitDrift, "the IPv4 rules changed since the plan"},
+		{"IPv6 drift", func(h *fakeHost, c *Change) { h.setLive("v6", acceptV6) }, ExitDrift, "the IPv6 rules changed since the plan"},
+		{"checksum", func(h *fakeHost, c *Change) {
+			h.upload(c)
+			writeFile(h.t, filepath.Join(c.UploadDir(), "new.v4"), acceptV4)
+		}, 1, "the uploaded files do not match their checksums"},
+		{"IPv4 test", func(h *fakeHost, c *Change) {
+			h.misbehave("fail", "iptables-restore--test", "iptables-restore: line 4 failed")
+		}, ExitTestFailed, "iptables-restore --test refused the IPv4 rules"},
+		{"IPv6 test", func(h *fakeHost, c *Change) {
+			h.misbehave("fail", "ip6tables-restore--test", "ip6tables-restore: line 5 failed")
+		}, ExitTestFailed, "ip6tables-restore --test refused the IPv6 rules"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFakeHost(t, hostOpts{systemd: true})
+			h.setLive("v4", oldV4)
+			h.setLive("v6", oldV6)
+			c := h.change("f1")
+			tc.before(h, c)
+			v4, v6 := h.live("v4"), h.live("v6")
+			var r result
+			if tc.name == "checksum" {
+				r = h.run(h.login(c.PrepareCommand(false)))
+			} else {
+				r = h.prepare(c)
+			}
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.says) {
+				t.Errorf("prepare: exit %d, stderr %q; want %d saying %q", r.code, r.stderr, tc.code, tc.says)
+			}
+			h.unchanged(c, v4, v6)
+		})
+	}
+}
+
+// TestScriptApplyFails: IPv6 refused after IPv4 was loaded: the applier
+// puts IPv4 back at once, and confirm reports the failure and reverts.
+func TestScriptApplyFails(t *testing.T) {
+	h := newFakeHost(t, hostOpts{systemd: true})
+	h.setLive("v4", oldV4)
+	h.setLive("v6", oldV6)
+	h.misbehave("fail", "ip6tables-restore", "ip6tables-restore: line 3 failed")
+	c, _ := prepared(t, h, "g1")
+	h.waitStatus(c, "failed ip6tables-restore", 5*time.Second)
+	if h.live("v4") != oldV4 {
+		t.Errorf("live v4 after the failure = %q, want the old rules back", h.live("v4"))
+	}
+	r := h.confirm(c)
+	if r.code != ExitApplyFailed || !strings.Contains(r.stderr, "failed ip6tables-restore") {
+		t.Errorf("confirm: exit %d, stderr %q; want %d", r.code, r.stderr, ExitApplyFailed)
+	}
+	if st := h.status(c); st.Status != StatusReverted || !st.LiveIsSaved {
+		t.Errorf("status = %+v, want reverted", st)
+	}
+	if l, held := h.lock(); held {
+		t.Errorf("the lock is still held: %q", l)
+	}
+}
+
+// TestScriptConfirmRefuses: confirm persists nothing, and leaves the
+// dead-man armed, over a connection older than the new rules, without an
+// sshd above it, or when the live rules are no longer the new ones.
+func TestScriptConfirmRefuses(t *testing.T) {
+	setup := func(t *testing.T) *fakeHost {
+		h := newFakeHost(t, hostOpts{systemd: true})
+		h.setLive("v4", oldV4)
+		h.setLive("v6", oldV6)
+		return h
+	}
+	refused := func(t *testing.T, h *fakeHost, c *Change, r result, code int, says string) {
+		t.Helper()
+		if r.code != code || !strings.Contains(r.stderr, says) {
+			t.Errorf("confirm: exit %d, stderr %q; want %d saying %q", r.code, r.stderr, code, says)
+		}
+		if _, ok := h.file(h.paths.rules("v4")); ok {
+			t.Error("confirm persisted the rules")
+		}
+		if !h.armed(c) {
+			t.Error("confirm disarmed the dead-man")
+		}
+		if _, held := h.lock(); !held {
+			t.Error("confirm released the lock")
+		}
+	}
+	t.Run("old connection", func(t *testing.T) {
+		h := setup(t)
+		// A session opened before the change: it waits for a line, then
+		// runs confirm.
+		c := h.change("h1")
+		old := h.login("read -r line; " + c.ConfirmCommand(false))
+		in, err := old.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out, errb strings.Builder
+		old.Stdout, old.Stderr, old.Env = &out, &errb, h.env()
+		if err := old.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Clock ticks are 1/100 s: the session must be older by one.
+		time.Sleep(30 * time.Millisecond)
+		if r := h.prepare(c); r.code != 0 {
+			t.Fatalf("prepare: exit %d: %s", r.code, r.stderr)
+		}
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		in.Write([]byte("go\n"))
+		in.Close()
+		r := result{code: 0}
+		if err := old.Wait(); err != nil {
+			r.code = old.ProcessState.ExitCode()
+		}
+		r.stderr = errb.String()
+		refused(t, h, c, r, ExitNotNew, "this connection was opened before the new rules went live")
+	})
+	t.Run("no sshd", func(t *testing.T) {
+		h := setup(t)
+		c, _ := prepared(t, h, "h2")
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		r := h.run(&exec.Cmd{Path: h.dash, Args: []string{"sh", "-c", c.ConfirmCommand(false) + "; exit $?"}})
+		refused(t, h, c, r, ExitNotNew, "no sshd process above this command")
+	})
+	t.Run("not live", func(t *testing.T) {
+		h := setup(t)
+		c, _ := prepared(t, h, "h3")
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		h.setLive("v6", oldV6) // another tool loaded rules of its own
+		refused(t, h, c, h.confirm(c), ExitNotApplied, "the live IPv6 rules are not the new ones")
+	})
+}
+
+// TestScriptConfirmWaits: confirm arriving while the applier is still
+// loading (a slow ip6tables-restore) waits for it to end, then judges the
+// connection: opened before the rules went live, it proves nothing; a
+// connection opened after confirms.
+func TestScriptConfirmWaits(t *testing.T) {
+	h := newFakeHost(t, hostOpts{systemd: true})
+	h.setLive("v4", oldV4)
+	h.setLive("v6", oldV6)
+	h.misbehave("slow", "ip6tables-restore", "0.5")
+	c, _ := prepared(t, h, "i1")
+	h.waitStatus(c, StatusApplying, 5*time.Second)
+	r := h.confirm(c)
+	if r.code != ExitNotNew || !strings.Contains(r.stderr, "opened before the new rules went live") {
+		t.Errorf("confirm while applying: exit %d, stderr %q; want %d", r.code, r.stderr, ExitNotNew)
+	}
+	r = h.confirm(c)
+	if gen, err := ParseConfirm([]byte(r.stdout)); r.code != 0 || err != nil || gen != 2 {
+		t.Errorf("confirm after: exit %d, generation %d, %v: %s", r.code, gen, err, r.stderr)
+	}
+}
+
+// TestScriptKilledMidConfirm: confirm killed after it persisted the new
+// rules but before it disarmed the dead-man (power lost, sshd killed):
+// the dead-man removes the rules it persisted, as no file was there
+// before, and puts the old rules back.
+func TestScriptKilledMidConfirm(t *testing.T) {
+	h := newFakeHost(t, hostOpts{systemd: true})
+	h.setLive("v4", oldV4)
+	h.setLive("v6", oldV6)
+	c, _ := prepared(t, h, "j1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	h.misbehave("block", "sync-dir", "")
+	conf := h.login(c.ConfirmCommand(false))
+	conf.Env = h.env()
+	conf.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := conf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(h.calls(), "sync "+h.paths.RulesDir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("confirm never synced the rules directory; calls %q", h.calls())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	syscall.Kill(-conf.Process.Pid, syscall.SIGKILL)
+	conf.Wait()
+	if got, _ := h.file(h.paths.rules("v4")); got != newV4 {
+		t.Fatalf("persisted v4 when confirm was killed = %q, want the new rules", got)
+	}
+	if r := h.fireTimer(c); r.code != 0 {
+		t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+	}
+	if _, ok := h.file(h.paths.rules("v4")); ok {
+		t.Error("the new rules are still persisted after the revert")
+	}
+	if h.live("v4") != oldV4 || h.live("v6") != oldV6 {
+		t.Error("the old rules are not live after the revert")
+	}
+}
+
+// TestScriptDeadManProcess: without systemd the dead-man is a process in
+// a session of its own: it fires after its delay, or confirm ends it.
+func TestScriptDeadManProcess(t *testing.T) {
+	t.Run("fires", func(t *testing.T) {
+		h := newFakeHost(t, hostOpts{})
+		h.setLive("v4", oldV4)
+		h.setLive("v6", oldV6)
+		c := h.change("k1")
+		c.RevertAfter = time.Second
+		r := h.prepare(c)
+		if rep, err := ParsePrepare([]byte(r.stdout)); err != nil || rep.DeadMan != DeadManProcess {
+			t.Fatalf("prepare said %+v, %v: %s", rep, err, r.stderr)
+		}
+		if h.called("systemd-run") {
+			t.Error("systemd-run was called on a host without systemd")
+		}
+		h.waitStatus(c, StatusReverted, 5*time.Second)
+		if h.live("v4") != oldV4 || h.live("v6") != oldV6 {
+			t.Error("the old rules are not live after the dead-man fired")
+		}
+	})
+	t.Run("disarmed", func(t *testing.T) {
+		h := newFakeHost(t, hostOpts{})
+		h.setLive("v4", oldV4)
+		h.setLive("v6", oldV6)
+		c, _ := prepared(t, h, "k2")
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		dm := strings.TrimSpace(h.log(c, "deadman"))
+		pid, err := strconv.Atoi(strings.TrimPrefix(dm, "deadman=process "))
+		if err != nil {
+			t.Fatalf("deadman file %q", dm)
+		}
+		if r := h.confirm(c); r.code != 0 {
+			t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for syscall.Kill(pid, 0) == nil {
+			// A zombie until init reaps it: gone once /proc says so.
+			if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err != nil || strings.Contains(string(st), ") Z ") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the dead-man process %d still runs after confirm", pid)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+// TestScriptFacts: a host whose iptables-save fails says so, and the facts
+// are refused with its words; a generation asked for by number comes back
+// with its rules, one that is not there as not found.
+func TestScriptFacts(t *testing.T) {
+	h := newFakeHost(t, hostOpts{systemd: true})
+	h.setLive("v4", oldV4)
+	h.setLive("v6", oldV6)
+	c, _ := prepared(t, h, "l1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	if r := h.confirm(c); r.code != 0 {
+		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
+	}
+	if rb := h.facts(FactsRequest{Rollback: 2}).RollbackTo; rb == nil || rb.Number != 2 || !rb.Found || rb.V4 != newV4 {
+		t.Errorf("rollback_to 2 = %+v, want the new rules", rb)
+	}
+	if rb := h.facts(FactsRequest{Rollback: 7}).RollbackTo; rb == nil || rb.Found {
+		t.Errorf("rollback_to 7 = %+v, want not found", rb)
+	}
+
+	h.misbehave("fail", "ip6tables-save", "ip6tables-save v1.8.9 (nf_tables): table filter is incompatible")
+	cmd := h.login(FactsCommand(false))
+	cmd.Stdin = strings.NewReader(FactsScript(recordMarker, FactsRequest{Paths: h.paths}))
+	r := h.run(cmd)
+	_, err := ParseFacts(r.stdout, recordMarker)
+	if err == nil || !strings.Contains(err.Error(), "ip6tables-save failed") || !strings.Contains(err.Error(), "incompatible") {
+		t.Errorf("ParseFacts with ip6tables-save failing: %v", err)
+	}
+}
