@@ -134,6 +134,15 @@ func newFakeHost(t *testing.T, o hostOpts) *fakeHost {
 	return h
 }
 
+// withRules is a fake host whose live rules are oldV4 and oldV6, of
+// another tool or of an earlier run.
+func withRules(t *testing.T, o hostOpts) *fakeHost {
+	h := newFakeHost(t, o)
+	h.setLive("v4", oldV4)
+	h.setLive("v6", oldV6)
+	return h
+}
+
 func mkdir(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -22,9 +22,7 @@ import (
 // connection: they are persisted, recorded as generation 2 after the rules
 // found (1), the dead-man disarmed and the lock released.
 func TestScriptApplyConfirm(t *testing.T) {
-	h := newFakeHost(t, hostOpts{systemd: true})
-	h.setLive("v4", oldV4)
-	h.setLive("v6", oldV6)
+	h := withRules(t, hostOpts{systemd: true})
 	c := h.change("a1")
 	if c.Install {
 		t.Fatal("a Pi with iptables and netfilter-persistent needs them installed")
@@ -105,18 +103,24 @@ func prepared(t *testing.T, h *fakeHost, run string) (*Change, PrepareReport) {
 	return c, rep
 }
 
+// confirmed runs a change through prepare, the applier and confirm, and
+// fails the test unless it was confirmed.
+func confirmed(t *testing.T, h *fakeHost, run string) *Change {
+	t.Helper()
+	c, _ := prepared(t, h, run)
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	if r := h.confirm(c); r.code != 0 {
+		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
+	}
+	return c
+}
+
 // TestScriptSecondRun: on a host piwall provisioned, the rules replaced are
 // the current generation already: no "found" generation, the next is 3.
 // A revert of that run puts the persisted files back as they were.
 func TestScriptSecondRun(t *testing.T) {
-	h := newFakeHost(t, hostOpts{systemd: true})
-	h.setLive("v4", oldV4)
-	h.setLive("v6", oldV6)
-	c, _ := prepared(t, h, "b1")
-	h.waitStatus(c, StatusApplied, 5*time.Second)
-	if r := h.confirm(c); r.code != 0 {
-		t.Fatalf("first confirm: exit %d: %s", r.code, r.stderr)
-	}
+	h := withRules(t, hostOpts{systemd: true})
+	confirmed(t, h, "b1")
 
 	c2 := h.change("b2")
 	c2.NewV4 = strings.Replace(newV4, "COMMIT", "-A INPUT -p icmp -j ACCEPT\nCOMMIT", 1)
@@ -214,9 +218,7 @@ func TestScriptLock(t *testing.T) {
 		return "run=ff00\noperator=bob@ops\nsince=1764061200\nexpires=" + strconv.FormatInt(expires.Unix(), 10) + "\n"
 	}
 	t.Run("held", func(t *testing.T) {
-		h := newFakeHost(t, hostOpts{systemd: true})
-		h.setLive("v4", oldV4)
-		h.setLive("v6", oldV6)
+		h := withRules(t, hostOpts{systemd: true})
 		held := lockText(time.Now().Add(time.Hour))
 		mkdir(t, h.paths.StateDir)
 		writeFile(t, h.paths.lockFile(), held)
@@ -277,9 +279,7 @@ func TestScriptRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newFakeHost(t, hostOpts{systemd: true})
-			h.setLive("v4", oldV4)
-			h.setLive("v6", oldV6)
+			h := withRules(t, hostOpts{systemd: true})
 			c := h.change("f1")
 			tc.before(h, c)
 			v4, v6 := h.live("v4"), h.live("v6")
@@ -300,9 +300,7 @@ func TestScriptRefusals(t *testing.T) {
 // TestScriptApplyFails: IPv6 refused after IPv4 was loaded: the applier
 // puts IPv4 back at once, and confirm reports the failure and reverts.
 func TestScriptApplyFails(t *testing.T) {
-	h := newFakeHost(t, hostOpts{systemd: true})
-	h.setLive("v4", oldV4)
-	h.setLive("v6", oldV6)
+	h := withRules(t, hostOpts{systemd: true})
 	h.misbehave("fail", "ip6tables-restore", "ip6tables-restore: line 3 failed")
 	c, _ := prepared(t, h, "g1")
 	h.waitStatus(c, "failed ip6tables-restore", 5*time.Second)
@@ -325,12 +323,6 @@ func TestScriptApplyFails(t *testing.T) {
 // dead-man armed, over a connection older than the new rules, without an
 // sshd above it, or when the live rules are no longer the new ones.
 func TestScriptConfirmRefuses(t *testing.T) {
-	setup := func(t *testing.T) *fakeHost {
-		h := newFakeHost(t, hostOpts{systemd: true})
-		h.setLive("v4", oldV4)
-		h.setLive("v6", oldV6)
-		return h
-	}
 	refused := func(t *testing.T, h *fakeHost, c *Change, r result, code int, says string) {
 		t.Helper()
 		if r.code != code || !strings.Contains(r.stderr, says) {
@@ -347,7 +339,7 @@ func TestScriptConfirmRefuses(t *testing.T) {
 		}
 	}
 	t.Run("old connection", func(t *testing.T) {
-		h := setup(t)
+		h := withRules(t, hostOpts{systemd: true})
 		// A session opened before the change: it waits for a line, then
 		// runs confirm.
 		c := h.change("h1")
@@ -377,14 +369,14 @@ func TestScriptConfirmRefuses(t *testing.T) {
 		refused(t, h, c, r, ExitNotNew, "this connection was opened before the new rules went live")
 	})
 	t.Run("no sshd", func(t *testing.T) {
-		h := setup(t)
+		h := withRules(t, hostOpts{systemd: true})
 		c, _ := prepared(t, h, "h2")
 		h.waitStatus(c, StatusApplied, 5*time.Second)
 		r := h.run(&exec.Cmd{Path: h.dash, Args: []string{"sh", "-c", c.ConfirmCommand(false) + "; exit $?"}})
 		refused(t, h, c, r, ExitNotNew, "no sshd process above this command")
 	})
 	t.Run("not live", func(t *testing.T) {
-		h := setup(t)
+		h := withRules(t, hostOpts{systemd: true})
 		c, _ := prepared(t, h, "h3")
 		h.waitStatus(c, StatusApplied, 5*time.Second)
 		h.setLive("v6", oldV6) // another tool loaded rules of its own
@@ -397,9 +389,7 @@ func TestScriptConfirmRefuses(t *testing.T) {
 // connection: opened before the rules went live, it proves nothing; a
 // connection opened after confirms.
 func TestScriptConfirmWaits(t *testing.T) {
-	h := newFakeHost(t, hostOpts{systemd: true})
-	h.setLive("v4", oldV4)
-	h.setLive("v6", oldV6)
+	h := withRules(t, hostOpts{systemd: true})
 	h.misbehave("slow", "ip6tables-restore", "0.5")
 	c, _ := prepared(t, h, "i1")
 	h.waitStatus(c, StatusApplying, 5*time.Second)
@@ -418,9 +408,7 @@ func TestScriptConfirmWaits(t *testing.T) {
 // the dead-man removes the rules it persisted, as no file was there
 // before, and puts the old rules back.
 func TestScriptKilledMidConfirm(t *testing.T) {
-	h := newFakeHost(t, hostOpts{systemd: true})
-	h.setLive("v4", oldV4)
-	h.setLive("v6", oldV6)
+	h := withRules(t, hostOpts{systemd: true})
 	c, _ := prepared(t, h, "j1")
 	h.waitStatus(c, StatusApplied, 5*time.Second)
 	h.misbehave("block", "sync-dir", "")
@@ -457,9 +445,7 @@ func TestScriptKilledMidConfirm(t *testing.T) {
 // a session of its own: it fires after its delay, or confirm ends it.
 func TestScriptDeadManProcess(t *testing.T) {
 	t.Run("fires", func(t *testing.T) {
-		h := newFakeHost(t, hostOpts{})
-		h.setLive("v4", oldV4)
-		h.setLive("v6", oldV6)
+		h := withRules(t, hostOpts{})
 		c := h.change("k1")
 		c.RevertAfter = time.Second
 		r := h.prepare(c)
@@ -475,9 +461,7 @@ func TestScriptDeadManProcess(t *testing.T) {
 		}
 	})
 	t.Run("disarmed", func(t *testing.T) {
-		h := newFakeHost(t, hostOpts{})
-		h.setLive("v4", oldV4)
-		h.setLive("v6", oldV6)
+		h := withRules(t, hostOpts{})
 		c, _ := prepared(t, h, "k2")
 		h.waitStatus(c, StatusApplied, 5*time.Second)
 		dm := strings.TrimSpace(h.log(c, "deadman"))
@@ -506,14 +490,8 @@ func TestScriptDeadManProcess(t *testing.T) {
 // are refused with its words; a generation asked for by number comes back
 // with its rules, one that is not there as not found.
 func TestScriptFacts(t *testing.T) {
-	h := newFakeHost(t, hostOpts{systemd: true})
-	h.setLive("v4", oldV4)
-	h.setLive("v6", oldV6)
-	c, _ := prepared(t, h, "l1")
-	h.waitStatus(c, StatusApplied, 5*time.Second)
-	if r := h.confirm(c); r.code != 0 {
-		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
-	}
+	h := withRules(t, hostOpts{systemd: true})
+	confirmed(t, h, "l1")
 	if rb := h.facts(FactsRequest{Rollback: 2}).RollbackTo; rb == nil || rb.Number != 2 || !rb.Found || rb.V4 != newV4 {
 		t.Errorf("rollback_to 2 = %+v, want the new rules", rb)
 	}
