@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -28,12 +30,12 @@ var connectionAttrs = []hcl.AttributeSchema{
 }
 
 var (
-	defaultsSchema  = &hcl.BodySchema{Attributes: connectionAttrs}
+	defaultsSchema  = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "coexist"}}, connectionAttrs...)}
 	hostSchema      = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "address"}, {Name: "groups"}, {Name: "allowlists"}}, connectionAttrs...)}
 	groupSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allowlists"}}}
 	rolloutSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "parallel"}, {Name: "canary"}, {Name: "batch"}, {Name: "max_failures"}}}
 	allowlistSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "keep_chains"}},
+		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "keep_chains"}, {Name: "coexist"}},
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "inbound"}, {Type: "outbound"}},
 	}
 	// from, to and a group's allowlists are required, but not marked so:
@@ -129,7 +131,28 @@ func (p *Plan) decodeDefaults(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Dia
 	}
 	content, d := bodyContent(b.Body, defaultsSchema)
 	diags = append(diags, d...)
+	if at, ok := content.Attributes["coexist"]; ok {
+		var d hcl.Diagnostics
+		p.Coexist, d = owners(at, ctx)
+		diags = append(diags, d...)
+	}
 	return append(diags, decodeConnection(content, ctx, &p.Defaults)...)
+}
+
+// owners decodes coexist = [...]: names from Owners.
+func owners(at *hcl.Attribute, ctx *hcl.EvalContext) ([]Value[string], hcl.Diagnostics) {
+	vals, diags := stringList(at, ctx)
+	var out []Value[string]
+	for _, v := range vals {
+		if !slices.Contains(Owners, v.V) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown owner",
+				Detail:  fmt.Sprintf("%q is not an owner piwall knows; coexist takes %s. For other rules, name their chains in keep_chains.", v.V, strings.Join(Owners, ", ")),
+				Subject: v.Range.Ptr()})
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, diags
 }
 
 func decodeConnection(content *hcl.BodyContent, ctx *hcl.EvalContext, c *Connection) hcl.Diagnostics {
@@ -289,6 +312,11 @@ func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnosti
 			}
 			a.KeepChains = append(a.KeepChains, v)
 		}
+	}
+	if at, ok := content.Attributes["coexist"]; ok {
+		var d hcl.Diagnostics
+		a.Coexist, d = owners(at, ctx)
+		diags = append(diags, d...)
 	}
 	p.Allowlists = append(p.Allowlists, a)
 	return diags

@@ -91,6 +91,16 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 	var ping, logDrops *Value[bool]
 	seen := map[string]bool{}
 	keep := map[string]bool{}
+	coexist := map[string]bool{}
+	addOwners := func(vs []Value[string]) {
+		for _, o := range vs {
+			if !coexist[o.V] {
+				coexist[o.V] = true
+				pol.Coexist = append(pol.Coexist, o.V)
+			}
+		}
+	}
+	addOwners(p.Coexist)
 	for _, ref := range refs {
 		if seen[ref.V] {
 			continue
@@ -100,6 +110,7 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 		pol.Allowlists = append(pol.Allowlists, a.Name)
 		pol.Inbound = append(pol.Inbound, a.Inbound...)
 		pol.Outbound = append(pol.Outbound, a.Outbound...)
+		addOwners(a.Coexist)
 		for _, k := range a.KeepChains {
 			if !keep[k.V] {
 				keep[k.V] = true

@@ -402,12 +402,17 @@ func TestLoadWithoutPlan(t *testing.T) {
 
 func TestMergedAllowlists(t *testing.T) {
 	const site = `
+defaults {
+  coexist = ["fail2ban"]
+}
+
 allowlist "a" {
   inbound {
     from  = ["192.168.1.0/24"]
     ports = ["tcp/22"]
   }
   keep_chains = ["DOCKER*", "f2b-*"]
+  coexist     = ["docker", "fail2ban"]
   ping        = true
 }
 
@@ -430,6 +435,7 @@ allowlist "c" {
     ports = ["tcp/9100"]
   }
   keep_chains = ["f2b-*", "KUBE-*"]
+  coexist     = ["tailscale", "docker"]
   ping        = true
   dns         = ["192.168.1.1"]
 }
@@ -469,6 +475,7 @@ host "pi-02" {
 		inbound    []string
 		outbound   []string
 		keep       []string
+		coexist    []string
 		dns        DNS
 		ping, log  bool
 	}{
@@ -478,6 +485,7 @@ host "pi-02" {
 			inbound:    []string{"a inbound 1", "c inbound 1"},
 			outbound:   []string{"b outbound 1", "b outbound 2", "d outbound 1", "d outbound 2"},
 			keep:       []string{"DOCKER*", "f2b-*", "KUBE-*"},
+			coexist:    []string{"fail2ban", "docker", "tailscale"},
 			dns:        DNS{Mode: "list", Resolvers: []netip.Addr{netip.MustParseAddr("192.168.1.1")}},
 			ping:       true, log: true,
 		},
@@ -487,6 +495,7 @@ host "pi-02" {
 			inbound:    []string{"a inbound 1"},
 			outbound:   []string{"d outbound 1", "d outbound 2"},
 			keep:       []string{"DOCKER*", "f2b-*"},
+			coexist:    []string{"fail2ban", "docker"},
 			dns:        DNS{Mode: "system"},
 			ping:       true, log: false,
 		},
@@ -504,6 +513,9 @@ host "pi-02" {
 			}
 			if !slices.Equal(pol.KeepChains, tt.keep) {
 				t.Errorf("keep_chains = %q, want %q", pol.KeepChains, tt.keep)
+			}
+			if !slices.Equal(pol.Coexist, tt.coexist) {
+				t.Errorf("coexist = %q, want %q: the defaults' first, then each allowlist's, each once", pol.Coexist, tt.coexist)
 			}
 			if !sameDNS(pol.DNS, tt.dns) {
 				t.Errorf("dns = %+v, want %+v", pol.DNS, tt.dns)

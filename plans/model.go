@@ -12,7 +12,10 @@ import (
 // directory of them, with every value evaluated and checked, and the source
 // range of each kept so that later stages can point back into the files.
 type Plan struct {
-	Defaults   Connection
+	Defaults Connection
+	// Coexist, in defaults, names the other owners of every host's
+	// firewall (see Owners).
+	Coexist    []Value[string]
 	Allowlists []*Allowlist // in the order written
 	Groups     []*Group
 	Hosts      []*Host
@@ -79,8 +82,15 @@ type Allowlist struct {
 	Ping       *Value[bool]
 	LogDrops   *Value[bool]
 	KeepChains []Value[string]
+	Coexist    []Value[string] // owners, as Owners names them
 	DeclRange  hcl.Range
 }
+
+// Owners are the other programs whose rules a plan can declare by name,
+// with coexist = [...]: each stands for everything that program puts in
+// the filter table, on every layout it has had (modules/firewall knows
+// what that is).
+var Owners = []string{"docker", "fail2ban", "tailscale"}
 
 // Direction is which way an entry opens connections.
 type Direction string
@@ -181,6 +191,7 @@ type Policy struct {
 	Ping       bool
 	LogDrops   bool
 	KeepChains []string
+	Coexist    []string // the defaults' owners, then each allowlist's, each once
 }
 
 // Rollout is the `rollout` block.

@@ -172,7 +172,7 @@ func stringList(attr *hcl.Attribute, ctx *hcl.EvalContext) ([]Value[string], hcl
 // listExamples are what each list argument holds, for the diagnostics.
 var listExamples = map[string]string{
 	"from": `["192.0.2.0/24", "admin.example.com"]`, "to": `["192.0.2.10", "api.example.com"]`,
-	"ports": `["tcp/443", "udp/123"]`, "dns": `["192.0.2.53"]`, "keep_chains": `["DOCKER*", "f2b-*"]`,
+	"ports": `["tcp/443", "udp/123"]`, "dns": `["192.0.2.53"]`, "keep_chains": `["DOCKER*", "f2b-*"]`, "coexist": `["docker", "fail2ban"]`,
 	"groups": `["kiosks"]`, "allowlists": `["kiosk"]`,
 }
 
