@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -137,6 +138,16 @@ func (p *Plan) decodeDefaults(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Dia
 		diags = append(diags, d...)
 	}
 	return append(diags, decodeConnection(content, ctx, &p.Defaults)...)
+}
+
+// builtinMatch is the built-in chain a keep_chains pattern matches, or "".
+func builtinMatch(pattern string) string {
+	for _, b := range []string{"INPUT", "FORWARD", "OUTPUT"} {
+		if ok, _ := path.Match(pattern, b); ok {
+			return b
+		}
+	}
+	return ""
 }
 
 // owners decodes coexist = [...]: names from Owners.
@@ -307,6 +318,12 @@ func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnosti
 			if !chainPatternRE.MatchString(v.V) {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid chain pattern",
 					Detail:  fmt.Sprintf("%q: a chain name or glob of letters, digits, '-', '_', '.', with '*' and '?' as wildcards (like \"DOCKER*\").", v.V),
+					Subject: v.Range.Ptr()})
+				continue
+			}
+			if b := builtinMatch(v.V); b != "" {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Chain pattern matches a built-in chain",
+					Detail:  fmt.Sprintf("%q matches %s: the built-in chains are piwall's; keep_chains names the chains of other programs (like \"DOCKER*\").", v.V, b),
 					Subject: v.Range.Ptr()})
 				continue
 			}
