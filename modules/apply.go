@@ -15,9 +15,12 @@ import (
 // with the rulesets, starts prepare over the first connection and confirm
 // over a new one.
 type Change struct {
-	Run         string // the run's id: hex, unique
-	NewV4       string // the rulesets to apply, canonical text
-	NewV6       string
+	Run   string // the run's id: hex, unique
+	NewV4 string // piwall's part of the rulesets to apply, canonical text
+	NewV6 string
+	// Foreign declares the rules of others that the change leaves as they
+	// are (firewall.Foreign.Text): foreign.re on the host.
+	Foreign     string
 	RevertAfter time.Duration // the dead-man's delay
 	Install     bool          // install iptables and netfilter-persistent first
 	Operator    string        // user@machine, for the lock and the generation's metadata
@@ -66,6 +69,7 @@ func (c *Change) Files() map[string][]byte {
 		"confirm.sh": []byte(c.script("confirm.sh")),
 		"revert.sh":  []byte(c.script("revert.sh")),
 		"meta.json":  c.meta(),
+		"foreign.re": []byte(c.Foreign),
 	}
 	names := make([]string, 0, len(files))
 	for n := range files {

@@ -14,11 +14,15 @@ import (
 type ChangeSet struct {
 	Host        string
 	Source      string // what the desired rules came from: the plan's digest, or "rollback to generation N"
+	// Desired is piwall's part of the host's filter tables; Foreign says
+	// what of the live tables is someone else's, never compared, changed
+	// or persisted.
 	Desired     *firewall.Desired
+	Foreign     *firewall.Foreign
 	Changes     []firewall.Change
 	Install     bool   // iptables and netfilter-persistent are missing
 	Fingerprint string // of the facts: a saved plan applies only if it still holds
-	ExpectV4    string // digests of the live rulesets planned against
+	ExpectV4    string // digests of piwall's part of the live rulesets planned against
 	ExpectV6    string
 	// Lockout says why the desired rulesets would not admit the operator's
 	// next SSH connection; apply refuses them unless forced.
@@ -60,11 +64,18 @@ func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 			return nil, errors.New(strings.Join(msgs, "; "))
 		}
 	}
-	d, err := firewall.Compile(firewall.Input{Policy: h.Policy, Names: f.Names, Resolvers: f.Resolvers, Live: f.Live})
+	d, err := firewall.Compile(firewall.Input{Policy: h.Policy, Names: f.Names, Resolvers: f.Resolvers})
 	if err != nil {
 		return nil, err
 	}
-	c := Compare(h.Name, d, f)
+	foreign, err := firewall.NewForeign(h.Policy.KeepChains, h.Policy.Coexist, f.Live[firewall.IPv4], f.Live[firewall.IPv6])
+	if err != nil {
+		return nil, err
+	}
+	c, err := Compare(h.Name, d, foreign, f)
+	if err != nil {
+		return nil, err
+	}
 	if h.Policy.DNS.Mode == "system" {
 		for _, r := range f.Resolvers {
 			if r.IsLoopback() {
@@ -76,19 +87,29 @@ func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 	return c, nil
 }
 
-// Compare diffs desired rulesets against a host's live ones.
-func Compare(host string, d *firewall.Desired, f *Facts) *ChangeSet {
+// Compare diffs desired rulesets, piwall's part, against piwall's part of
+// a host's live ones, and checks the tables the host will then hold (its
+// others' rules first) admit the operator.
+func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Facts) (*ChangeSet, error) {
 	c := &ChangeSet{
-		Host: host, Desired: d, Facts: f,
+		Host: host, Desired: d, Foreign: foreign, Facts: f,
 		Install:     f.NeedsIptables(),
-		Fingerprint: f.Fingerprint(),
-		ExpectV4:    f.LiveDigest[firewall.IPv4], ExpectV6: f.LiveDigest[firewall.IPv6],
+		Fingerprint: f.Fingerprint(foreign),
 	}
+	_, c.ExpectV4 = f.Own(firewall.IPv4, foreign)
+	_, c.ExpectV6 = f.Own(firewall.IPv6, foreign)
+	merged := map[firewall.Family]*firewall.Ruleset{}
 	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
-		c.Changes = append(c.Changes, firewall.Diff(fam, d.Family(fam), f.Live[fam])...)
+		text, _ := f.Own(fam, foreign)
+		own, err := firewall.Parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("piwall's part of the live %s rules: %w", fam, err)
+		}
+		c.Changes = append(c.Changes, firewall.Diff(fam, d.Family(fam), own)...)
+		merged[fam] = foreign.Merge(d.Family(fam), f.Live[fam])
 	}
 	if f.Operator.IsValid() {
-		if err := firewall.CheckSSH(d.V4, d.V6, f.Operator, f.Self, uint16(f.SSHPort)); err != nil {
+		if err := firewall.CheckSSH(merged[firewall.IPv4], merged[firewall.IPv6], f.Operator, f.Self, uint16(f.SSHPort)); err != nil {
 			c.Lockout = WithHint(err, fmt.Sprintf("the plan must admit %s → tcp/%d; --force applies it anyway, and the dead-man reverts it", f.Operator, f.SSHPort))
 		}
 	}
@@ -96,7 +117,7 @@ func Compare(host string, d *firewall.Desired, f *Facts) *ChangeSet {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("locked by %s since %s (run %s); apply is refused until it is released or expires at %s",
 			l.Operator, l.Since.Format(lockTime), l.Run, l.Expires.Format(lockTime)))
 	}
-	return c
+	return c, nil
 }
 
 // lockTime is how a lock's times are written in warnings.
@@ -120,15 +141,28 @@ func Rollback(host string, f *Facts, open bool) (*ChangeSet, error) {
 		v4, v6, what = g.V4, g.V6, fmt.Sprintf("generation %d", g.Number)
 		source = "rollback to " + what
 	}
+	// Others' rules stay as the host's current generation declared them;
+	// a generation written before piwall kept to its part holds theirs
+	// too, which are not piwall's to load.
+	foreign := f.Foreign
 	d := &firewall.Desired{}
-	var err error
-	if d.V4, err = firewall.Parse(v4); err != nil {
-		return nil, fmt.Errorf("%s, IPv4: %w", what, err)
+	for _, r := range []struct {
+		fam  firewall.Family
+		text string
+		rs   **firewall.Ruleset
+	}{{firewall.IPv4, v4, &d.V4}, {firewall.IPv6, v6, &d.V6}} {
+		rs, err := firewall.Parse(r.text)
+		if err == nil {
+			*r.rs, err = foreign.Own(rs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s, %s: %w", what, r.fam, err)
+		}
 	}
-	if d.V6, err = firewall.Parse(v6); err != nil {
-		return nil, fmt.Errorf("%s, IPv6: %w", what, err)
+	c, err := Compare(host, d, foreign, f)
+	if err != nil {
+		return nil, err
 	}
-	c := Compare(host, d, f)
 	c.Source = source
 	return c, nil
 }

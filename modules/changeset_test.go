@@ -44,8 +44,8 @@ func TestNewChangeSet(t *testing.T) {
 				if add == 0 || remove != 0 {
 					t.Errorf("Counts() = %d added, %d removed, %d updated; want additions only on a fresh Pi", add, remove, update)
 				}
-				if cs.ExpectV4 != emptyDigest || cs.ExpectV6 != emptyDigest {
-					t.Errorf("ExpectV4, ExpectV6 = %s, %s; want the digest of nothing, %s", cs.ExpectV4, cs.ExpectV6, emptyDigest)
+				if want := digest(OpenRuleset); cs.ExpectV4 != want || cs.ExpectV6 != want {
+					t.Errorf("ExpectV4, ExpectV6 = %s, %s; want the digest of the kernel's defaults, %s", cs.ExpectV4, cs.ExpectV6, want)
 				}
 			},
 		},
@@ -60,18 +60,24 @@ func TestNewChangeSet(t *testing.T) {
 			warnings: []string{"locked by bob@ops-laptop since 2025-11-25 09:00:00Z (run 8f3a61c2d9e04b7a); apply is refused until it is released or expires at 2025-11-25 09:10:00Z"},
 		},
 		{
-			name: "docker chains kept", host: "pi-02", facts: "docker-chains", install: true,
+			name: "docker's rules are docker's", host: "pi-02", facts: "docker-chains", install: true,
 			check: func(t *testing.T, cs *ChangeSet) {
-				filter := cs.Desired.V4.Table("filter")
-				for _, chain := range []string{"DOCKER", "DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"} {
-					if filter == nil || filter.Chain(chain) == nil {
-						t.Errorf("desired IPv4 filter table lacks chain %s: keep_chains = [\"DOCKER*\"] keeps it", chain)
+				for _, rs := range []*firewall.Ruleset{cs.Desired.V4, cs.Desired.V6} {
+					if text := strings.ToLower(rs.Text()); strings.Contains(text, "docker") {
+						t.Errorf("desired rules hold Docker's: coexist = [\"docker\"] leaves them to Docker\n%s", rs.Text())
 					}
 				}
 				for _, ch := range cs.Changes {
-					if ch.Action == firewall.Remove && strings.Contains(ch.Raw, "DOCKER") {
-						t.Errorf("change removes a Docker rule: %+v", ch)
+					if strings.Contains(strings.ToLower(ch.Raw+ch.What), "docker") {
+						t.Errorf("a change touches Docker's rules: %+v", ch)
 					}
+				}
+				// Docker's chains and its FORWARD rules come first in what
+				// the lockout check evaluates.
+				merged := cs.Foreign.Merge(cs.Desired.V4, cs.Facts.Live[firewall.IPv4]).Table("filter")
+				if merged.Chain("DOCKER-USER") == nil || len(merged.Chain("FORWARD").Rules) == 0 ||
+					merged.Chain("FORWARD").Rules[0].Line("FORWARD") != "-A FORWARD -j DOCKER-USER" {
+					t.Errorf("merged FORWARD: %+v", merged.Chain("FORWARD"))
 				}
 			},
 		},
@@ -129,7 +135,9 @@ func TestNewChangeSet(t *testing.T) {
 			if cs.Install != tc.install {
 				t.Errorf("Install = %v, want %v", cs.Install, tc.install)
 			}
-			if cs.Fingerprint != f.Fingerprint() || cs.ExpectV4 != f.LiveDigest[firewall.IPv4] || cs.ExpectV6 != f.LiveDigest[firewall.IPv6] {
+			_, own4 := f.Own(firewall.IPv4, cs.Foreign)
+			_, own6 := f.Own(firewall.IPv6, cs.Foreign)
+			if cs.Fingerprint != f.Fingerprint(cs.Foreign) || cs.ExpectV4 != own4 || cs.ExpectV6 != own6 {
 				t.Errorf("Fingerprint, ExpectV4, ExpectV6 = %s, %s, %s; want the facts'", cs.Fingerprint, cs.ExpectV4, cs.ExpectV6)
 			}
 			switch {

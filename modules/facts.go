@@ -21,10 +21,10 @@ type Facts struct {
 	Self     netip.Addr // the host's address the operator reached
 	SSHPort  int        // the port sshd answered on
 	Tools    map[string]bool
-	// Live holds the rulesets of each family, parsed; LiveDigest the digest
-	// of what iptables-save printed, as NormalizeSave makes it.
-	Live       map[firewall.Family]*firewall.Ruleset
-	LiveDigest map[firewall.Family]string
+	// Live holds the rulesets of each family, parsed; LiveText what
+	// iptables-save printed, as NormalizeSave makes it.
+	Live     map[firewall.Family]*firewall.Ruleset
+	LiveText map[firewall.Family]string
 	Resolvers  []netip.Addr
 	Generation int   // the current generation, 0 for none
 	Lock       *Lock // who holds the lock; nil when it is free
@@ -35,6 +35,9 @@ type Facts struct {
 	// host numbered it; nil when none was asked for.
 	RollbackTo *GenerationRules
 	History    []Generation // with FactsRequest.History, oldest first
+	// Foreign is the declaration of others' rules that the current
+	// generation was applied with; empty on a host piwall never changed.
+	Foreign *firewall.Foreign
 }
 
 // Lock is the lock a run holds on a host while it changes its rules.
@@ -57,11 +60,23 @@ func (f *Facts) NeedsIptables() bool {
 	return !f.Tools["iptables-restore"] || !f.Tools["ip6tables-restore"] || !f.Tools["netfilter-persistent"]
 }
 
-// Fingerprint identifies the host's state as the plan saw it: a saved plan
-// is applied only to a host whose fingerprint is still the same.
-func (f *Facts) Fingerprint() string {
+// Own is piwall's part of a family's live rules, as the scripts' own
+// prints it, and its digest: what prepare checks is unchanged since the
+// plan.
+func (f *Facts) Own(fam firewall.Family, foreign *firewall.Foreign) (text, digest string) {
+	text = foreign.OwnText(f.LiveText[fam])
+	sum := sha256.Sum256([]byte(text))
+	return text, hex.EncodeToString(sum[:])
+}
+
+// Fingerprint identifies the host's state as the plan saw it, others'
+// rules apart: a saved plan is applied only to a host whose fingerprint
+// is still the same.
+func (f *Facts) Fingerprint(foreign *firewall.Foreign) string {
+	_, v4 := f.Own(firewall.IPv4, foreign)
+	_, v6 := f.Own(firewall.IPv6, foreign)
 	h := sha256.New()
-	fmt.Fprintf(h, "v4 %s\nv6 %s\ngeneration %d\npersisted %s %s\n", f.LiveDigest[firewall.IPv4], f.LiveDigest[firewall.IPv6],
+	fmt.Fprintf(h, "v4 %s\nv6 %s\ngeneration %d\npersisted %s %s\n", v4, v6,
 		f.Generation, f.Persisted[firewall.IPv4], f.Persisted[firewall.IPv6])
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -91,7 +106,7 @@ func FactsScript(marker string, req FactsRequest) string {
 	var b strings.Builder
 	b.WriteString(assignments(factsHeader{
 		PATH: p.PATH, Marker: marker,
-		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(),
+		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(),
 		RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), ResolvConf: p.ResolvConf,
 	}))
 	b.WriteString(scriptFile("facts.sh"))
@@ -117,7 +132,7 @@ func ParseFacts(out, marker string) (*Facts, error) {
 	f := &Facts{
 		Tools:      map[string]bool{},
 		Live:       map[firewall.Family]*firewall.Ruleset{},
-		LiveDigest: map[firewall.Family]string{},
+		LiveText:   map[firewall.Family]string{},
 		Persisted:  map[firewall.Family]string{},
 		Names:      map[string]firewall.Resolution{},
 		NameErrors: map[string]string{},
@@ -157,6 +172,8 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			}
 		case "lock":
 			f.Lock, err = parseLock(s.lines)
+		case "foreign":
+			f.Foreign, err = firewall.ParseForeign(body)
 		case "persisted":
 			if len(s.lines) >= 2 {
 				f.Persisted[firewall.IPv4], f.Persisted[firewall.IPv6] = strings.TrimSpace(s.lines[0]), strings.TrimSpace(s.lines[1])
@@ -260,10 +277,8 @@ func (f *Facts) parseLive(fam firewall.Family, live map[string][]string) error {
 	if !ok {
 		return nil
 	}
-	raw := strings.Join(lines, "\n")
-	text := NormalizeSave(raw)
-	sum := sha256.Sum256([]byte(text))
-	f.LiveDigest[fam] = hex.EncodeToString(sum[:])
+	text := NormalizeSave(strings.Join(lines, "\n"))
+	f.LiveText[fam] = text
 	rs, err := firewall.Parse(text)
 	if err != nil {
 		return fmt.Errorf("section %s: %w", sec, err)

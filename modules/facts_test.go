@@ -257,7 +257,8 @@ func checkFacts(t *testing.T, got *Facts, want wantFacts) {
 	check("Self", got.Self.String(), want.Self)
 	check("SSHPort", got.SSHPort, want.SSHPort)
 	check("Tools", sorted(tools), want.Tools)
-	check("LiveDigest", got.LiveDigest, map[firewall.Family]string{firewall.IPv4: want.LiveDigest[0], firewall.IPv6: want.LiveDigest[1]})
+	check("LiveText digests", map[firewall.Family]string{firewall.IPv4: digest(got.LiveText[firewall.IPv4]), firewall.IPv6: digest(got.LiveText[firewall.IPv6])},
+		map[firewall.Family]string{firewall.IPv4: want.LiveDigest[0], firewall.IPv6: want.LiveDigest[1]})
 	for i, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
 		rs := got.Live[fam]
 		if rs == nil {
@@ -280,10 +281,10 @@ func checkFacts(t *testing.T, got *Facts, want wantFacts) {
 	check("History", got.History, want.History)
 }
 
-// TestLiveDigestIsTheCanonicalText holds the facts script to what prepare
+// TestOwnIsTheCanonicalText holds the facts script to what prepare
 // and confirm rely on: the digest of a live ruleset that piwall loaded is
 // the digest of the very text piwall wrote, and of the persisted file.
-func TestLiveDigestIsTheCanonicalText(t *testing.T) {
+func TestOwnIsTheCanonicalText(t *testing.T) {
 	d := desiredPi01(t)
 	marker, out := readFactsCase(t, "provisioned")
 	f, err := ParseFacts(out, marker)
@@ -293,8 +294,8 @@ func TestLiveDigestIsTheCanonicalText(t *testing.T) {
 	for fam, text := range map[firewall.Family]string{firewall.IPv4: d.V4.Text(), firewall.IPv6: d.V6.Text()} {
 		sum := sha256.Sum256([]byte(text))
 		want := hex.EncodeToString(sum[:])
-		if got := f.LiveDigest[fam]; got != want {
-			t.Errorf("LiveDigest[%v] = %s, want sha256 of the desired text %s", fam, got, want)
+		if _, got := f.Own(fam, nil); got != want {
+			t.Errorf("piwall's part of the live %v rules has digest %s, want sha256 of the desired text %s", fam, got, want)
 		}
 		if got := f.Persisted[fam]; got != want {
 			t.Errorf("Persisted[%v] = %s, want sha256 of the desired text %s", fam, got, want)
@@ -303,15 +304,15 @@ func TestLiveDigestIsTheCanonicalText(t *testing.T) {
 	if sum := sha256.Sum256([]byte("\n")); hex.EncodeToString(sum[:]) != emptyDigest {
 		t.Errorf("emptyDigest is not the digest of an empty line")
 	}
-	// A host with no tables loaded prints one empty line: prepare saves
-	// and digests that line.
+	// A host with no tables loaded prints one empty line: piwall's part of
+	// it is the kernel's defaults, as prepare saves it.
 	f, err = ParseFacts(factsOutput(recordMarker, "v4\n", "v6"), recordMarker)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
-		if f.LiveDigest[fam] != emptyDigest || len(f.Live[fam].Tables) != 0 {
-			t.Errorf("no tables loaded: LiveDigest[%v] = %s, %d tables; want %s and none", fam, f.LiveDigest[fam], len(f.Live[fam].Tables), emptyDigest)
+		if _, got := f.Own(fam, nil); got != digest(OpenRuleset) || len(f.Live[fam].Tables) != 0 {
+			t.Errorf("no tables loaded: piwall's part %s, %d tables; want the kernel's defaults, %s, and none", got, len(f.Live[fam].Tables), digest(OpenRuleset))
 		}
 	}
 }
@@ -498,7 +499,11 @@ func TestFingerprint(t *testing.T) {
 		}
 		return f
 	}
-	want := base().Fingerprint()
+	f2b, err := firewall.NewForeign(nil, []string{"fail2ban"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := base().Fingerprint(f2b)
 	if len(want) != 64 {
 		t.Fatalf("Fingerprint = %q, want 64 hex digits", want)
 	}
@@ -507,14 +512,21 @@ func TestFingerprint(t *testing.T) {
 		change  func(f *Facts)
 		changes bool
 	}{
-		{"IPv4 live rules", func(f *Facts) { f.LiveDigest[firewall.IPv4] = emptyDigest }, true},
-		{"IPv6 live rules", func(f *Facts) { f.LiveDigest[firewall.IPv6] = emptyDigest }, true},
+		{"IPv4 live rules", func(f *Facts) { f.LiveText[firewall.IPv4] = "" }, true},
+		{"IPv6 live rules", func(f *Facts) { f.LiveText[firewall.IPv6] = "" }, true},
 		{"generation", func(f *Facts) { f.Generation = 5 }, true},
 		{"IPv4 persisted rules", func(f *Facts) { f.Persisted[firewall.IPv4] = "none" }, true},
 		{"IPv6 persisted rules", func(f *Facts) { f.Persisted[firewall.IPv6] = "none" }, true},
-		{"IPv4 and IPv6 live digests swapped", func(f *Facts) {
-			f.LiveDigest[firewall.IPv4], f.LiveDigest[firewall.IPv6] = f.LiveDigest[firewall.IPv6], f.LiveDigest[firewall.IPv4]
+		{"IPv4 and IPv6 live rules swapped", func(f *Facts) {
+			f.LiveText[firewall.IPv4], f.LiveText[firewall.IPv6] = f.LiveText[firewall.IPv6], f.LiveText[firewall.IPv4]
 		}, true},
+		// Others' rules are not piwall's: fail2ban banning an address
+		// changes nothing piwall planned against.
+		{"a fail2ban ban", func(f *Facts) {
+			f.LiveText[firewall.IPv4] = strings.Replace(f.LiveText[firewall.IPv4], "COMMIT",
+				"-A f2b-sshd -s 203.0.113.66/32 -j REJECT --reject-with icmp-port-unreachable\nCOMMIT", 1)
+			f.LiveText[firewall.IPv4] = strings.Replace(f.LiveText[firewall.IPv4], ":OUTPUT DROP [0:0]\n", ":OUTPUT DROP [0:0]\n:f2b-sshd - [0:0]\n", 1)
+		}, false},
 		{"nothing", func(*Facts) {}, false},
 		{"lock", func(f *Facts) { f.Lock = &Lock{Run: "1"} }, false},
 		{"operator's address", func(f *Facts) { f.Operator = netip.MustParseAddr("192.168.1.51") }, false},
@@ -528,7 +540,7 @@ func TestFingerprint(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := base()
 			tc.change(f)
-			if got := f.Fingerprint(); (got != want) != tc.changes {
+			if got := f.Fingerprint(f2b); (got != want) != tc.changes {
 				t.Errorf("Fingerprint after changing %s = %s, was %s; want it changed: %v", tc.name, got, want, tc.changes)
 			}
 		})
@@ -590,7 +602,7 @@ func FuzzParseFacts(f *testing.F) {
 			}
 			return
 		}
-		if facts.Tools == nil || facts.Live == nil || facts.LiveDigest == nil || facts.Persisted == nil ||
+		if facts.Tools == nil || facts.Live == nil || facts.LiveText == nil || facts.Persisted == nil ||
 			facts.Names == nil || facts.NameErrors == nil {
 			t.Fatalf("ParseFacts returned nil maps: %+v", facts)
 		}
@@ -610,7 +622,7 @@ func FuzzParseFacts(f *testing.F) {
 		if g := facts.RollbackTo; g != nil && g.Found != (g.V4 != "" && g.V6 != "") {
 			t.Errorf("RollbackTo = %+v: found, but without both rulesets", g)
 		}
-		_ = facts.Fingerprint()
+		_ = facts.Fingerprint(facts.Foreign)
 		_ = facts.NeedsIptables()
 	})
 }

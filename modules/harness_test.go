@@ -46,6 +46,7 @@ var systemTools = []string{"systemd-run", "systemctl", "apt-get", "debconf-set-s
 var realTools = []string{
 	"cat", "cp", "mv", "rm", "mkdir", "chmod", "sed", "tail", "tr", "cmp",
 	"sha256sum", "date", "getconf", "setsid", "sleep", "pkill", "ln", "touch", "getent",
+	"grep", "awk",
 }
 
 // The rulesets of the harness, in the canonical text piwall uploads.
@@ -72,6 +73,9 @@ type fakeHost struct {
 	bin   string
 	dash  string
 	paths Paths
+	// foreign declares others' rules for the changes of change: none
+	// unless a test sets it.
+	foreign *firewall.Foreign
 }
 
 // hostOpts say what the fake host has.
@@ -101,11 +105,13 @@ func newFakeHost(t *testing.T, o hostOpts) *fakeHost {
 	if o.systemd {
 		mkdir(t, h.paths.SystemdDir)
 	}
-	fake, err := os.ReadFile("testdata/fakehost/fake.sh")
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"fake.sh", "restore.awk"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "fakehost", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, name), string(b))
 	}
-	writeFile(t, filepath.Join(root, "fake.sh"), string(fake))
 	if err := os.Chmod(filepath.Join(root, "fake.sh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -272,15 +278,17 @@ func (h *fakeHost) facts(req FactsRequest) *Facts {
 	return f
 }
 
-// change is a run of newV4 and newV6 planned against the host's live rules
-// as its facts show them, as NewChangeSet makes one.
+// change is a run of newV4 and newV6 planned against piwall's part of
+// the host's live rules as its facts show them, as NewChangeSet makes one.
 func (h *fakeHost) change(run string) *Change {
 	f := h.facts(FactsRequest{})
+	_, v4 := f.Own(firewall.IPv4, h.foreign)
+	_, v6 := f.Own(firewall.IPv6, h.foreign)
 	return &Change{
-		Run: run, NewV4: newV4, NewV6: newV6,
+		Run: run, NewV4: newV4, NewV6: newV6, Foreign: h.foreign.Text(),
 		RevertAfter: time.Minute, Install: f.NeedsIptables(),
 		Operator: "op@laptop", Source: "plan 0123abcd", Kind: "apply",
-		ExpectV4: f.LiveDigest[firewall.IPv4], ExpectV6: f.LiveDigest[firewall.IPv6],
+		ExpectV4: v4, ExpectV6: v6,
 		LockTTL: 10 * time.Minute, Paths: h.paths,
 	}
 }

@@ -38,6 +38,7 @@ type SavedHost struct {
 	Fingerprint string `json:"fingerprint"` // Facts.Fingerprint as planned
 	V4          string `json:"v4"`          // desired rulesets, canonical text (Ruleset.Text)
 	V6          string `json:"v6"`
+	Foreign     string `json:"foreign,omitempty"` // the declaration of others' rules (Foreign.Text)
 }
 
 // ErrHostChanged is the error of SavedPlan.ChangeSet for a host whose facts
@@ -55,7 +56,7 @@ func NewSavedPlan(planPath, planDigest string, sets []*ChangeSet) *SavedPlan {
 		}
 		sp.Hosts = append(sp.Hosts, SavedHost{
 			Host: cs.Host, Fingerprint: cs.Fingerprint,
-			V4: cs.Desired.V4.Text(), V6: cs.Desired.V6.Text(),
+			V4: cs.Desired.V4.Text(), V6: cs.Desired.V6.Text(), Foreign: cs.Foreign.Text(),
 		})
 	}
 	return sp
@@ -166,6 +167,9 @@ func ParseSavedPlan(data []byte, source string) (*SavedPlan, error) {
 			}
 			*r.text = rs.Text()
 		}
+		if _, err := firewall.ParseForeign(h.Foreign); err != nil {
+			return nil, WithHint(fail("host %s: %w", h.Host, err), "the file was edited or corrupted: run piwall plan --out again")
+		}
 	}
 	return &sp, nil
 }
@@ -219,18 +223,24 @@ func (sp *SavedPlan) ChangeSet(host string, f *Facts) (*ChangeSet, error) {
 		if h.Host != host {
 			continue
 		}
-		if h.Fingerprint != f.Fingerprint() {
+		foreign, err := firewall.ParseForeign(h.Foreign)
+		if err != nil {
+			return nil, err
+		}
+		if h.Fingerprint != f.Fingerprint(foreign) {
 			return nil, WithHint(ErrHostChanged, "run piwall plan --out again")
 		}
 		d := &firewall.Desired{}
-		var err error
 		if d.V4, err = parseSaved(h.V4); err != nil {
 			return nil, fmt.Errorf("saved IPv4 rules: %w", err)
 		}
 		if d.V6, err = parseSaved(h.V6); err != nil {
 			return nil, fmt.Errorf("saved IPv6 rules: %w", err)
 		}
-		cs := Compare(host, d, f)
+		cs, err := Compare(host, d, foreign, f)
+		if err != nil {
+			return nil, err
+		}
 		cs.Source = sp.PlanDigest
 		return cs, nil
 	}

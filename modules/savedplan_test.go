@@ -127,8 +127,10 @@ func TestSavedPlanChangeSetRefuses(t *testing.T) {
 	}{
 		{
 			name: "the live rules changed", host: "pi-01",
-			change: func(f *Facts) { f.LiveDigest[firewall.IPv4] = "edited by hand" },
-			err:    "the host changed since the plan was saved", is: ErrHostChanged, hint: "run piwall plan --out again",
+			change: func(f *Facts) {
+				f.LiveText[firewall.IPv4] = strings.Replace(f.LiveText[firewall.IPv4], "COMMIT", "-A INPUT -j DROP\nCOMMIT", 1)
+			},
+			err: "the host changed since the plan was saved", is: ErrHostChanged, hint: "run piwall plan --out again",
 		},
 		{
 			name: "another apply since", host: "pi-02",
@@ -258,7 +260,12 @@ func TestSavedPlanOfTheFirstRelease(t *testing.T) {
 	if want := savedPlanFixture(t); string(b) != want {
 		t.Errorf("Marshal of the first release's saved plan:\n%s\nwant it unchanged:\n%s", b, want)
 	}
-	for _, c := range []struct{ host, facts string }{{"pi-01", "provisioned"}, {"pi-02", "docker-chains"}} {
+	// The first release saved others' rules (pi-02's Docker chains) with
+	// piwall's: a host that has any is refused, and planned again.
+	if _, err := sp.ChangeSet("pi-02", recordedFacts(t, "docker-chains")); !errors.Is(err, ErrHostChanged) {
+		t.Errorf("ChangeSet(pi-02): %v, want %v", err, ErrHostChanged)
+	}
+	for _, c := range []struct{ host, facts string }{{"pi-01", "provisioned"}} {
 		t.Run(c.host, func(t *testing.T) {
 			want, err := NewChangeSet(siteHost(t, c.host), recordedFacts(t, c.facts))
 			if err != nil {

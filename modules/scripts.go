@@ -67,6 +67,10 @@ func (p Paths) resolved() Paths {
 func (p Paths) lockFile() string       { return p.resolved().StateDir + "/lock" }
 func (p Paths) currentFile() string    { return p.resolved().StateDir + "/current" }
 func (p Paths) generationsDir() string { return p.resolved().StateDir + "/generations" }
+
+// foreignFile is the declaration of others' rules the current generation
+// was applied with.
+func (p Paths) foreignFile() string { return p.resolved().StateDir + "/foreign.re" }
 func (p Paths) runDir(run string) string {
 	return p.resolved().StateDir + "/runs/" + run
 }
@@ -92,6 +96,7 @@ type runHeader struct {
 	Gens        string `sh:"gens"`
 	Current     string `sh:"current"`
 	Lock        string `sh:"lockfile"`
+	Foreign     string `sh:"foreign_state"`
 	RulesDir    string `sh:"rules_dir"`
 	RulesV4     string `sh:"rules_v4"`
 	RulesV6     string `sh:"rules_v6"`
@@ -119,6 +124,7 @@ func (c *Change) header() runHeader {
 		PATH: p.PATH, Run: c.Run,
 		State: p.StateDir, RunDir: c.RunDir(), Upload: c.UploadDir(),
 		Gens: p.generationsDir(), Current: p.currentFile(), Lock: p.lockFile(),
+		Foreign:  p.foreignFile(),
 		RulesDir: p.RulesDir, RulesV4: p.rules("v4"), RulesV6: p.rules("v6"),
 		RulesV4New: p.rulesNew("v4"), RulesV6New: p.rulesNew("v6"),
 		SystemdDir: p.SystemdDir,
@@ -139,6 +145,7 @@ type factsHeader struct {
 	Current    string `sh:"current"`
 	Gens       string `sh:"gens"`
 	Lock       string `sh:"lockfile"`
+	Foreign    string `sh:"foreign_state"`
 	RulesV4    string `sh:"rules_v4"`
 	RulesV6    string `sh:"rules_v6"`
 	ResolvConf string `sh:"resolv_conf"`

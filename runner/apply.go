@@ -137,7 +137,7 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	revert := s.Target.RevertAfter
 	ch := &modules.Change{
 		Run:   randomHex(8),
-		NewV4: cs.Desired.V4.Text(), NewV6: cs.Desired.V6.Text(),
+		NewV4: cs.Desired.V4.Text(), NewV6: cs.Desired.V6.Text(), Foreign: cs.Foreign.Text(),
 		RevertAfter: revert, Install: cs.Install,
 		Operator: opt.Operator, Source: cs.Source, Kind: opt.Kind,
 		ExpectV4: cs.ExpectV4, ExpectV6: cs.ExpectV6,

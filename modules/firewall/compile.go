@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -45,10 +43,6 @@ type Input struct {
 	// Resolvers are the host's own resolvers (its /etc/resolv.conf), used
 	// when the policy says dns = "system".
 	Resolvers []netip.Addr
-	// Live holds the host's current rulesets, from which the chains that
-	// keep_chains names (and the jumps to them) are carried over. Nil or
-	// missing families carry nothing.
-	Live map[Family]*Ruleset
 }
 
 // Desired is what a host should have.
@@ -96,13 +90,14 @@ const (
 
 // Compile builds the desired filter tables of a host for IPv4 and IPv6.
 //
-// Each chain starts with the jumps to kept chains (where tools like
-// fail2ban put theirs), then loopback and replies to the host's own
-// connections, then (IPv6) neighbour discovery, then DNS, then the
-// allowlists' entries in the order written, then ping, then the
-// rate-limited LOG. Policies are DROP on INPUT, FORWARD and OUTPUT; the
-// whole table is replaced at once by iptables-restore, so there is never a
-// moment with the DROP policy and without its exceptions.
+// They are piwall's part of the filter table (see Foreign): each chain
+// holds loopback and replies to the host's own connections, then (IPv6)
+// neighbour discovery, then DNS, then the allowlists' entries in the order
+// written, then ping, then the rate-limited LOG. Policies are DROP on
+// INPUT, FORWARD and OUTPUT. On the host, others' rules of the built-in
+// chains come first (Foreign.Merge), and the whole part is loaded in one
+// iptables-restore, so there is never a moment with the DROP policy and
+// without its exceptions.
 func Compile(in Input) (*Desired, error) {
 	pol := in.Policy
 	var errs []error
@@ -173,14 +168,6 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, erro
 	b := &chainBuilder{fam: fam, chains: map[string]*Chain{
 		"INPUT": {Name: "INPUT", Policy: "DROP"}, "FORWARD": {Name: "FORWARD", Policy: "DROP"}, "OUTPUT": {Name: "OUTPUT", Policy: "DROP"},
 	}}
-	kept, err := keptChains(pol.KeepChains, in.Live[fam])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fam, err)
-	}
-	for _, j := range kept.jumps {
-		b.chains[j.chain].Rules = append(b.chains[j.chain].Rules, j.rule)
-	}
-
 	b.add("INPUT", "-i", "lo", "-m", "comment", "--comment", saveString(commentLoopback), "-j", "ACCEPT")
 	b.add("INPUT", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-m", "comment", "--comment", saveString(commentReplies), "-j", "ACCEPT")
 	b.add("OUTPUT", "-o", "lo", "-m", "comment", "--comment", saveString(commentLoopback), "-j", "ACCEPT")
@@ -239,7 +226,6 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, erro
 		b.add("OUTPUT", "-m", "limit", "--limit", logLimit, "-m", "comment", "--comment", saveString(commentLog), "-j", "LOG", "--log-prefix", saveString("piwall drop out: "))
 	}
 	t := &Table{Name: "filter", Chains: []*Chain{b.chains["INPUT"], b.chains["FORWARD"], b.chains["OUTPUT"]}}
-	t.Chains = append(t.Chains, kept.chains...)
 	return &Ruleset{Tables: []*Table{t}}, nil
 }
 
@@ -323,51 +309,4 @@ func peerMatch(flag, prefix string) []string {
 		return nil
 	}
 	return []string{flag, prefix}
-}
-
-type jump struct {
-	chain string
-	rule  *Rule
-}
-
-type kept struct {
-	chains []*Chain // sorted by name, as iptables-save lists user chains
-	jumps  []jump   // in live order
-}
-
-// keptChains carries over from live the user chains keep_chains matches,
-// their rules, and the rules of the built-in chains that jump to them.
-func keptChains(patterns []string, live *Ruleset) (kept, error) {
-	var k kept
-	filter := live.Table("filter")
-	if len(patterns) == 0 || filter == nil {
-		return k, nil
-	}
-	keep := map[string]bool{}
-	for _, c := range filter.Chains {
-		if c.Policy != "-" {
-			continue
-		}
-		for _, p := range patterns {
-			if ok, _ := path.Match(p, c.Name); ok {
-				keep[c.Name] = true
-				k.chains = append(k.chains, &Chain{Name: c.Name, Policy: "-", Rules: c.Rules})
-				break
-			}
-		}
-	}
-	sort.Slice(k.chains, func(i, j int) bool { return k.chains[i].Name < k.chains[j].Name })
-	for _, c := range filter.Chains {
-		for _, r := range c.Rules {
-			target := r.Target()
-			isChain := filter.Chain(target) != nil
-			switch {
-			case c.Policy == "-" && keep[c.Name] && isChain && !keep[target]:
-				return k, fmt.Errorf("kept chain %s jumps to chain %s, which keep_chains does not keep: add a pattern for it", c.Name, target)
-			case c.Policy != "-" && keep[target]:
-				k.jumps = append(k.jumps, jump{chain: c.Name, rule: r})
-			}
-		}
-	}
-	return k, nil
 }

@@ -20,7 +20,7 @@ import (
 //	-- host --        the label of the host to compile
 //	-- names --       how every DNS name resolves: name addr[,addr...] [cname->cname...]
 //	-- resolvers --   the host's /etc/resolv.conf, for dns = "system"
-//	-- live.v4 --     optional: the host's iptables-save output, for keep_chains
+//	-- live.v4 --     optional: the host's iptables-save output (diff cases)
 //	-- live.v6 --     optional: the same for ip6tables-save
 //	-- want.v4 --     the expected IPv4 Ruleset.Text()
 //	-- want.v6 --     the expected IPv6 Ruleset.Text()
@@ -210,8 +210,9 @@ func formatNames(rs []Resolution) string {
 	return b.String()
 }
 
-// compileInput builds the Input of a golden case.
-func compileInput(t *testing.T, c *goldenCase) Input {
+// compileInput builds the Input of a golden case, and reads the host's
+// live rules it may have.
+func compileInput(t *testing.T, c *goldenCase) (Input, map[Family]*Ruleset) {
 	t.Helper()
 	p := loadPlan(t, c.mustSection(t, "site.hcl"))
 	label := strings.TrimSpace(c.mustSection(t, "host"))
@@ -223,24 +224,25 @@ func compileInput(t *testing.T, c *goldenCase) Input {
 		Policy:    h.Policy,
 		Names:     parseNames(t, c.mustSection(t, "names")),
 		Resolvers: ParseResolvConf(c.mustSection(t, "resolvers")),
-		Live:      map[Family]*Ruleset{},
 	}
+	live := map[Family]*Ruleset{}
 	for fam, name := range map[Family]string{IPv4: "live.v4", IPv6: "live.v6"} {
 		if text, ok := c.section(name); ok {
 			rs, err := Parse(text)
 			if err != nil {
 				t.Fatalf("%s: %s: %v", c.path, name, err)
 			}
-			in.Live[fam] = rs
+			live[fam] = rs
 		}
 	}
-	return in
+	return in, live
 }
 
 // compileCase compiles a golden case, failing the test on an error.
 func compileCase(t *testing.T, c *goldenCase) *Desired {
 	t.Helper()
-	d, err := Compile(compileInput(t, c))
+	in, _ := compileInput(t, c)
+	d, err := Compile(in)
 	if err != nil {
 		t.Fatalf("%s: Compile: %v", c.path, err)
 	}
@@ -254,7 +256,7 @@ func TestCompileGolden(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			input := compileInput(t, c)
+			input, _ := compileInput(t, c)
 			d, err := Compile(input)
 			if err != nil {
 				t.Fatalf("Compile: %v", err)
@@ -278,8 +280,8 @@ func TestCompileGolden(t *testing.T) {
 				}
 			}
 			// What holds for every case: the filter table only, policies
-			// DROP, every rule of a built-in chain piwall's own or a jump
-			// to a kept chain, and comments within iptables' 255 bytes.
+			// DROP, every rule of a built-in chain piwall's own, and
+			// comments within iptables' 255 bytes.
 			for _, rs := range []*Ruleset{d.V4, d.V6} {
 				if len(rs.Tables) != 1 || rs.Tables[0].Name != "filter" {
 					t.Fatalf("got tables %v, want the filter table only", rs.Tables)
@@ -291,7 +293,7 @@ func TestCompileGolden(t *testing.T) {
 					}
 					for _, r := range ch.Rules {
 						desc := Describe(ch.Name, r)
-						if isBuiltin && strings.HasPrefix(desc, "foreign rule") && !keptBy(input.Policy.KeepChains, r.Target()) {
+						if isBuiltin && strings.HasPrefix(desc, "foreign rule") {
 							t.Errorf("Describe(%s) = %q: a compiled rule reads as foreign", r.Line(ch.Name), desc)
 						}
 						if c, ok := r.Option("--comment"); ok && len(c) > 255 {
@@ -302,16 +304,6 @@ func TestCompileGolden(t *testing.T) {
 			}
 		})
 	}
-}
-
-// keptBy reports whether chain matches one of the keep_chains patterns.
-func keptBy(patterns []string, chain string) bool {
-	for _, p := range patterns {
-		if ok, _ := filepath.Match(p, chain); ok && chain != "" {
-			return true
-		}
-	}
-	return false
 }
 
 func TestCompileErrors(t *testing.T) {
@@ -374,128 +366,6 @@ host "pi" {
 			t.Errorf("Compile: got %v, want no error", err)
 		}
 	})
-}
-
-func TestCompileKeptChainJumpsToChainNotKept(t *testing.T) {
-	pol := loadPlan(t, `
-allowlist "a" {
-  inbound {
-    from  = ["192.168.1.0/24"]
-    ports = ["tcp/22"]
-  }
-  dns         = "none"
-  keep_chains = ["f2b-*"]
-}
-host "pi" {
-  allowlists = ["a"]
-}
-`).Host("pi").Policy
-	tests := []struct {
-		name string
-		fam  Family
-		live string
-		want string // the error, or "" for none
-	}{
-		{"a kept chain jumps to a foreign chain", IPv4, `*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:LOGDROP - [0:0]
-:f2b-sshd - [0:0]
--A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd
--A LOGDROP -j LOG --log-prefix "dropped: "
--A LOGDROP -j DROP
--A f2b-sshd -s 203.0.113.66/32 -j LOGDROP
--A f2b-sshd -j RETURN
-COMMIT
-`, "IPv4: kept chain f2b-sshd jumps to chain LOGDROP, which keep_chains does not keep: add a pattern for it"},
-		{"a kept chain goes to a foreign chain", IPv6, `*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:f2b-sshd - [0:0]
-:reject-all - [0:0]
--A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd
--A f2b-sshd -s 2001:db8:bad::1/128 -g reject-all
--A reject-all -j REJECT --reject-with icmp6-port-unreachable
-COMMIT
-`, "IPv6: kept chain f2b-sshd jumps to chain reject-all, which keep_chains does not keep"},
-		{"a kept chain jumps to another kept chain", IPv4, `*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:f2b-ban - [0:0]
-:f2b-sshd - [0:0]
--A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd
--A f2b-ban -j DROP
--A f2b-sshd -s 203.0.113.66/32 -j f2b-ban
-COMMIT
-`, ""},
-		{"a foreign chain jumps to a kept chain", IPv4, `*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:f2b-sshd - [0:0]
-:ufw-input - [0:0]
--A INPUT -j ufw-input
--A f2b-sshd -j RETURN
--A ufw-input -j f2b-sshd
-COMMIT
-`, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			live, err := Parse(tt.live)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := Compile(Input{Policy: pol, Live: map[Family]*Ruleset{tt.fam: live}})
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("Compile: got %v, want no error", err)
-			case tt.want != "" && err == nil:
-				t.Errorf("Compile: got no error, want %q\n%s", tt.want, d.Family(tt.fam).Text())
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Errorf("Compile: got %q, want %q", err, tt.want)
-			}
-		})
-	}
-}
-
-// TestCompileWithoutKeepChains checks that without keep_chains no foreign
-// chain nor jump is carried over from live.
-func TestCompileWithoutKeepChains(t *testing.T) {
-	pol := loadPlan(t, `
-allowlist "a" {
-  inbound {
-    from  = ["192.168.1.0/24"]
-    ports = ["tcp/22"]
-  }
-  dns = "none"
-}
-host "pi" {
-  allowlists = ["a"]
-}
-`).Host("pi").Policy
-	live, err := Parse(`*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:f2b-sshd - [0:0]
--A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd
--A f2b-sshd -j RETURN
-COMMIT
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := Compile(Input{Policy: pol, Live: map[Family]*Ruleset{IPv4: live}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := d.V4.Text(); strings.Contains(got, "f2b") {
-		t.Errorf("Compile without keep_chains: got\n%s\nwant no f2b chain nor jump", got)
-	}
 }
 
 // TestNames checks the list of names a policy needs resolved: each once, in

@@ -179,6 +179,15 @@ func (f *Foreign) OwnText(save string) string {
 	return b.String()
 }
 
+// Own is piwall's part of a live ruleset (nil: a host with no tables),
+// split as OwnText splits its text.
+func (f *Foreign) Own(live *Ruleset) (*Ruleset, error) {
+	if live == nil {
+		live = &Ruleset{}
+	}
+	return Parse(f.OwnText(live.Text()))
+}
+
 // Merge is the filter table the kernel holds once own is loaded as
 // piwall's part over live: the built-in chains with own's policies, live's
 // foreign rules first, in their order, then own's; live's foreign chains

@@ -1,15 +1,16 @@
-# apply.sh, the applier, loads the new rules, each family atomically, once
-# prepare (pid $1) has ended and its answer had time to leave the host.
+# apply.sh, the applier, loads piwall's part of the new rules, each family
+# atomically, once prepare (pid $1) has ended and its answer had time to
+# leave the host.
 cd "$rundir"
 while kill -0 "$1" 2>/dev/null; do sleep 0.05; done
 sleep "$apply_delay"
 echo applying >status
-if ! iptables-restore <new.v4; then
+if ! load 4 new.v4; then
   echo "failed iptables-restore" >status
   exit 1
 fi
-if ! ip6tables-restore <new.v6; then
-  iptables-restore <saved.v4
+if ! load 6 new.v6; then
+  load 4 saved.v4
   echo "failed ip6tables-restore" >status
   exit 1
 fi

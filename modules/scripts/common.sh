@@ -11,15 +11,49 @@ trap '' HUP PIPE
 # the form piwall compares and digests.
 normalize() { sed -e '/^#/d' -e 's/^\(:[^ ]* [^ ]*\) \[[0-9]*:[0-9]*\]$/\1 [0:0]/'; }
 save() { if [ "$1" = 4 ]; then iptables-save; else ip6tables-save; fi; }
-restore() { if [ "$1" = 4 ]; then iptables-restore; else ip6tables-restore; fi; }
+# restore FAM [OPTION...]
+restore() { f=$1; shift; if [ "$f" = 4 ]; then iptables-restore "$@"; else ip6tables-restore "$@"; fi; }
+# piwall's part of a filter table is what it owns: the policies of the
+# built-in chains and every line that the run's foreign.re does not declare
+# someone else's (firewall.Foreign in Go splits a table the same way).
+# own_of: piwall's part of the rules on stdin, normalized; the kernel's
+# defaults when they have no filter table.
+own_of() {
+  t=$(sed -n '/^\*filter$/,/^COMMIT$/p')
+  [ -n "$t" ] || t=$(printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT')
+  printf '%s\n' "$t" | { grep -v -E -f "$rundir/foreign.re" || true; }
+}
+# own FAM: piwall's part of the family's live rules.
+own() { save "$1" 2>/dev/null | normalize | own_of; }
+# load_script FAM FILE: the iptables-restore --noflush input that makes
+# FILE piwall's part of the live rules: piwall's rules of the built-in
+# chains deleted and FILE's appended (others' rules stay first), its
+# chains that FILE lacks emptied and deleted, others' chains untouched.
+load_script() {
+  cur=$(own "$1")
+  want=$(own_of <"$2")
+  echo '*filter'
+  printf '%s\n' "$want" | grep '^:'
+  printf '%s\n' "$cur" | sed -n 's/^-A \(INPUT\|FORWARD\|OUTPUT\) /-D \1 /p'
+  gone=
+  for c in $(printf '%s\n' "$cur" | sed -n 's/^:\([^ ]*\) - .*/\1/p'); do
+    printf '%s\n' "$want" | grep -qxF ":$c - [0:0]" || gone="$gone $c"
+  done
+  for c in $gone; do echo "-F $c"; done
+  for c in $gone; do echo "-X $c"; done
+  printf '%s\n' "$want" | grep '^-A ' || true
+  echo COMMIT
+}
+# load FAM FILE: loads FILE as piwall's part, in one transaction.
+load() { load_script "$1" "$2" | restore "$1" --noflush; }
 # rules_of FAM: sets rules to the family's persisted file and rules_new to
 # the name it is written under first (builtins: on a busy Pi every process
 # costs).
 rules_of() {
   if [ "$1" = 4 ]; then rules=$rules_v4 rules_new=$rules_v4_new; else rules=$rules_v6 rules_new=$rules_v6_new; fi
 }
-# live_is FAM FILE: the live rules of the family are FILE's, normalized.
-live_is() { save "$1" 2>/dev/null | normalize | cmp -s - "$2"; }
+# live_is FAM FILE: piwall's part of the family's live rules is FILE.
+live_is() { own "$1" | cmp -s - "$2"; }
 # lock_is_ours: the lock names this run.
 lock_is_ours() {
   [ -f "$lockfile" ] || return 1

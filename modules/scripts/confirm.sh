@@ -59,10 +59,18 @@ for fam in 4 6; do
   fi
 done
 
-# Persist: written aside and flushed, renamed over, the directory flushed.
+# Persist piwall's part, and the other tables as the file held them (a
+# hotspot's nat), never others' filter rules: their owners make them
+# again at start. Written aside and flushed, renamed over, the directory
+# flushed.
 [ -d "$rules_dir" ] || mkdir -p "$rules_dir"
-cp new.v4 "$rules_v4_new"
-cp new.v6 "$rules_v6_new"
+for fam in 4 6; do
+  rules_of $fam
+  {
+    cat new.v$fam
+    if [ -f persisted.v$fam ]; then sed '/^\*filter$/,/^COMMIT$/d' persisted.v$fam; fi
+  } >"$rules_new"
+done
 sync "$rules_v4_new" "$rules_v6_new"
 mv -f "$rules_v4_new" "$rules_v4"
 mv -f "$rules_v6_new" "$rules_v6"
@@ -87,6 +95,9 @@ sed -e "s/\"number\":0/\"number\":$next/" -e "s/\"time\":\"[^\"]*\"/\"time\":\"$
 echo "$cur" >previous_current
 echo "$next" >generation
 echo "$next" >"$current.tmp" && mv -f "$current.tmp" "$current"
+# The declaration of others' rules now in force, for the next rollback.
+if [ -f "$foreign_state" ]; then cp "$foreign_state" previous_foreign.re; fi
+cp foreign.re "$foreign_state.tmp" && mv -f "$foreign_state.tmp" "$foreign_state"
 # Disarm and unlock.
 touch disarmed
 read -r deadman <deadman

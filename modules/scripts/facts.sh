@@ -30,6 +30,7 @@ facts() {
   sec resolv; show "$resolv_conf"
   sec generation; show "$current"
   sec lock; show "$lockfile"
+  sec foreign; show "$foreign_state"
   # Both persisted files' digests from one sha256sum, "none" for a missing one.
   sec persisted
   p4=none p6=none

@@ -53,33 +53,29 @@ if [ "$install" = true ] || ! command -v iptables-restore >/dev/null 2>&1 || ! c
   say installed
 fi
 
-# 4. The live rules, saved for the dead-man. A host whose tables were never
-# loaded prints nothing; restoring nothing would leave the new rules in
-# place, so the saved state is then an explicit all-ACCEPT ruleset.
+# 4. piwall's part of the live rules, saved for the dead-man (own: the
+# kernel's all-ACCEPT defaults on a host whose tables were never loaded,
+# where restoring nothing would leave the new rules in place).
 for fam in 4 6; do
   out=$(save $fam)
-  printf '%s\n' "$out" | normalize >saved.v$fam
+  printf '%s\n' "$out" | normalize | own_of >saved.v$fam
 done
-# The rules must still be those the change was planned against: digests
-# of the normalized text, as the facts took them.
+# piwall's part must still be what the change was planned against:
+# digests of its text, as the plan took them. Others' rules may change.
 if [ -n "$expect_v4$expect_v6" ]; then
   set -- $(sha256sum saved.v4 saved.v6)
   if [ -n "$expect_v4" ] && [ "$1" != "$expect_v4" ]; then echo "the IPv4 rules changed since the plan"; exit "$exit_drift"; fi
   if [ -n "$expect_v6" ] && [ "$3" != "$expect_v6" ]; then echo "the IPv6 rules changed since the plan"; exit "$exit_drift"; fi
 fi
 for fam in 4 6; do
-  first=
-  read -r first <saved.v$fam || true
-  if [ -z "$first" ]; then
-    printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' >saved.v$fam
-  fi
   rules_of $fam
   if [ -f "$rules" ]; then cp "$rules" persisted.v$fam; fi
 done
 
-# 5. The new rules, tested by the kernel without loading them.
-iptables-restore --test <new.v4 || { echo "iptables-restore --test refused the IPv4 rules"; exit "$exit_test_failed"; }
-ip6tables-restore --test <new.v6 || { echo "ip6tables-restore --test refused the IPv6 rules"; exit "$exit_test_failed"; }
+# 5. The new rules, tested by the kernel without loading them, as the
+# applier will load them.
+load_script 4 new.v4 | restore 4 --test --noflush || { echo "iptables-restore --test refused the IPv4 rules"; exit "$exit_test_failed"; }
+load_script 6 new.v6 | restore 6 --test --noflush || { echo "ip6tables-restore --test refused the IPv6 rules"; exit "$exit_test_failed"; }
 
 # 6. The dead-man, armed before anything changes: it restores the saved
 # rules after the delay unless confirm disarms it. A systemd timer survives

@@ -17,7 +17,7 @@ allowlist "kiosk" {
   dns         = "system"
   ping        = true
   log_drops   = true
-  keep_chains = ["DOCKER*"]
+  coexist     = ["docker"]
 }
 
 # Admits SSH only from an address that is not the operator's.

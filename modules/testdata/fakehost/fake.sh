@@ -19,9 +19,9 @@ tool=${0##*/}
 root=$FAKE_ROOT
 echo "$tool $*" >>"$root/calls"
 key=$tool
-case "$tool ${1:-}" in
-  *-restore\ --test) key="$tool--test" ;;
-  apt-get\ update | apt-get\ install) key="$tool $1" ;;
+case "$tool $*" in
+  *-restore\ --test*) key="$tool--test" ;;
+  apt-get\ update* | apt-get\ install*) key="$tool $1" ;;
   sync\ *) [ -d "${1:-}" ] && key=sync-dir ;;
 esac
 if [ -f "$root/slow/$key" ]; then sleep "$(cat "$root/slow/$key")"; fi
@@ -44,12 +44,20 @@ case "$tool" in
     echo "# Completed on Wed Dec  2 10:00:00 2026"
     ;;
   iptables-restore | ip6tables-restore)
-    if [ "${1:-}" = --test ]; then
-      cat >/dev/null
-      exit 0
+    # Without --noflush the input replaces the tables it holds (the
+    # harness's tables are filter only); with it, restore.awk applies its
+    # commands. --test changes nothing.
+    f=$(live) test=false noflush=false
+    for a; do
+      case "$a" in --test) test=true ;; --noflush) noflush=true ;; esac
+    done
+    if $noflush; then
+      [ -f "$f" ] || : >"$f"
+      awk -v live="$f" -f "$root/restore.awk" >"$f.new" || { rm -f "$f.new"; exit 1; }
+    else
+      cat >"$f.new"
     fi
-    f=$(live)
-    cat >"$f.new" && mv -f "$f.new" "$f"
+    if $test; then rm -f "$f.new"; else mv -f "$f.new" "$f"; fi
     ;;
   systemd-run)
     # The timer is recorded, not started: the test fires it.
