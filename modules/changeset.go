@@ -12,8 +12,8 @@ import (
 // ChangeSet is what `piwall plan` computes for one host: its desired
 // rulesets, the facts they were compared with, and the changes between.
 type ChangeSet struct {
-	Host        string
-	Source      string // what the desired rules came from: the plan's digest, or "rollback to generation N"
+	Host   string
+	Source string // what the desired rules came from: the plan's digest, or "rollback to generation N"
 	// Desired is piwall's part of the host's filter tables; Foreign says
 	// what of the live tables is someone else's, never compared, changed
 	// or persisted.

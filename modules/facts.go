@@ -23,8 +23,8 @@ type Facts struct {
 	Tools    map[string]bool
 	// Live holds the rulesets of each family, parsed; LiveText what
 	// iptables-save printed, as NormalizeSave makes it.
-	Live     map[firewall.Family]*firewall.Ruleset
-	LiveText map[firewall.Family]string
+	Live       map[firewall.Family]*firewall.Ruleset
+	LiveText   map[firewall.Family]string
 	Resolvers  []netip.Addr
 	Generation int   // the current generation, 0 for none
 	Lock       *Lock // who holds the lock; nil when it is free
