@@ -109,7 +109,7 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 		merged[fam] = foreign.Merge(d.Family(fam), f.Live[fam])
 	}
 	if f.Operator.IsValid() {
-		if err := firewall.CheckSSH(merged[firewall.IPv4], merged[firewall.IPv6], f.Operator, f.Self, uint16(f.SSHPort)); err != nil {
+		if err := firewall.CheckSSH(merged[firewall.IPv4], merged[firewall.IPv6], f.Operator, f.Self, uint16(f.SSHPort), f.Iface); err != nil {
 			c.Lockout = WithHint(err, fmt.Sprintf("the plan must admit %s → tcp/%d; --force applies it anyway, and the dead-man reverts it", f.Operator, f.SSHPort))
 		}
 	}

@@ -20,6 +20,7 @@ type Facts struct {
 	Operator netip.Addr // the operator's address as the host sees it (SSH_CONNECTION)
 	Self     netip.Addr // the host's address the operator reached
 	SSHPort  int        // the port sshd answered on
+	Iface    string     // the host's interface toward the operator ("" if unknown)
 	Tools    map[string]bool
 	// Live holds the rulesets of each family, parsed; LiveText what
 	// iptables-save printed, as NormalizeSave makes it.
@@ -164,6 +165,8 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			}
 		case "v4", "v6", "v4-error", "v6-error":
 			live[s.name] = s.lines
+		case "route":
+			f.Iface = routeDev(s.lines)
 		case "resolv":
 			f.Resolvers = firewall.ParseResolvConf(body)
 		case "generation":
@@ -238,6 +241,20 @@ func splitSections(out, marker string) ([]factSection, error) {
 		sections[i].lines = l
 	}
 	return sections, nil
+}
+
+// routeDev is the interface of `ip -o route get ADDR`'s answer: "ADDR dev
+// IFACE src ...", or "" for none.
+func routeDev(lines []string) string {
+	for _, l := range lines {
+		f := strings.Fields(l)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "dev" {
+				return f[i+1]
+			}
+		}
+	}
+	return ""
 }
 
 // parseSSHConnection reads "client_ip client_port server_ip server_port".

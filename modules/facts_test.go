@@ -741,3 +741,19 @@ func FuzzNormalizeSave(f *testing.F) {
 		}
 	})
 }
+
+func TestRouteDev(t *testing.T) {
+	for _, tc := range []struct {
+		lines []string
+		want  string
+	}{
+		{[]string{"192.168.1.50 dev eth0 src 192.168.1.11 uid 1000 \\    cache "}, "eth0"},
+		{[]string{"100.101.1.2 dev tailscale0 table 52 src 100.64.0.7 uid 0 \\    cache "}, "tailscale0"},
+		{[]string{"RTNETLINK answers: Network is unreachable"}, ""},
+		{nil, ""},
+	} {
+		if got := routeDev(tc.lines); got != tc.want {
+			t.Errorf("routeDev(%q) = %q, want %q", tc.lines, got, tc.want)
+		}
+	}
+}

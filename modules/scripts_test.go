@@ -508,3 +508,115 @@ func TestScriptFacts(t *testing.T) {
 		t.Errorf("ParseFacts with ip6tables-save failing: %v", err)
 	}
 }
+
+// A shared Pi: fail2ban guards SSH, Docker forwards for its containers on
+// the older layout (rules in FORWARD itself), and the nat table holds a
+// hotspot's MASQUERADE, persisted in rules.v4 before piwall came.
+const (
+	sharedV4 = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n" +
+		"-A POSTROUTING -s 10.42.0.0/24 -o eth0 -j MASQUERADE\nCOMMIT\n" +
+		"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n:LEGACY - [0:0]\n:f2b-sshd - [0:0]\n" +
+		"-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n" +
+		"-A INPUT -j LEGACY\n" +
+		"-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT\n" +
+		"-A FORWARD -o docker0 -j DOCKER\n" +
+		"-A FORWARD -i docker0 ! -o docker0 -j ACCEPT\n" +
+		"-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT\n" +
+		"-A LEGACY -s 10.9.9.9/32 -j DROP\n" +
+		"-A f2b-sshd -j RETURN\nCOMMIT\n"
+	hotspotNat = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n" +
+		"-A POSTROUTING -s 10.42.0.0/24 -o eth0 -j MASQUERADE\nCOMMIT\n"
+	// What fail2ban adds when it bans an address.
+	banV4 = "-A f2b-sshd -s 203.0.113.66/32 -j REJECT --reject-with icmp-port-unreachable"
+)
+
+func sharedHost(t *testing.T) *fakeHost {
+	t.Helper()
+	h := newFakeHost(t, hostOpts{systemd: true})
+	h.setLive("v4", sharedV4)
+	h.setLive("v6", oldV6)
+	mkdir(t, h.paths.RulesDir)
+	writeFile(t, h.paths.rules("v4"), hotspotNat+"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n"+banV4+"\nCOMMIT\n")
+	var err error
+	if h.foreign, err = firewall.NewForeign(nil, []string{"docker", "fail2ban"}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// ban makes fail2ban ban an address, as iptables -I f2b-sshd 1 would.
+func (h *fakeHost) ban() {
+	h.t.Helper()
+	live := h.live("v4")
+	if !strings.Contains(live, "-A f2b-sshd -j RETURN") {
+		h.t.Fatalf("no f2b-sshd chain live:\n%s", live)
+	}
+	h.setLive("v4", strings.Replace(live, "-A f2b-sshd -j RETURN", banV4+"\n-A f2b-sshd -j RETURN", 1))
+}
+
+// TestScriptSharedPi: a ban added while piwall applies is not drift and
+// survives; Docker's rules stay, first in FORWARD; a chain nobody declared
+// (LEGACY) goes; rules.v4 keeps the hotspot's nat and never fail2ban's
+// bans; the declaration is kept for the next rollback.
+func TestScriptSharedPi(t *testing.T) {
+	h := sharedHost(t)
+	c := h.change("m1")
+	h.ban() // between plan and prepare
+	if r := h.prepare(c); r.code != 0 {
+		t.Fatalf("prepare refused a host where only fail2ban changed: exit %d: %s", r.code, r.stderr)
+	}
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	live := h.live("v4")
+	for _, line := range []string{
+		"-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n-A INPUT -i lo -j ACCEPT\n",
+		"-A FORWARD -o docker0 -j DOCKER\n-A FORWARD -i docker0 ! -o docker0 -j ACCEPT\n",
+		"-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT\n",
+		banV4 + "\n-A f2b-sshd -j RETURN\n",
+		"-A POSTROUTING -s 10.42.0.0/24 -o eth0 -j MASQUERADE\n",
+		":INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n",
+	} {
+		if !strings.Contains(live, line) {
+			t.Errorf("live v4 lacks\n%s\nlive:\n%s", line, live)
+		}
+	}
+	for _, gone := range []string{"LEGACY", "--dport 80 -j ACCEPT\n-A FORWARD"} {
+		if strings.Contains(live, gone) {
+			t.Errorf("live v4 still has %q:\n%s", gone, live)
+		}
+	}
+	h.ban() // again, between apply and confirm
+	r := h.confirm(c)
+	if gen, err := ParseConfirm([]byte(r.stdout)); r.code != 0 || err != nil || gen != 2 {
+		t.Fatalf("confirm on a host where fail2ban banned meanwhile: exit %d, generation %d, %v: %s", r.code, gen, err, r.stderr)
+	}
+	persisted, _ := h.file(h.paths.rules("v4"))
+	if want := newV4 + hotspotNat; persisted != want {
+		t.Errorf("rules.v4 = \n%s\nwant piwall's part and the nat table as the file had it:\n%s", persisted, want)
+	}
+	if f := h.facts(FactsRequest{}); f.Foreign == nil || f.Foreign.Text() != h.foreign.Text() {
+		t.Errorf("the host's declaration after confirm: %v, want the run's", f.Foreign)
+	}
+	if strings.Count(h.live("v4"), banV4) != 2 {
+		t.Errorf("the bans did not survive:\n%s", h.live("v4"))
+	}
+}
+
+// TestScriptSharedPiReverts: the dead-man puts back piwall's part as it
+// was and leaves others' as they are at that moment: a ban added after
+// the apply survives the revert.
+func TestScriptSharedPiReverts(t *testing.T) {
+	h := sharedHost(t)
+	c, _ := prepared(t, h, "n1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	h.ban()
+	if r := h.fireTimer(c); r.code != 0 {
+		t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+	}
+	want := strings.Replace(sharedV4, "-A f2b-sshd -j RETURN", banV4+"\n-A f2b-sshd -j RETURN", 1)
+	if got := h.live("v4"); got != want {
+		t.Errorf("live v4 after the revert:\n%s\nwant:\n%s", got, want)
+	}
+	if st := h.status(c); st.Status != StatusReverted || !st.LiveIsSaved {
+		t.Errorf("status = %+v, want reverted with piwall's part as saved", st)
+	}
+}

@@ -10,75 +10,78 @@ import (
 // Packet is a packet as a filter table's chain sees it.
 type Packet struct {
 	Chain    string // INPUT, OUTPUT or FORWARD
-	In, Out  string // interfaces: "lo" for loopback, "" for any other
+	In, Out  string // interfaces; "" when not known, which an interface match may or may not match
 	Src, Dst netip.Addr
 	Proto    string // tcp, udp, icmp or ipv6-icmp
 	DPort    uint16
 	ICMPType int    // for icmp and ipv6-icmp
 	State    string // conntrack state: NEW, ESTABLISHED or RELATED
+	// TCPFlags are the flags of a tcp packet ("SYN" opens a connection);
+	// nil when not known.
+	TCPFlags []string
 }
 
 // Verdict is what a filter table does with a packet.
 type Verdict struct {
 	// Accept is true only when every way through the table accepts: a rule
-	// with a match the evaluator does not know may or may not match, and
-	// both possibilities are followed.
+	// with a match that cannot be decided may or may not match, and the
+	// worse is assumed (a DROP, a REJECT or a jump that might match is
+	// taken; an ACCEPT that might match is not).
 	Accept bool
-	// By is the line that decided, or "policy DROP" (the first way found
-	// that does not accept, when Accept is false).
+	// By is the line that decided, or "policy DROP".
 	By string
 }
 
 // Evaluate runs p through the filter table of rs, the way the kernel would
-// for the matches piwall writes and the usual foreign ones (addresses,
-// interfaces, protocols, ports, icmp types, conntrack states, comments,
-// limits, jumps to user chains, RETURN, LOG).
+// for what can be decided of a packet: addresses, interfaces, protocols,
+// ports, icmp types, conntrack states, address types, marks (none on a
+// packet just arrived), tcp flags; comments, limits, LOG and the like do
+// not end its way. Each chain is followed once: the cost is linear in the
+// rules.
 func Evaluate(rs *Ruleset, p Packet) Verdict {
 	t := LiveFilter(rs).Table("filter")
 	c := t.Chain(p.Chain)
 	if c == nil {
 		return Verdict{Accept: false, By: "no chain " + p.Chain}
 	}
-	e := evaluator{table: t, packet: p}
-	outs := e.run(c, 0, 0)
-	v := Verdict{Accept: true}
-	for _, o := range outs {
-		if o.kind == outReturn {
-			o = outcome{kind: policyOutcome(c.Policy), by: "policy " + c.Policy}
-		}
-		if o.kind != outAccept {
-			return Verdict{Accept: false, By: o.by}
-		}
-		if v.By == "" {
-			v.By = o.by
+	e := &evaluator{table: t, packet: p, done: map[string]ends{}}
+	r := e.chain(c)
+	if r.returns {
+		if c.Policy != "ACCEPT" {
+			r.dropBy = cmpOr(r.dropBy, "policy "+c.Policy)
 		}
 	}
-	return v
-}
-
-type outcomeKind int
-
-const (
-	outAccept outcomeKind = iota
-	outDrop
-	outReturn
-)
-
-type outcome struct {
-	kind outcomeKind
-	by   string
-}
-
-func policyOutcome(policy string) outcomeKind {
-	if policy == "ACCEPT" {
-		return outAccept
+	if r.dropBy != "" {
+		return Verdict{Accept: false, By: r.dropBy}
 	}
-	return outDrop
+	return Verdict{Accept: true, By: cmpOr(r.acceptBy, "policy ACCEPT")}
+}
+
+// ends are the ways a chain can end for the packet: dropped (by the first
+// line found that drops), accepted, or returned to its caller.
+type ends struct {
+	dropBy, acceptBy string
+	returns          bool
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// add merges the ways of a chain called from here, but for returning.
+func (e *ends) add(o ends) {
+	e.dropBy = cmpOr(e.dropBy, o.dropBy)
+	e.acceptBy = cmpOr(e.acceptBy, o.acceptBy)
 }
 
 type evaluator struct {
 	table  *Table
 	packet Packet
+	done   map[string]ends // chains already followed
+	busy   map[string]bool
 }
 
 type match int
@@ -89,61 +92,71 @@ const (
 	matchMaybe
 )
 
-// run follows chain c from rule i and returns every way it can end.
-func (e evaluator) run(c *Chain, i, depth int) []outcome {
-	if depth > 32 {
-		return []outcome{{outDrop, "chains nested too deep"}}
+// chain follows a chain from its first rule, once: its ways are the same
+// whoever jumps to it.
+func (e *evaluator) chain(c *Chain) ends {
+	if r, ok := e.done[c.Name]; ok {
+		return r
 	}
-	for ; i < len(c.Rules); i++ {
-		r := c.Rules[i]
-		m := e.matches(r)
+	if e.busy == nil {
+		e.busy = map[string]bool{}
+	}
+	if e.busy[c.Name] {
+		return ends{dropBy: "a loop through chain " + c.Name}
+	}
+	e.busy[c.Name] = true
+	r := e.rules(c)
+	delete(e.busy, c.Name)
+	e.done[c.Name] = r
+	return r
+}
+
+// rules follows the rules of c in order. A rule that matches ends the way
+// unless its target lets the packet go on; one that might match adds its
+// ways and the packet goes on too.
+func (e *evaluator) rules(c *Chain) ends {
+	var r ends
+	for _, rule := range c.Rules {
+		m := e.matches(rule)
 		if m == matchNo {
 			continue
 		}
-		outs := e.apply(c, i, r, depth)
-		if m == matchMaybe {
-			outs = append(outs, e.run(c, i+1, depth)...)
+		line := rule.Line(c.Name)
+		var o ends
+		goOn := false
+		switch target := rule.Target(); target {
+		case "ACCEPT":
+			o.acceptBy = line
+		case "DROP", "REJECT":
+			o.dropBy = line
+		case "RETURN":
+			o.returns = true
+		case "", "LOG", "NFLOG", "MARK", "CONNMARK", "CT", "NOTRACK", "TRACE", "AUDIT":
+			goOn = true // these do not end the packet's way
+		default:
+			sub := e.table.Chain(target)
+			if sub == nil {
+				o.dropBy = line // a target unknown here may end the packet
+				break
+			}
+			o = e.chain(sub)
+			if _, isGoto := rule.Option("-g"); !isGoto && o.returns {
+				o.returns = false
+				goOn = true // back from the jump, on to the next rule
+			}
 		}
-		return outs
-	}
-	return []outcome{{outReturn, ""}}
-}
-
-// apply takes rule i's target and follows on to where the packet ends.
-func (e evaluator) apply(c *Chain, i int, r *Rule, depth int) []outcome {
-	line := r.Line(c.Name)
-	target := r.Target()
-	switch target {
-	case "ACCEPT":
-		return []outcome{{outAccept, line}}
-	case "DROP", "REJECT":
-		return []outcome{{outDrop, line}}
-	case "RETURN":
-		return []outcome{{outReturn, line}}
-	case "", "LOG", "NFLOG", "MARK", "CONNMARK", "CT", "NOTRACK", "TRACE", "AUDIT":
-		return e.run(c, i+1, depth) // these do not end the packet's way
-	}
-	sub := e.table.Chain(target)
-	if sub == nil {
-		return []outcome{{outDrop, line}} // a target unknown here may end the packet
-	}
-	var outs []outcome
-	for _, o := range e.run(sub, 0, depth+1) {
-		if o.kind != outReturn {
-			outs = append(outs, o)
-			continue
+		r.add(o)
+		r.returns = r.returns || o.returns
+		if m == matchYes && !goOn {
+			return r
 		}
-		if _, gotoChain := r.Option("-g"); gotoChain {
-			outs = append(outs, o) // a goto returns to the caller's caller
-			continue
-		}
-		outs = append(outs, e.run(c, i+1, depth)...)
 	}
-	return outs
+	r.returns = true
+	return r
 }
 
 // matches says whether the packet matches every match of r.
-func (e evaluator) matches(r *Rule) match {
+func (e *evaluator) matches(r *Rule) match {
 	p := e.packet
 	args := r.Args()
 	result := matchYes
@@ -184,6 +197,22 @@ func (e evaluator) matches(r *Rule) match {
 			m = icmpMatch(val, p.ICMPType)
 		case "--ctstate", "--state":
 			m = boolMatch(contains(strings.Split(val, ","), p.State))
+		case "--src-type":
+			m = addrTypeMatch(val, p.Chain == "OUTPUT")
+		case "--dst-type":
+			m = addrTypeMatch(val, p.Chain == "INPUT")
+		case "--mark":
+			// A packet just arrived or just made carries no mark.
+			m = markMatch(val)
+		case "--syn":
+			m = flagsMatch("FIN,SYN,RST,ACK", "SYN", p.TCPFlags)
+			i-- // no value
+		case "--tcp-flags":
+			if i+2 >= len(args) {
+				return matchMaybe
+			}
+			m = flagsMatch(val, args[i+2], p.TCPFlags)
+			i++
 		default:
 			return matchMaybe // a match this evaluator does not know
 		}
@@ -232,6 +261,9 @@ func prefixMatch(s string, a netip.Addr) match {
 }
 
 func ifaceMatch(name, iface string) match {
+	if iface == "" {
+		return matchMaybe
+	}
 	if strings.HasSuffix(name, "+") {
 		return boolMatch(strings.HasPrefix(iface, strings.TrimSuffix(name, "+")))
 	}
@@ -275,6 +307,59 @@ func icmpMatch(spec string, typ int) match {
 	return boolMatch(n == typ)
 }
 
+// addrTypeMatch is -m addrtype for an address of the packet: the host's
+// own (local) or the operator's, both unicast.
+func addrTypeMatch(types string, local bool) match {
+	for _, t := range strings.Split(types, ",") {
+		switch t {
+		case "UNICAST":
+			return matchYes
+		case "LOCAL":
+			if local {
+				return matchYes
+			}
+		case "BROADCAST", "MULTICAST", "ANYCAST", "BLACKHOLE", "UNREACHABLE", "PROHIBIT":
+		default:
+			return matchMaybe
+		}
+	}
+	return matchNo
+}
+
+// markMatch is -m mark --mark VALUE[/MASK] for a packet without a mark.
+func markMatch(spec string) match {
+	v, _, _ := strings.Cut(spec, "/")
+	n, err := strconv.ParseUint(v, 0, 32)
+	if err != nil {
+		return matchMaybe
+	}
+	return boolMatch(n == 0)
+}
+
+// flagsMatch is --tcp-flags MASK COMP: of the flags in MASK, exactly those
+// in COMP are set.
+func flagsMatch(mask, comp string, flags []string) match {
+	if flags == nil {
+		return matchMaybe
+	}
+	expand := func(s string) []string {
+		if s == "ALL" {
+			return []string{"FIN", "SYN", "RST", "PSH", "ACK", "URG"}
+		}
+		if s == "NONE" {
+			return nil
+		}
+		return strings.Split(s, ",")
+	}
+	want := expand(comp)
+	for _, f := range expand(mask) {
+		if contains(flags, f) != contains(want, f) {
+			return matchNo
+		}
+	}
+	return matchYes
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -288,17 +373,20 @@ func contains(list []string, s string) bool {
 // connection from operator to host on port, and the host's replies to it;
 // otherwise an error saying which rule or policy would stop it. This is the
 // static lockout check piwall makes before it applies anything.
-func CheckSSH(rs4, rs6 *Ruleset, operator, host netip.Addr, port uint16) error {
+//
+// iface is the host's interface the connection arrives on and its replies
+// leave by ("" when not known: every interface match may then match).
+func CheckSSH(rs4, rs6 *Ruleset, operator, host netip.Addr, port uint16, iface string) error {
 	operator, host = operator.Unmap(), host.Unmap()
 	rs := rs4
 	if !operator.Is4() {
 		rs = rs6
 	}
-	in := Packet{Chain: "INPUT", Src: operator, Dst: host, Proto: "tcp", DPort: port, State: "NEW"}
+	in := Packet{Chain: "INPUT", In: iface, Src: operator, Dst: host, Proto: "tcp", DPort: port, State: "NEW", TCPFlags: []string{"SYN"}}
 	if v := Evaluate(rs, in); !v.Accept {
 		return fmt.Errorf("a new SSH connection from %s to tcp/%d would be dropped (by %s)", operator, port, v.By)
 	}
-	out := Packet{Chain: "OUTPUT", Src: host, Dst: operator, Proto: "tcp", State: "ESTABLISHED"}
+	out := Packet{Chain: "OUTPUT", Out: iface, Src: host, Dst: operator, Proto: "tcp", State: "ESTABLISHED"}
 	if v := Evaluate(rs, out); !v.Accept {
 		return fmt.Errorf("the replies of SSH on tcp/%d to %s would be dropped (by %s)", port, operator, v.By)
 	}

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -85,17 +86,17 @@ func TestEvaluateCompiledRuleset(t *testing.T) {
 func TestCheckSSH(t *testing.T) {
 	a := netip.MustParseAddr
 	d := lockoutDesired(t, lockoutPlan)
-	if err := CheckSSH(d.V4, d.V6, a("198.18.0.1"), a("198.18.2.1"), 22); err != nil {
+	if err := CheckSSH(d.V4, d.V6, a("198.18.0.1"), a("198.18.2.1"), 22, "eth0"); err != nil {
 		t.Errorf("admin over IPv4: %v", err)
 	}
-	if err := CheckSSH(d.V4, d.V6, a("fd70:6977:616c::1"), a("fd70:6977:616c::2:1"), 22); err != nil {
+	if err := CheckSSH(d.V4, d.V6, a("fd70:6977:616c::1"), a("fd70:6977:616c::2:1"), 22, "eth0"); err != nil {
 		t.Errorf("admin over IPv6: %v", err)
 	}
-	err := CheckSSH(d.V4, d.V6, a("198.18.0.66"), a("198.18.2.1"), 22)
+	err := CheckSSH(d.V4, d.V6, a("198.18.0.66"), a("198.18.2.1"), 22, "eth0")
 	if err == nil || !strings.Contains(err.Error(), "policy DROP") {
 		t.Errorf("intruder: got %v, want dropped by policy DROP", err)
 	}
-	err = CheckSSH(d.V4, d.V6, a("198.18.0.1"), a("198.18.2.1"), 2222)
+	err = CheckSSH(d.V4, d.V6, a("198.18.0.1"), a("198.18.2.1"), 2222, "eth0")
 	if err == nil {
 		t.Errorf("admin to a port the plan does not open: got nil, want an error")
 	}
@@ -166,5 +167,90 @@ COMMIT
 				t.Errorf("Evaluate: got accept=%v by %q; want accept=%v by %q", v.Accept, v.By, tt.accept, tt.by)
 			}
 		})
+	}
+}
+
+// TestCheckSSHWithOthersRules: the lockout check evaluates the tables the
+// host will hold, others' rules first, for the operator's next connection
+// as the host sees it: the interface it arrives on, a SYN, no mark. What
+// can be decided is; what cannot is assumed the worse.
+func TestCheckSSHWithOthersRules(t *testing.T) {
+	d := lockoutDesired(t, lockoutPlan)
+	a := netip.MustParseAddr
+	admin, pi := a("198.18.0.1"), a("198.18.2.1")
+	f2b := func(jump string) string {
+		return "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n" +
+			jump + "\n-A f2b-sshd -s 198.18.0.1/32 -j REJECT --reject-with icmp-port-unreachable\n-A f2b-sshd -j RETURN\nCOMMIT\n"
+	}
+	tests := []struct {
+		name, live, iface string
+		refused           bool
+		// The live INPUT rule is nobody else's: it stands first in the
+		// desired rules, as a rule of piwall's own.
+		own bool
+	}{
+		{"the operator banned by fail2ban", f2b("-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd"), "eth0", true, false},
+		{"banned, on the interface of the jump", f2b("-A INPUT -i eth0 -p tcp -m multiport --dports 22 -j f2b-sshd"), "eth0", true, false},
+		{"banned, interface unknown", f2b("-A INPUT -i eth0 -p tcp -m multiport --dports 22 -j f2b-sshd"), "", true, false},
+		{"banned on another interface", f2b("-A INPUT -i eth0 -p tcp -m multiport --dports 22 -j f2b-sshd"), "wlan0", false, false},
+		{"banned for another port", f2b("-A INPUT -p tcp -m multiport --dports 2222 -j f2b-sshd"), "eth0", false, false},
+		{"ufw-not-local returns for the host's own address", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:ufw-not-local - [0:0]\n" +
+			"-A INPUT -j ufw-not-local\n-A ufw-not-local -m addrtype --dst-type LOCAL -j RETURN\n-A ufw-not-local -m addrtype --dst-type MULTICAST -j RETURN\n-A ufw-not-local -j DROP\nCOMMIT\n", "eth0", false, false},
+		{"kube-proxy drops marked packets only", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n" +
+			"-A INPUT -j KUBE-FIREWALL\n-A KUBE-FIREWALL -m comment --comment \"kubernetes firewall for dropping marked packets\" -m mark --mark 0x8000/0x8000 -j DROP\nCOMMIT\n", "eth0", false, false},
+		{"new connections without SYN dropped", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+			"-A INPUT -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j DROP\nCOMMIT\n", "eth0", false, true},
+		{"SYN floods dropped", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+			"-A INPUT -p tcp -m tcp --syn -m conntrack --ctstate NEW -j DROP\nCOMMIT\n", "eth0", true, true},
+		{"a recent limit cannot be known", "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
+			"-A INPUT -p tcp -m tcp --dport 22 -m recent --update --seconds 60 --hitcount 4 --name SSH --mask 255.255.255.255 --rsource -j DROP\nCOMMIT\n", "eth0", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			live, err := Parse(tt.live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := NewForeign([]string{"f2b-*", "ufw-*", "KUBE-*"}, nil, live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			own := d.V4
+			if tt.own {
+				own, err = Parse(strings.Replace(d.V4.Text(), ":OUTPUT DROP [0:0]\n", ":OUTPUT DROP [0:0]\n"+live.Table("filter").Chain("INPUT").Rules[0].Line("INPUT")+"\n", 1))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = CheckSSH(f.Merge(own, live), d.V6, admin, pi, 22, tt.iface)
+			if (err != nil) != tt.refused {
+				t.Errorf("CheckSSH: %v; want refused %v", err, tt.refused)
+			}
+		})
+	}
+}
+
+// TestEvaluateFollowsEachChainOnce: jumps to chains whose matches cannot
+// be decided, sixty deep. Were both outcomes of each followed to the end,
+// the check would not end.
+func TestEvaluateFollowsEachChainOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n")
+	const n = 60
+	for i := range n {
+		fmt.Fprintf(&b, ":c%02d - [0:0]\n", i)
+	}
+	b.WriteString("-A INPUT -j c00\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n")
+	for i := range n - 1 {
+		fmt.Fprintf(&b, "-A c%02d -m recent --rcheck --name x%d -j c%02d\n-A c%02d -m set --match-set s%d src -j c%02d\n", i, i, i+1, i, i, i+1)
+	}
+	fmt.Fprintf(&b, "-A c%02d -m recent --rcheck --name last -j RETURN\n", n-1)
+	rs, err := Parse(b.String() + "COMMIT\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Packet{Chain: "INPUT", In: "eth0", Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.18.2.1"), Proto: "tcp", DPort: 22, State: "NEW", TCPFlags: []string{"SYN"}}
+	if v := Evaluate(rs, p); !v.Accept {
+		t.Errorf("Evaluate: %+v, want accepted (every way returns, then tcp/22 is accepted)", v)
 	}
 }

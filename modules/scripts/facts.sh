@@ -13,6 +13,10 @@ show() { [ -f "$1" ] || return 0; while IFS= read -r l || [ -n "$l" ]; do printf
 # facts: what every run reads.
 facts() {
   sec ssh; printf '%s\n' "$ssh_connection"
+  # The interface the operator's packets arrive on, for the lockout check.
+  sec route
+  set -- $ssh_connection
+  if [ -n "${1:-}" ]; then ip -o route get "$1" 2>/dev/null || true; fi
   sec tools
   for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent systemd-run apt-get getent; do
     command -v "$t" >/dev/null 2>&1 && echo "$t"

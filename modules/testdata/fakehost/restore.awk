@@ -23,6 +23,7 @@ END {
 		exit 1
 	for (i = 1; i <= ntables; i++) {
 		tb = tables[i]
+		sortchains(tb)
 		print "*" tb
 		for (j = 1; j <= nchains[tb]; j++)
 			print ":" chains[tb, j] " " policy[tb, chains[tb, j]] " [0:0]"
@@ -33,6 +34,23 @@ END {
 		}
 		print "COMMIT"
 	}
+}
+
+# sortchains orders a table's chains as iptables-save lists them: the
+# built-in chains first, as they came, then the user chains by name.
+function sortchains(tb,    i, j, c) {
+	for (i = 2; i <= nchains[tb]; i++) {
+		c = chains[tb, i]
+		for (j = i - 1; j >= 1 && later(chains[tb, j], c, tb); j--)
+			chains[tb, j + 1] = chains[tb, j]
+		chains[tb, j + 1] = c
+	}
+}
+
+function later(a, b, tb) {
+	if (policy[tb, a] != "-")
+		return 0
+	return policy[tb, b] != "-" || a > b
 }
 
 function fail(lineno, why) {
