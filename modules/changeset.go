@@ -91,6 +91,9 @@ func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 // a host's live ones, and checks the tables the host will then hold (its
 // others' rules first) admit the operator.
 func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Facts) (*ChangeSet, error) {
+	if err := bothBackends(f); err != nil {
+		return nil, err
+	}
 	c := &ChangeSet{
 		Host: host, Desired: d, Foreign: foreign, Facts: f,
 		Install:     f.NeedsIptables(),
@@ -118,6 +121,38 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 			l.Operator, l.Since.Format(lockTime), l.Run, l.Expires.Format(lockTime)))
 	}
 	return c, nil
+}
+
+// bothBackends refuses a host whose other iptables backend has filter
+// rules too: the kernel runs packets through both, so piwall's rules would
+// not be the whole story, whatever the lockout check says.
+func bothBackends(f *Facts) error {
+	for tool, rs := range f.Other {
+		t := rs.Table("filter")
+		if t == nil {
+			continue
+		}
+		rules := 0
+		closed := false
+		for _, c := range t.Chains {
+			rules += len(c.Rules)
+			closed = closed || (c.Policy != "-" && c.Policy != "ACCEPT")
+		}
+		if rules == 0 && !closed {
+			continue
+		}
+		other := "legacy"
+		if f.Backend == "legacy" {
+			other = "nf_tables"
+		}
+		n := fmt.Sprintf("%d rules", rules)
+		if rules == 1 {
+			n = "1 rule"
+		}
+		return WithHint(fmt.Errorf("the host has filter rules in both iptables backends, %s (piwall's, iptables) and %s (%s): the kernel runs packets through both", f.Backend, other, n),
+			fmt.Sprintf("see them with: sudo %s -t filter; remove them, or have the tool that loads them use %s; --force does not override this", tool, f.Backend))
+	}
+	return nil
 }
 
 // lockTime is how a lock's times are written in warnings.

@@ -322,3 +322,28 @@ func changesText(cs *ChangeSet) string {
 	}
 	return b.String()
 }
+
+// TestBothBackends: a host with filter rules in iptables-legacy while
+// iptables uses nf_tables is refused, whatever --force says: its plan
+// fails, naming both and how to see the other's rules.
+func TestBothBackends(t *testing.T) {
+	f := recordedFacts(t, "provisioned")
+	if f.Backend != "nf_tables" {
+		t.Fatalf("Backend = %q, want nf_tables as recorded", f.Backend)
+	}
+	if _, err := NewChangeSet(siteHost(t, "pi-01"), f); err != nil {
+		t.Fatalf("an empty legacy filter table refused the host: %v", err)
+	}
+	legacy, err := firewall.Parse("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -s 10.9.9.9/32 -j DROP\nCOMMIT\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Other = map[string]*firewall.Ruleset{"iptables-legacy-save": legacy}
+	_, err = NewChangeSet(siteHost(t, "pi-01"), f)
+	if err == nil || !strings.Contains(err.Error(), "both iptables backends, nf_tables (piwall's, iptables) and legacy (1 rule)") {
+		t.Fatalf("NewChangeSet: %v, want both backends named", err)
+	}
+	if h := strings.Join(Hints(err), " "); !strings.Contains(h, "sudo iptables-legacy-save -t filter") || !strings.Contains(h, "--force does not override") {
+		t.Errorf("hints %q", Hints(err))
+	}
+}

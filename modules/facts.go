@@ -3,6 +3,7 @@ package modules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -21,7 +22,12 @@ type Facts struct {
 	Self     netip.Addr // the host's address the operator reached
 	SSHPort  int        // the port sshd answered on
 	Iface    string     // the host's interface toward the operator ("" if unknown)
-	Tools    map[string]bool
+	// Backend is what iptables uses: "nf_tables" or "legacy" ("" if not
+	// installed). Other holds the filter tables of the other backend, by
+	// the tool that printed them (iptables-legacy-save, ...).
+	Backend string
+	Other   map[string]*firewall.Ruleset
+	Tools   map[string]bool
 	// Live holds the rulesets of each family, parsed; LiveText what
 	// iptables-save printed, as NormalizeSave makes it.
 	Live       map[firewall.Family]*firewall.Ruleset
@@ -165,6 +171,15 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			}
 		case "v4", "v6", "v4-error", "v6-error":
 			live[s.name] = s.lines
+		case "backend":
+			switch v := strings.TrimSpace(body); {
+			case strings.Contains(v, "(nf_tables)"):
+				f.Backend = "nf_tables"
+			case strings.Contains(v, "(legacy)"):
+				f.Backend = "legacy"
+			}
+		case "other":
+			err = f.parseOther(s.lines)
 		case "route":
 			f.Iface = routeDev(s.lines)
 		case "resolv":
@@ -241,6 +256,24 @@ func splitSections(out, marker string) ([]factSection, error) {
 		sections[i].lines = l
 	}
 	return sections, nil
+}
+
+// parseOther reads the other backend's filter table: the tool, then what
+// it printed.
+func (f *Facts) parseOther(lines []string) error {
+	if len(lines) == 0 {
+		return errors.New("no tool named")
+	}
+	tool := strings.TrimSpace(lines[0])
+	rs, err := firewall.Parse(NormalizeSave(strings.Join(lines[1:], "\n")))
+	if err != nil {
+		return fmt.Errorf("%s: %w", tool, err)
+	}
+	if f.Other == nil {
+		f.Other = map[string]*firewall.Ruleset{}
+	}
+	f.Other[tool] = rs
+	return nil
 }
 
 // routeDev is the interface of `ip -o route get ADDR`'s answer: "ADDR dev

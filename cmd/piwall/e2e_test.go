@@ -275,7 +275,7 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 
 	t.Run("a second plan and apply change nothing", func(t *testing.T) {
 		stdout, stderr := piwall(t, 0, "plan", site, "--detailed-exitcode", "--stats")
-		if !strings.Contains(stdout, "pi-01 (198.18.2.1:22): no changes.") {
+		if !strings.Contains(stdout, "pi-01 (198.18.2.1:22, nf_tables): no changes.") {
 			t.Errorf("plan: %s", stdout)
 		}
 		if !strings.Contains(stderr, "stats: pi-01: 1 connections, 1 commands, 0 uploads") {

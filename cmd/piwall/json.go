@@ -28,6 +28,7 @@ type jsonHost struct {
 	Status   runner.PlanStatus     `json:"status"` // changes, unchanged, failed
 	Error    string                `json:"error,omitempty"`
 	Hints    []string              `json:"hints,omitempty"`
+	Backend  string                `json:"backend,omitempty"` // nf_tables or legacy
 	Install  bool                  `json:"install,omitempty"`
 	Names    []firewall.Resolution `json:"names,omitempty"`
 	Changes  []firewall.Change     `json:"changes,omitempty"`
@@ -74,6 +75,7 @@ func jsonChanges(c *runner.Changes, outs []runner.Outcome) jsonDoc {
 		}
 		if cs := h.ChangeSet; cs != nil {
 			j.Install, j.Names, j.Changes, j.Warnings = cs.Install, cs.Desired.Names, cs.Changes, cs.Warnings
+			j.Backend = cs.Facts.Backend
 			if cs.Lockout != nil {
 				j.Lockout = cs.Lockout.Error()
 				j.Hints = append(j.Hints, modules.Hints(cs.Lockout)...)

@@ -27,7 +27,7 @@ func printPlan(w io.Writer, c *runner.Changes, raw bool) {
 				fmt.Fprintf(w, "  hint: %s\n", hint)
 			}
 		case runner.PlanUnchanged:
-			fmt.Fprintf(w, "%s (%s): no changes.\n", h.Target.Label, h.Target.Addr())
+			fmt.Fprintf(w, "%s: no changes.\n", hostHeader(h))
 			printWarnings(w, h.ChangeSet)
 		default:
 			printChangeSet(w, h, raw)
@@ -35,10 +35,19 @@ func printPlan(w io.Writer, c *runner.Changes, raw bool) {
 	}
 }
 
+// hostHeader names a planned host: its label, its address and the
+// iptables backend it uses.
+func hostHeader(h runner.HostChanges) string {
+	if b := h.ChangeSet.Facts.Backend; b != "" {
+		return fmt.Sprintf("%s (%s, %s)", h.Target.Label, h.Target.Addr(), b)
+	}
+	return fmt.Sprintf("%s (%s)", h.Target.Label, h.Target.Addr())
+}
+
 func printChangeSet(w io.Writer, h runner.HostChanges, raw bool) {
 	cs := h.ChangeSet
 	add, remove, update := cs.Counts()
-	fmt.Fprintf(w, "%s (%s): %d to add, %d to remove, %d to change\n", h.Target.Label, h.Target.Addr(), add, remove, update)
+	fmt.Fprintf(w, "%s: %d to add, %d to remove, %d to change\n", hostHeader(h), add, remove, update)
 	if cs.Install {
 		fmt.Fprintf(w, "  iptables: not installed; apply installs iptables and netfilter-persistent with apt\n")
 	}

@@ -31,6 +31,20 @@ facts() {
       $save 2>/dev/null || { sec "v$fam-error"; $save 2>&1 >/dev/null; }
     fi
   done
+  # The backend iptables uses, and the other backend's filter table: a
+  # host with rules in both filters packets with both.
+  sec backend
+  v=$(iptables --version 2>/dev/null) || v=
+  printf '%s\n' "$v"
+  case "$v" in
+    *nf_tables*) other=iptables-legacy-save ;;
+    *legacy*) other=iptables-nft-save ;;
+    *) other= ;;
+  esac
+  for o in $other ${other:+ip6${other#ip}}; do
+    command -v "$o" >/dev/null 2>&1 || continue
+    sec other; echo "$o"; "$o" -t filter 2>/dev/null || true
+  done
   sec resolv; show "$resolv_conf"
   sec generation; show "$current"
   sec lock; show "$lockfile"
