@@ -197,6 +197,13 @@ func decodeConnection(content *hcl.BodyContent, ctx *hcl.EvalContext, c *Connect
 	if a, ok := attrs["revert_after"]; ok {
 		c.RevertAfter, d = durationValue(a, ctx)
 		diags = append(diags, d...)
+		if v := c.RevertAfter; v != nil && v.V < MinRevertAfter {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "revert_after too short",
+				Detail: fmt.Sprintf("revert_after = %q leaves less than %s to confirm the new rules over a new SSH connection, which takes that long on a slow link or a busy Pi: "+
+					"the dead-man would undo rules that work. Write %q or more (the default is %s).", v.V.String(), MinRevertAfter, MinRevertAfter.String(), DefaultRevertAfter),
+				Subject: v.Range.Ptr()})
+			c.RevertAfter = nil
+		}
 	}
 	return diags
 }

@@ -36,7 +36,7 @@ func (p *Plan) lint() hcl.Diagnostics {
 				w[0] = &fleetWarning{first: h, port: port}
 				noSSH = append(noSSH, w[0])
 			}
-			if !admits(pol.Outbound, Port{Proto: "udp", From: 123, To: 123}) {
+			if !admitsNTP(pol.Outbound) {
 				w[1] = &fleetWarning{first: h, port: port}
 				noNTP = append(noNTP, w[1])
 			}
@@ -118,6 +118,41 @@ func admits(entries []*Entry, port Port) bool {
 			if p.Contains(port) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// admitsNTP reports whether outbound entries let a host reach a time
+// server: an entry that names udp/123, or one without ports to a peer
+// named as NTP servers are (pool.ntp.org, time.cloudflare.com). An entry
+// without ports to other peers (a dashboard) says nothing of time.
+func admitsNTP(entries []*Entry) bool {
+	ntp := Port{Proto: "udp", From: 123, To: 123}
+	for _, e := range entries {
+		if len(e.Ports) == 0 {
+			for _, p := range e.Peers {
+				if ntpName(p.Name) {
+					return true
+				}
+			}
+			continue
+		}
+		for _, p := range e.Ports {
+			if p.Contains(ntp) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ntpName reports whether a DNS name is one a time server goes by: a label
+// that is "ntp" or "time", or starts with one (ntp1, timeserver).
+func ntpName(name string) bool {
+	for _, l := range strings.Split(strings.ToLower(name), ".") {
+		if strings.HasPrefix(l, "ntp") || strings.HasPrefix(l, "time") {
+			return true
 		}
 	}
 	return false

@@ -206,4 +206,7 @@ type Rollout struct {
 var (
 	DefaultRollout     = Rollout{Parallel: 10, Canary: 1, Batch: 5, MaxFailures: 0}
 	DefaultRevertAfter = 60 * time.Second
+	// MinRevertAfter is the shortest revert_after: time for a confirmation
+	// over a new connection on a slow link.
+	MinRevertAfter = 10 * time.Second
 )
