@@ -2,7 +2,7 @@
 // (network namespaces with their own Debian root, sshd and iptables) on this
 // machine, for piwall's demo and end-to-end tests. It needs root.
 //
-//	piwall-lab up [--pis N] [--systemd] [--dir DIR] [--cache DIR]
+//	piwall-lab up [--pis N] [--systemd [--profile PI=PROFILE]...] [--dir DIR] [--cache DIR]
 //	piwall-lab status [--dir DIR]
 //	piwall-lab reboot [--dir DIR] PI
 //	piwall-lab down [--dir DIR]
@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 
 const usage = `usage:
   piwall-lab up [--pis N] [--systemd] [--dir DIR]     start a lab of N Pis (default 3), clearing any left behind
+      [--profile PI=PROFILE]...                       give a systemd Pi a profile: fail2ban, hotspot or legacy
   piwall-lab status [--dir DIR]                       the fleet: each Pi, its addresses, whether its sshd answers
   piwall-lab reboot [--dir DIR] PI                    power-cycle a Pi: new network stack, same root file system
   piwall-lab down [--dir DIR]                         stop the lab and remove everything it made
@@ -59,11 +61,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pis := fs.Int("pis", 3, fmt.Sprintf("how many Pis (1 to %d)", lab.MaxPis))
 		cacheDir := fs.String("cache", lab.DefaultCacheDir, "where the base root file system and apt repository are kept")
 		systemd := fs.Bool("systemd", false, "boot each Pi with systemd as PID 1, as Raspberry Pi OS does")
+		profiles := map[string]lab.Profile{}
+		fs.Func("profile", "PI=PROFILE: a Pi with another owner's rules (fail2ban, hotspot, legacy); repeatable", func(v string) error {
+			pi, prof, ok := strings.Cut(v, "=")
+			if !ok {
+				return fmt.Errorf("%q is not PI=PROFILE", v)
+			}
+			profiles[pi] = lab.Profile(prof)
+			return nil
+		})
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		start := time.Now()
-		l, err := lab.Up(ctx, lab.Config{Pis: *pis, Dir: *dir, CacheDir: *cacheDir, Log: stderr, Systemd: *systemd})
+		l, err := lab.Up(ctx, lab.Config{Pis: *pis, Dir: *dir, CacheDir: *cacheDir, Log: stderr, Systemd: *systemd, Profiles: profiles})
 		if err != nil {
 			return err
 		}
@@ -114,9 +125,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // status prints the fleet and how to reach it.
 func status(l *lab.Lab, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PI\tIPV4\tIPV6\tSSH")
+	fmt.Fprintln(tw, "PI\tIPV4\tIPV6\tPROFILE\tSSH")
 	for _, p := range l.Pis {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Addrs.V4, p.Addrs.V6, sshState(p))
+		prof := string(p.Profile)
+		if prof == "" {
+			prof = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Addrs.V4, p.Addrs.V6, prof, sshState(p))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -18,7 +18,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -423,9 +425,9 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 	p1, p2 := l.Pis[0], l.Pis[1]
 
 	t.Run("plan through a jump host", func(t *testing.T) {
-		site := labPlan(t, l, adminSSH, "", "8s")
+		site := labPlan(t, l, adminSSH, "", "10s")
 		src, _ := os.ReadFile(site)
-		jumped := strings.Replace(string(src), `revert_after  = "8s"`, `revert_after  = "8s"
+		jumped := strings.Replace(string(src), `revert_after  = "10s"`, `revert_after  = "10s"
   jump          = "pi@198.18.2.2"`, 1)
 		os.WriteFile(site, []byte(jumped), 0o644)
 		stdout, _ := piwall(t, 2, "plan", site, "--limit", "pi-01", "--detailed-exitcode")
@@ -436,7 +438,7 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 	})
 
 	t.Run("a plan without SSH from the admin is refused", func(t *testing.T) {
-		site := labPlan(t, l, noSSH, "", "8s")
+		site := labPlan(t, l, noSSH, "", "10s")
 		stdout, stderr := piwall(t, 1, "apply", site, "--yes", "--limit", "pi-01")
 		if !strings.Contains(stdout, "a new SSH connection from 198.18.0.1 to tcp/22 would be dropped") {
 			t.Errorf("apply without --force:\n%s\n%s", stdout, stderr)
@@ -447,7 +449,7 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 	})
 
 	t.Run("with --force the Pi reverts and stays fully open", func(t *testing.T) {
-		site := labPlan(t, l, noSSH, "", "8s")
+		site := labPlan(t, l, noSSH, "", "10s")
 		start := time.Now()
 		stdout, _ := piwall(t, 1, "apply", site, "--yes", "--force", "--limit", "pi-01")
 		took := time.Since(start)
@@ -470,7 +472,7 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 	t.Run("sudo that wants a password is named", func(t *testing.T) {
 		// pi-01 keeps sudo with a password for the rest of this test.
 		onPi(t, l, p1, "sudo -n mv /etc/sudoers.d/010_pi-nopasswd /root/")
-		stdout, _ := piwall(t, 1, "plan", labPlan(t, l, adminSSH, "", "8s"), "--limit", "pi-01")
+		stdout, _ := piwall(t, 1, "plan", labPlan(t, l, adminSSH, "", "10s"), "--limit", "pi-01")
 		if !strings.Contains(stdout, "sudo: a password is required") || !strings.Contains(stdout, "NOPASSWD") {
 			t.Errorf("plan with sudo asking for a password: %s", stdout)
 		}
@@ -512,10 +514,10 @@ func piwallProcess(t *testing.T, point string, args ...string) (string, error) {
 func TestE2EFaults(t *testing.T) {
 	l := e2eLab(t, 1)
 	p := l.Pis[0]
-	const revert = 6 * time.Second
-	old := labPlan(t, l, adminSSH, "", "6s")
-	next := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"tcp/443\"]\n  }", "6s")
-	third := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "6s")
+	const revert = 10 * time.Second
+	old := labPlan(t, l, adminSSH, "", "10s")
+	next := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"tcp/443\"]\n  }", "10s")
+	third := labPlan(t, l, adminSSH, "  outbound {\n    to    = [\"198.18.1.12\"]\n    ports = [\"udp/9\"]\n  }", "10s")
 	piwall(t, 0, "apply", old, "--yes")
 	old4, old6 := live(t, l, p)
 	plan := old
@@ -681,7 +683,7 @@ func TestE2ESystemd(t *testing.T) {
 	})
 
 	t.Run("a lockout reverts through the systemd timer", func(t *testing.T) {
-		site := labPlan(t, l, noSSH, "", "8s")
+		site := labPlan(t, l, noSSH, "", "10s")
 		stdout, _ := piwall(t, 1, "apply", site, "--yes", "--force", "--limit", "pi-02")
 		if got := outcomeRow(stdout, "pi-02"); got[0] != "reverted" {
 			t.Errorf("apply --force: pi-02's outcome: got %q, want reverted:\n%s", got, stdout)
@@ -708,4 +710,193 @@ func outcomeRow(stdout, host string) [4]string {
 		}
 	}
 	return row
+}
+
+// bans lists the addresses fail2ban's sshd jail bans on p.
+func bans(t *testing.T, l *lab.Lab, p lab.Pi) []string {
+	t.Helper()
+	return strings.Fields(onPi(t, l, p, "sudo -n fail2ban-client get sshd banip"))
+}
+
+// waitBan waits until fail2ban on p bans addr, or has unbanned it.
+func waitBan(t *testing.T, l *lab.Lab, p lab.Pi, addr string, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := bans(t, l, p)
+		if slices.Contains(got, addr) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: fail2ban bans %q; want %s banned: %v", p.Name, got, addr, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestE2ESharedPis runs piwall on Pis it shares with another owner, each a
+// lab profile built from Debian's packages: fail2ban guarding sshd
+// (pi-01), a hotspot whose rules.v4 persists a nat MASQUERADE (pi-02), and
+// a Pi with a rule loaded through iptables-legacy (pi-03).
+func TestE2ESharedPis(t *testing.T) {
+	if err := lab.Check(); err != nil {
+		t.Skipf("no lab: %v (%s)", err, strings.Join(modules.Hints(err), "; "))
+	}
+	home := t.TempDir()
+	l := lab.Start(t, lab.Config{Pis: 3, Dir: filepath.Join(t.TempDir(), "lab"), Systemd: true,
+		Profiles: map[string]lab.Profile{"pi-01": lab.Fail2ban, "pi-02": lab.Hotspot, "pi-03": lab.Legacy}})
+	t.Setenv("HOME", home)
+	ctx := context.Background()
+	f2b, hot := l.Pis[0], l.Pis[1]
+	intruder := lab.Intruder.V4.String()
+
+	// Before piwall, fail2ban bans the intruder's failed logins; lifted,
+	// so that it can be banned again under piwall's rules.
+	if err := l.FailLogins(ctx, f2b, 4); err != nil {
+		t.Fatal(err)
+	}
+	waitBan(t, l, f2b, intruder, true)
+	onPi(t, l, f2b, "sudo -n fail2ban-client set sshd unbanip "+intruder)
+
+	// The intruder may reach sshd, so that fail2ban sees its logins.
+	site := labPlan(t, l, `  inbound {
+    from  = ["198.18.0.1", "fd70:6977:616c::1", "198.18.0.66"]
+    ports = ["tcp/22"]
+  }`, `  coexist = ["fail2ban"]`, "20s")
+
+	t.Run("plan shows the backends and refuses rules in both", func(t *testing.T) {
+		stdout, _ := piwall(t, 1, "plan", site)
+		for _, want := range []string{
+			"pi-01 (198.18.2.1:22, nf_tables): ",
+			"pi-02 (198.18.2.2:22, nf_tables): ",
+			"pi-03 (198.18.2.3:22): failed: pi-03: plan: the host has filter rules in both iptables backends, nf_tables (piwall's, iptables) and legacy (1 rule)",
+			"hint: see them with: sudo iptables-legacy-save -t filter",
+		} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("plan: no %q in\n%s", want, stdout)
+			}
+		}
+		before := onPi(t, l, l.Pis[2], "sudo -n iptables-save -t filter | grep -v '^#'")
+		stdout, _ = piwall(t, 1, "apply", site, "--yes", "--force", "--limit", "pi-03")
+		if got := outcomeRow(stdout, "pi-03"); got[0] != "failed" {
+			t.Errorf("apply --force on pi-03: %q, want failed:\n%s", got, stdout)
+		}
+		if after := onPi(t, l, l.Pis[2], "sudo -n iptables-save -t filter | grep -v '^#'"); after != before {
+			t.Errorf("pi-03 changed:\n%s\nwas:\n%s", after, before)
+		}
+	})
+
+	t.Run("apply leaves fail2ban's and the hotspot's rules, and a ban added meanwhile", func(t *testing.T) {
+		// fail2ban bans two addresses while piwall applies: once prepare
+		// has returned (as the rules go live), and as confirm starts.
+		var once [2]sync.Once
+		banErr := make(chan error, 2)
+		ban := func(i int, addr string) {
+			once[i].Do(func() {
+				_, err := l.Run(ctx, f2b, "sudo -n fail2ban-client set sshd banip "+addr)
+				banErr <- err
+			})
+		}
+		faultHook = func(p runner.FaultPoint) {
+			switch p {
+			case runner.FaultPrepared:
+				ban(0, "198.18.7.7")
+			case runner.FaultConfirmStarts:
+				ban(1, "198.18.7.8")
+			}
+		}
+		stdout, _ := piwall(t, 0, "apply", site, "--yes", "--limit", "pi-01,pi-02")
+		faultHook = nil
+		for i := range 2 {
+			select {
+			case err := <-banErr:
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				t.Fatalf("apply ended with %d of the 2 bans made during it", i)
+			}
+		}
+		for _, h := range []string{"pi-01", "pi-02"} {
+			if got := outcomeRow(stdout, h); got[0] != "applied" {
+				t.Errorf("%s: outcome %q, want applied:\n%s", h, got, stdout)
+			}
+		}
+		for _, addr := range []string{"198.18.7.7", "198.18.7.8"} {
+			if !slices.Contains(bans(t, l, f2b), addr) {
+				t.Errorf("fail2ban's ban of %s is gone", addr)
+			}
+		}
+		input := onPi(t, l, f2b, "sudo -n iptables -S INPUT")
+		if lines := strings.Split(input, "\n"); len(lines) < 3 || lines[1] != "-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd" {
+			t.Errorf("pi-01's INPUT does not start with fail2ban's jump:\n%s", input)
+		}
+		if chain := onPi(t, l, f2b, "sudo -n iptables -S f2b-sshd"); !strings.Contains(chain, "-A f2b-sshd -s 198.18.7.8/32 -j REJECT") {
+			t.Errorf("f2b-sshd:\n%s", chain)
+		}
+		if v4, _ := persisted(t, l, f2b); strings.Contains(v4, "f2b") || !strings.Contains(v4, "piwall: loopback") {
+			t.Errorf("pi-01's rules.v4 holds fail2ban's rules, or not piwall's:\n%s", v4)
+		}
+		v4, _ := persisted(t, l, hot)
+		for _, want := range []string{"*nat\n", "-A POSTROUTING -s " + lab.HotspotNet + " -o eth0 -j MASQUERADE\n", "piwall: loopback"} {
+			if !strings.Contains(v4, want) {
+				t.Errorf("pi-02's rules.v4 lacks %q:\n%s", want, v4)
+			}
+		}
+	})
+
+	t.Run("fail2ban keeps banning the intruder", func(t *testing.T) {
+		if err := l.FailLogins(ctx, f2b, 4); err != nil {
+			t.Fatal(err)
+		}
+		waitBan(t, l, f2b, intruder, true)
+		if got, err := lab.ProbeFrom(ctx, "pwl-intruder", "tcp", netip.AddrPortFrom(f2b.Addrs.V4, 22)); err == nil {
+			t.Errorf("the banned intruder reaches pi-01's sshd: %q", got)
+		}
+		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", "pi-01,pi-02")
+	})
+
+	t.Run("after a reboot", func(t *testing.T) {
+		// A ban fail2ban lifts must not come back at boot.
+		onPi(t, l, f2b, "sudo -n fail2ban-client set sshd unbanip 198.18.7.7")
+		for _, p := range []lab.Pi{f2b, hot} {
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if err := l.Reboot(rctx, p.Name); err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			cancel()
+		}
+		f2b, hot = l.Pis[0], l.Pis[1]
+		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", "pi-01,pi-02")
+		if out := onPi(t, l, f2b, "systemctl is-active fail2ban || true"); strings.TrimSpace(out) != "active" {
+			t.Errorf("fail2ban after the reboot: %q", out)
+		}
+		waitBan(t, l, f2b, "198.18.7.8", true)
+		if got := bans(t, l, f2b); slices.Contains(got, "198.18.7.7") {
+			t.Errorf("a lifted ban came back at boot: %q", got)
+		}
+		if input := onPi(t, l, f2b, "sudo -n iptables -S INPUT"); strings.Count(input, "-j f2b-sshd") != 1 {
+			t.Errorf("fail2ban's jump, after the reboot, not once:\n%s", input)
+		}
+		if nat := onPi(t, l, hot, "sudo -n iptables -t nat -S POSTROUTING"); !strings.Contains(nat, "-A POSTROUTING -s "+lab.HotspotNet+" -o eth0 -j MASQUERADE") {
+			t.Errorf("the hotspot's MASQUERADE after the reboot:\n%s", nat)
+		}
+	})
+
+	t.Run("the lockout check sees the operator banned behind an interface-qualified jump", func(t *testing.T) {
+		// The operator gets in through a rule nobody declared, first in
+		// INPUT, which the plan removes; fail2ban's jump, for eth0 only,
+		// then sends the operator's next connection to its ban.
+		onPi(t, l, f2b, `sudo -n sh -c 'iptables -R INPUT 1 -i eth0 -p tcp -m multiport --dports 22 -j f2b-sshd &&
+iptables -I INPUT 1 -s 198.18.0.1/32 -j ACCEPT && fail2ban-client set sshd banip 198.18.0.1 >/dev/null'`)
+		before := onPi(t, l, f2b, "sudo -n iptables -S")
+		stdout, _ := piwall(t, 1, "apply", site, "--yes", "--limit", "pi-01")
+		if !strings.Contains(stdout, "a new SSH connection from 198.18.0.1 to tcp/22 would be dropped (by -A f2b-sshd -s 198.18.0.1/32 -j REJECT") {
+			t.Errorf("apply: no lockout refusal in\n%s", stdout)
+		}
+		if after := onPi(t, l, f2b, "sudo -n iptables -S"); after != before {
+			t.Errorf("pi-01 changed:\n%s\nwas:\n%s", after, before)
+		}
+	})
 }

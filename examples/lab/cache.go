@@ -28,8 +28,8 @@ const debianMirror = "http://deb.debian.org/debian"
 var basePackages = []string{"openssh-server", "iproute2", "sudo", "systemd", "systemd-sysv", "dbus", "libpam-systemd"}
 
 // repoPackages, with every dependency the base lacks, make up the lab's apt
-// repository.
-var repoPackages = []string{"iptables", "netfilter-persistent", "iptables-persistent"}
+// repository: what piwall installs, and what the profiles run.
+var repoPackages = []string{"iptables", "netfilter-persistent", "iptables-persistent", "fail2ban", "python3-systemd"}
 
 // repoMount is where each Pi sees the apt repository (read-only).
 const repoMount = "/opt/lab-repo"

@@ -38,6 +38,8 @@ type Config struct {
 	// Pi OS: systemd-run timers work and a Reboot restores persisted rules
 	// through netfilter-persistent. Without it each Pi runs sshd alone.
 	Systemd bool
+	// Profiles give Pis, by name, a profile (systemd Pis only).
+	Profiles map[string]Profile
 }
 
 // Lab is a running lab. Its description is kept in Dir/lab.json, so that
@@ -54,11 +56,12 @@ type Lab struct {
 
 // Pi is one lab Pi.
 type Pi struct {
-	Name    string `json:"name"`     // label and hostname: pi-01
-	Netns   string `json:"netns"`    // its network namespace: pwl-pi-01
-	Addrs   Addrs  `json:"addrs"`    // its addresses on the lab bridge
-	HostKey string `json:"host_key"` // its ssh host key, in authorized_keys form
-	Init    Proc   `json:"init"`     // PID 1 of the Pi
+	Name    string  `json:"name"`     // label and hostname: pi-01
+	Netns   string  `json:"netns"`    // its network namespace: pwl-pi-01
+	Addrs   Addrs   `json:"addrs"`    // its addresses on the lab bridge
+	HostKey string  `json:"host_key"` // its ssh host key, in authorized_keys form
+	Init    Proc    `json:"init"`     // PID 1 of the Pi
+	Profile Profile `json:"profile,omitempty"`
 }
 
 // Files an operator needs to reach the Pis, in the lab's directory.
@@ -115,6 +118,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if cfg.Pis < 1 || cfg.Pis > MaxPis {
 		return nil, fmt.Errorf("a lab has 1 to %d Pis, not %d", MaxPis, cfg.Pis)
 	}
+	if err := cfg.checkProfiles(); err != nil {
+		return nil, err
+	}
 	if err := Check(); err != nil {
 		return nil, err
 	}
@@ -149,7 +155,7 @@ func (l *Lab) up(ctx context.Context, cfg Config) error {
 	}
 	for i := 1; i <= cfg.Pis; i++ {
 		a := PiAddrs(i)
-		l.Pis = append(l.Pis, Pi{Name: PiName(i), Netns: Prefix + PiName(i), Addrs: a})
+		l.Pis = append(l.Pis, Pi{Name: PiName(i), Netns: Prefix + PiName(i), Addrs: a, Profile: cfg.Profiles[PiName(i)]})
 		nodes = append(nodes, node{netns: Prefix + PiName(i), addrs: []netip.Addr{a.V4, a.V6}})
 	}
 	fmt.Fprintf(cfg.Log, "making the lab network: bridge %s, %d namespaces\n", bridgeName, len(nodes))
@@ -192,7 +198,22 @@ func (l *Lab) up(ctx context.Context, cfg Config) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return l.writeOperatorFiles()
+	if err := l.writeOperatorFiles(); err != nil {
+		return err
+	}
+	for i, p := range l.Pis {
+		if p.Profile == "" {
+			continue
+		}
+		fmt.Fprintf(cfg.Log, "%s: setting up profile %s\n", p.Name, p.Profile)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.setUpProfile(ctx, p)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // startPi prepares a Pi's writable layer and seed files and starts its init.

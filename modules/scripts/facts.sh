@@ -36,12 +36,19 @@ facts() {
   sec backend
   v=$(iptables --version 2>/dev/null) || v=
   printf '%s\n' "$v"
-  case "$v" in
-    *nf_tables*) other=iptables-legacy-save ;;
-    *legacy*) other=iptables-nft-save ;;
-    *) other= ;;
-  esac
-  for o in $other ${other:+ip6${other#ip}}; do
+  for fam in 4 6; do
+    case "$v" in
+      *nf_tables*)
+        o=iptables-legacy-save names=/proc/net/ip_tables_names
+        [ $fam = 4 ] || o=ip6tables-legacy-save names=/proc/net/ip6_tables_names
+        # Only where legacy tables are loaded: saving one would load it,
+        # and iptables would warn of it ever after.
+        t=
+        [ -r $names ] && read -r t <$names
+        [ -n "$t" ] || continue ;;
+      *legacy*) o=iptables-nft-save; [ $fam = 4 ] || o=ip6tables-nft-save ;;
+      *) continue ;;
+    esac
     command -v "$o" >/dev/null 2>&1 || continue
     sec other; echo "$o"; "$o" -t filter 2>/dev/null || true
   done

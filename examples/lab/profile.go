@@ -1,0 +1,156 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+
+	"github.com/piwall/piwall/modules"
+)
+
+// A Profile makes a lab Pi one of the Pis people have: another program
+// owns part of its firewall. Each is built from Debian's own packages,
+// installed from the lab's apt repository once the Pi is up, and runs on a
+// systemd Pi, where it starts again at every boot as on a real one.
+type Profile string
+
+const (
+	// Fail2ban runs Debian's fail2ban, jail sshd reading sshd's journal
+	// and banning with iptables (f2b-sshd): three failed logins from an
+	// address ban it for an hour.
+	Fail2ban Profile = "fail2ban"
+	// Hotspot masquerades a network behind the Pi: its nat rule is
+	// persisted in /etc/iptables/rules.v4, which netfilter-persistent
+	// loads at boot.
+	Hotspot Profile = "hotspot"
+	// Legacy has a filter rule loaded with iptables-legacy while iptables
+	// is iptables-nft, as an upgrade or an old tool leaves a Pi.
+	Legacy Profile = "legacy"
+)
+
+// Profiles are the lab's profiles.
+var Profiles = []Profile{Fail2ban, Hotspot, Legacy}
+
+// HotspotNet is the network a Hotspot Pi masquerades (inside the lab's
+// range, though no host of the lab is on it).
+const HotspotNet = "198.18.42.0/24"
+
+// profilePackages are the packages of each profile, beyond iptables and
+// netfilter-persistent, which every profile installs first, as the real
+// packages depend on them.
+var profilePackages = map[Profile][]string{
+	Fail2ban: {"fail2ban", "python3-systemd"},
+}
+
+// profileScripts set a profile up, as root on its Pi, after its packages.
+var profileScripts = map[Profile]string{
+	Fail2ban: `cat >/etc/fail2ban/jail.d/lab.conf <<'EOF'
+[DEFAULT]
+banaction = iptables-multiport
+banaction_allports = iptables-allports
+backend = systemd
+[sshd]
+enabled = true
+maxretry = 3
+findtime = 10m
+bantime = 1h
+EOF
+systemctl restart fail2ban
+i=0
+until fail2ban-client status sshd >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -lt 300 ] || { echo "fail2ban did not start its sshd jail" >&2; exit 1; }
+  sleep 0.1
+done
+`,
+	Hotspot: `cat >/etc/iptables/rules.v4 <<'EOF'
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s ` + HotspotNet + ` -o eth0 -j MASQUERADE
+COMMIT
+EOF
+systemctl restart netfilter-persistent
+`,
+	Legacy: `iptables-legacy -A INPUT -s ` + Intruder.V4.String() + `/32 -j DROP
+`,
+}
+
+// basePrologue installs what every profile has, without questions.
+const basePrologue = `set -eu
+export DEBIAN_FRONTEND=noninteractive
+printf '%s\n' 'iptables-persistent iptables-persistent/autosave_v4 boolean false' 'iptables-persistent iptables-persistent/autosave_v6 boolean false' | debconf-set-selections
+apt-get update -qq
+`
+
+// profileScript is the whole script of a profile.
+func profileScript(p Profile) string {
+	pkgs := append([]string{"iptables", "netfilter-persistent", "iptables-persistent"}, profilePackages[p]...)
+	return basePrologue + "apt-get install -y -qq " + strings.Join(pkgs, " ") + " </dev/null >/dev/null\n" + profileScripts[p]
+}
+
+// checkProfiles says what is wrong with cfg's profiles, or nil.
+func (c *Config) checkProfiles() error {
+	for name, p := range c.Profiles {
+		if !slices.Contains(Profiles, p) {
+			return fmt.Errorf("%s: no profile %q (the lab has %s)", name, p, profileList())
+		}
+		if n := piIndex(name); n < 1 || n > c.Pis {
+			return fmt.Errorf("profile %s for %s: the lab has %s to %s", p, name, PiName(1), PiName(c.Pis))
+		}
+		if !c.Systemd {
+			return modules.WithHint(fmt.Errorf("profile %s for %s: profiles run on systemd Pis", p, name), "start the lab with --systemd")
+		}
+	}
+	return nil
+}
+
+func profileList() string {
+	var s []string
+	for _, p := range Profiles {
+		s = append(s, string(p))
+	}
+	return strings.Join(s, ", ")
+}
+
+// piIndex is N of a name pi-NN, or 0.
+func piIndex(name string) int {
+	for i := 1; i <= MaxPis; i++ {
+		if PiName(i) == name {
+			return i
+		}
+	}
+	return 0
+}
+
+// setUpProfile makes p its profile, over SSH as an operator would.
+func (l *Lab) setUpProfile(ctx context.Context, p Pi) error {
+	if _, err := l.Run(ctx, p, "sudo -n sh -c "+modules.Quote(profileScript(p.Profile))); err != nil {
+		return fmt.Errorf("%s: setting up profile %s: %w", p.Name, p.Profile, err)
+	}
+	return nil
+}
+
+// FailLogins makes the intruder fail n SSH logins on p, as a scanner does:
+// a user p does not have, and no key. It uses this machine's ssh client,
+// run inside the intruder's namespace; a login refused outright (an
+// address already banned) counts as failed.
+func (l *Lab) FailLogins(ctx context.Context, p Pi, n int) error {
+	for range n {
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", intrNetns, "ssh", "-F", "/dev/null",
+			"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+			"-o", "ConnectTimeout=3", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/dev/null",
+			"nosuchuser@"+p.Addrs.V4.String(), "true")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return fmt.Errorf("%s: the intruder logged in: %s", p.Name, out)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
