@@ -27,7 +27,7 @@ import (
 
 const usage = `usage:
   piwall-lab up [--pis N] [--systemd] [--dir DIR]     start a lab of N Pis (default 3), clearing any left behind
-      [--profile PI=PROFILE]...                       give a systemd Pi a profile: fail2ban, hotspot or legacy
+      [--profile PI=PROFILE]...                       give a systemd Pi a profile: fail2ban, hotspot, legacy or docker
   piwall-lab status [--dir DIR]                       the fleet: each Pi, its addresses, whether its sshd answers
   piwall-lab reboot [--dir DIR] PI                    power-cycle a Pi: new network stack, same root file system
   piwall-lab down [--dir DIR]                         stop the lab and remove everything it made
@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cacheDir := fs.String("cache", lab.DefaultCacheDir, "where the base root file system and apt repository are kept")
 		systemd := fs.Bool("systemd", false, "boot each Pi with systemd as PID 1, as Raspberry Pi OS does")
 		profiles := map[string]lab.Profile{}
-		fs.Func("profile", "PI=PROFILE: a Pi with another owner's rules (fail2ban, hotspot, legacy); repeatable", func(v string) error {
+		fs.Func("profile", "PI=PROFILE: a Pi with another owner's rules (fail2ban, hotspot, legacy, docker); repeatable", func(v string) error {
 			pi, prof, ok := strings.Cut(v, "=")
 			if !ok {
 				return fmt.Errorf("%q is not PI=PROFILE", v)

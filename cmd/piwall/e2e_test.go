@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -734,20 +736,61 @@ func waitBan(t *testing.T, l *lab.Lab, p lab.Pi, addr string, want bool) {
 	}
 }
 
+// wantContainers checks a Docker Pi's containers work: the published port
+// answers from the controller, and a new container reaches api.lab
+// through Docker's NAT.
+func wantContainers(t *testing.T, l *lab.Lab, p lab.Pi) {
+	t.Helper()
+	url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(p.Addrs.V4, lab.ContainerPort))
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Errorf("%s's published port: %v", p.Name, err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.TrimSpace(string(body)) != lab.ContainerPage {
+			t.Errorf("%s's published port answers %q, want %q", p.Name, body, lab.ContainerPage)
+		}
+	}
+	out := onPi(t, l, p, `sudo -n docker run --rm --security-opt apparmor=unconfined lab/busybox sh -c 'nc -w 3 198.18.1.11 443 </dev/null | head -n1'`)
+	if strings.TrimSpace(out) != "api" {
+		t.Errorf("a container on %s reaches api.lab: got %q, want its banner", p.Name, out)
+	}
+}
+
+// waitContainer waits for a rebooted Docker Pi to start its container.
+func waitContainer(t *testing.T, l *lab.Lab, p lab.Pi) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _ := l.Run(context.Background(), p, "sudo -n docker inspect -f '{{.State.Running}}' web 2>/dev/null || true")
+		if strings.TrimSpace(out) == "true" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the container did not start after the reboot", p.Name)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // TestE2ESharedPis runs piwall on Pis it shares with another owner, each a
 // lab profile built from Debian's packages: fail2ban guarding sshd
-// (pi-01), a hotspot whose rules.v4 persists a nat MASQUERADE (pi-02), and
-// a Pi with a rule loaded through iptables-legacy (pi-03).
+// (pi-01), a hotspot whose rules.v4 persists a nat MASQUERADE (pi-02), a
+// Pi with a rule loaded through iptables-legacy (pi-03), and Docker with a
+// container publishing a port (pi-04).
 func TestE2ESharedPis(t *testing.T) {
 	if err := lab.Check(); err != nil {
 		t.Skipf("no lab: %v (%s)", err, strings.Join(modules.Hints(err), "; "))
 	}
 	home := t.TempDir()
-	l := lab.Start(t, lab.Config{Pis: 3, Dir: filepath.Join(t.TempDir(), "lab"), Systemd: true,
-		Profiles: map[string]lab.Profile{"pi-01": lab.Fail2ban, "pi-02": lab.Hotspot, "pi-03": lab.Legacy}})
+	l := lab.Start(t, lab.Config{Pis: 4, Dir: filepath.Join(t.TempDir(), "lab"), Systemd: true,
+		Profiles: map[string]lab.Profile{"pi-01": lab.Fail2ban, "pi-02": lab.Hotspot, "pi-03": lab.Legacy, "pi-04": lab.Docker}})
 	t.Setenv("HOME", home)
 	ctx := context.Background()
-	f2b, hot := l.Pis[0], l.Pis[1]
+	f2b, hot, dock := l.Pis[0], l.Pis[1], l.Pis[3]
+	const shared = "pi-01,pi-02,pi-04"
 	intruder := lab.Intruder.V4.String()
 
 	// Before piwall, fail2ban bans the intruder's failed logins; lifted,
@@ -762,13 +805,14 @@ func TestE2ESharedPis(t *testing.T) {
 	site := labPlan(t, l, `  inbound {
     from  = ["198.18.0.1", "fd70:6977:616c::1", "198.18.0.66"]
     ports = ["tcp/22"]
-  }`, `  coexist = ["fail2ban"]`, "20s")
+  }`, `  coexist = ["fail2ban", "docker"]`, "20s")
 
 	t.Run("plan shows the backends and refuses rules in both", func(t *testing.T) {
 		stdout, _ := piwall(t, 1, "plan", site)
 		for _, want := range []string{
 			"pi-01 (198.18.2.1:22, nf_tables): ",
 			"pi-02 (198.18.2.2:22, nf_tables): ",
+			"pi-04 (198.18.2.4:22, nf_tables): ",
 			"pi-03 (198.18.2.3:22): failed: pi-03: plan: the host has filter rules in both iptables backends, nf_tables (piwall's, iptables) and legacy (1 rule)",
 			"hint: see them with: sudo iptables-legacy-save -t filter",
 		} {
@@ -786,38 +830,47 @@ func TestE2ESharedPis(t *testing.T) {
 		}
 	})
 
-	t.Run("apply leaves fail2ban's and the hotspot's rules, and a ban added meanwhile", func(t *testing.T) {
-		// fail2ban bans two addresses while piwall applies: once prepare
-		// has returned (as the rules go live), and as confirm starts.
-		var once [2]sync.Once
-		banErr := make(chan error, 2)
-		ban := func(i int, addr string) {
+	t.Run("apply leaves others' rules, and what they change meanwhile", func(t *testing.T) {
+		// While piwall applies, fail2ban bans two addresses, once prepare
+		// has returned (as the rules go live) and as confirm starts, and
+		// Docker starts a container publishing another port.
+		var once [3]sync.Once
+		othersErr := make(chan error, 3)
+		onceOn := func(i int, p lab.Pi, cmd string) {
 			once[i].Do(func() {
-				_, err := l.Run(ctx, f2b, "sudo -n fail2ban-client set sshd banip "+addr)
-				banErr <- err
+				_, err := l.Run(ctx, p, cmd)
+				othersErr <- err
 			})
 		}
+		const late = 8081
 		faultHook = func(p runner.FaultPoint) {
 			switch p {
 			case runner.FaultPrepared:
-				ban(0, "198.18.7.7")
+				onceOn(0, f2b, "sudo -n fail2ban-client set sshd banip 198.18.7.7")
+				onceOn(2, dock, fmt.Sprintf("sudo -n docker run -d --name late --security-opt apparmor=unconfined -p %d:80 lab/busybox httpd -f -p 80 -h /www", late))
 			case runner.FaultConfirmStarts:
-				ban(1, "198.18.7.8")
+				onceOn(1, f2b, "sudo -n fail2ban-client set sshd banip 198.18.7.8")
 			}
 		}
-		stdout, _ := piwall(t, 0, "apply", site, "--yes", "--limit", "pi-01,pi-02")
+		wantContainers(t, l, dock)
+		stdout, _ := piwall(t, 0, "apply", site, "--yes", "--limit", shared)
 		faultHook = nil
-		for i := range 2 {
+		for i := range 3 {
 			select {
-			case err := <-banErr:
+			case err := <-othersErr:
 				if err != nil {
 					t.Fatal(err)
 				}
 			default:
-				t.Fatalf("apply ended with %d of the 2 bans made during it", i)
+				t.Fatalf("apply ended with %d of the 3 changes of others made during it", i)
 			}
 		}
-		for _, h := range []string{"pi-01", "pi-02"} {
+		if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s/", netip.AddrPortFrom(dock.Addrs.V4, late))); err != nil {
+			t.Errorf("the container started during the apply: %v", err)
+		} else {
+			resp.Body.Close()
+		}
+		for _, h := range strings.Split(shared, ",") {
 			if got := outcomeRow(stdout, h); got[0] != "applied" {
 				t.Errorf("%s: outcome %q, want applied:\n%s", h, got, stdout)
 			}
@@ -843,6 +896,10 @@ func TestE2ESharedPis(t *testing.T) {
 				t.Errorf("pi-02's rules.v4 lacks %q:\n%s", want, v4)
 			}
 		}
+		wantContainers(t, l, dock)
+		if v4, _ := persisted(t, l, dock); strings.Contains(strings.ToLower(v4), "docker") {
+			t.Errorf("pi-04's rules.v4 holds Docker's rules:\n%s", v4)
+		}
 	})
 
 	t.Run("fail2ban keeps banning the intruder", func(t *testing.T) {
@@ -853,13 +910,13 @@ func TestE2ESharedPis(t *testing.T) {
 		if got, err := lab.ProbeFrom(ctx, "pwl-intruder", "tcp", netip.AddrPortFrom(f2b.Addrs.V4, 22)); err == nil {
 			t.Errorf("the banned intruder reaches pi-01's sshd: %q", got)
 		}
-		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", "pi-01,pi-02")
+		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", shared)
 	})
 
 	t.Run("after a reboot", func(t *testing.T) {
 		// A ban fail2ban lifts must not come back at boot.
 		onPi(t, l, f2b, "sudo -n fail2ban-client set sshd unbanip 198.18.7.7")
-		for _, p := range []lab.Pi{f2b, hot} {
+		for _, p := range []lab.Pi{f2b, hot, dock} {
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
 			if err := l.Reboot(rctx, p.Name); err != nil {
 				cancel()
@@ -867,8 +924,9 @@ func TestE2ESharedPis(t *testing.T) {
 			}
 			cancel()
 		}
-		f2b, hot = l.Pis[0], l.Pis[1]
-		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", "pi-01,pi-02")
+		f2b, hot, dock = l.Pis[0], l.Pis[1], l.Pis[3]
+		waitContainer(t, l, dock)
+		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", shared)
 		if out := onPi(t, l, f2b, "systemctl is-active fail2ban || true"); strings.TrimSpace(out) != "active" {
 			t.Errorf("fail2ban after the reboot: %q", out)
 		}
@@ -881,6 +939,10 @@ func TestE2ESharedPis(t *testing.T) {
 		}
 		if nat := onPi(t, l, hot, "sudo -n iptables -t nat -S POSTROUTING"); !strings.Contains(nat, "-A POSTROUTING -s "+lab.HotspotNet+" -o eth0 -j MASQUERADE") {
 			t.Errorf("the hotspot's MASQUERADE after the reboot:\n%s", nat)
+		}
+		wantContainers(t, l, dock)
+		if fwd := onPi(t, l, dock, "sudo -n iptables -S FORWARD"); strings.Count(fwd, "-j DOCKER-USER") != 1 {
+			t.Errorf("Docker's FORWARD rules, after the reboot, not once each:\n%s", fwd)
 		}
 	})
 

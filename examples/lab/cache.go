@@ -29,7 +29,7 @@ var basePackages = []string{"openssh-server", "iproute2", "sudo", "systemd", "sy
 
 // repoPackages, with every dependency the base lacks, make up the lab's apt
 // repository: what piwall installs, and what the profiles run.
-var repoPackages = []string{"iptables", "netfilter-persistent", "iptables-persistent", "fail2ban", "python3-systemd"}
+var repoPackages = []string{"iptables", "netfilter-persistent", "iptables-persistent", "fail2ban", "python3-systemd", "docker.io", "busybox-static"}
 
 // repoMount is where each Pi sees the apt repository (read-only).
 const repoMount = "/opt/lab-repo"
@@ -40,7 +40,7 @@ var configureBase = `set -eu
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 apt-get clean
 apt-get update -qq
-apt-get install -y -qq --download-only ` + strings.Join(repoPackages, " ") + ` >/dev/null
+apt-get install -y -qq --no-install-recommends --download-only ` + strings.Join(repoPackages, " ") + ` >/dev/null
 mkdir -p /lab-repo ` + repoMount + `
 mv /var/cache/apt/archives/*.deb /lab-repo/
 apt-get clean

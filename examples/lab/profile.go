@@ -28,10 +28,22 @@ const (
 	// Legacy has a filter rule loaded with iptables-legacy while iptables
 	// is iptables-nft, as an upgrade or an old tool leaves a Pi.
 	Legacy Profile = "legacy"
+	// Docker runs Debian's docker.io (the vfs storage driver, no
+	// registry) with one container, web, made from busybox-static: it
+	// answers HTTP on the Pi's port ContainerPort, published from its
+	// port 80.
+	Docker Profile = "docker"
 )
 
 // Profiles are the lab's profiles.
-var Profiles = []Profile{Fail2ban, Hotspot, Legacy}
+var Profiles = []Profile{Fail2ban, Hotspot, Legacy, Docker}
+
+// ContainerPort is the port a Docker Pi publishes its container on, and
+// ContainerPage what the container answers there.
+const (
+	ContainerPort = 8080
+	ContainerPage = "lab-container"
+)
 
 // HotspotNet is the network a Hotspot Pi masquerades (inside the lab's
 // range, though no host of the lab is on it).
@@ -42,6 +54,7 @@ const HotspotNet = "198.18.42.0/24"
 // packages depend on them.
 var profilePackages = map[Profile][]string{
 	Fail2ban: {"fail2ban", "python3-systemd"},
+	Docker:   {"docker.io", "busybox-static"},
 }
 
 // profileScripts set a profile up, as root on its Pi, after its packages.
@@ -77,6 +90,24 @@ systemctl restart netfilter-persistent
 `,
 	Legacy: `iptables-legacy -A INPUT -s ` + Intruder.V4.String() + `/32 -j DROP
 `,
+	Docker: `mkdir -p /etc/docker
+echo '{"storage-driver": "vfs", "ip6tables": false}' >/etc/docker/daemon.json
+systemctl restart docker
+i=0
+until docker info >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -lt 300 ] || { echo "dockerd did not start" >&2; journalctl -u docker --no-pager | tail -n 20 >&2; exit 1; }
+  sleep 0.1
+done
+# The image: busybox-static's busybox, a shell and httpd, and a page.
+d=$(mktemp -d)
+mkdir -p "$d/bin" "$d/www"
+cp /bin/busybox "$d/bin/"
+for a in sh httpd nc wget; do ln -s busybox "$d/bin/$a"; done
+echo ` + ContainerPage + ` >"$d/www/index.html"
+tar -C "$d" -c . | docker import - lab/busybox >/dev/null
+rm -rf "$d"
+docker run -d --name web --restart always --security-opt apparmor=unconfined -p ` + fmt.Sprint(ContainerPort) + `:80 lab/busybox httpd -f -p 80 -h /www >/dev/null
+`,
 }
 
 // basePrologue installs what every profile has, without questions.
@@ -89,7 +120,7 @@ apt-get update -qq
 // profileScript is the whole script of a profile.
 func profileScript(p Profile) string {
 	pkgs := append([]string{"iptables", "netfilter-persistent", "iptables-persistent"}, profilePackages[p]...)
-	return basePrologue + "apt-get install -y -qq " + strings.Join(pkgs, " ") + " </dev/null >/dev/null\n" + profileScripts[p]
+	return basePrologue + "apt-get install -y -qq --no-install-recommends " + strings.Join(pkgs, " ") + " </dev/null >/dev/null\n" + profileScripts[p]
 }
 
 // checkProfiles says what is wrong with cfg's profiles, or nil.
