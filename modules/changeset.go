@@ -94,6 +94,15 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 	if err := bothBackends(f); err != nil {
 		return nil, err
 	}
+	// What piwall loads and persists is its part only: a desired line
+	// that is someone else's would overwrite theirs.
+	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
+		for line := range strings.Lines(d.Family(fam).Text()) {
+			if line = strings.TrimSuffix(line, "\n"); foreign.Has(line) {
+				return nil, fmt.Errorf("the desired %s rules hold %q, which the plan declares someone else's", fam, line)
+			}
+		}
+	}
 	c := &ChangeSet{
 		Host: host, Desired: d, Foreign: foreign, Facts: f,
 		Install:     f.NeedsIptables(),

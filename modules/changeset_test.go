@@ -347,3 +347,24 @@ func TestBothBackends(t *testing.T) {
 		t.Errorf("hints %q", Hints(err))
 	}
 }
+
+// TestCompareRefusesOthersLines: desired rules that hold a line of
+// someone else's (a generation saved by an earlier piwall, say) are
+// refused, never loaded over theirs.
+func TestCompareRefusesOthersLines(t *testing.T) {
+	f := recordedFacts(t, "provisioned")
+	foreign, err := firewall.NewForeign(nil, []string{"fail2ban"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &firewall.Desired{}
+	if d.V4, err = firewall.Parse("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n:f2b-sshd - [0:0]\n-A f2b-sshd -j RETURN\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	if d.V6, err = firewall.Parse(OpenRuleset); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compare("pi-01", d, foreign, f); err == nil || !strings.Contains(err.Error(), `":f2b-sshd - [0:0]", which the plan declares someone else's`) {
+		t.Errorf("Compare: %v", err)
+	}
+}
