@@ -112,12 +112,22 @@ func ParseForeign(text string) (*Foreign, error) {
 	return newForeign(exprs)
 }
 
+// ownLines are lines of a filter table that are piwall's whatever a
+// declaration says: an expression that matches one is refused.
+var ownLines = []string{"*filter", "COMMIT",
+	":INPUT ACCEPT [0:0]", ":INPUT DROP [0:0]", ":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]", ":OUTPUT DROP [0:0]"}
+
 func newForeign(exprs []string) (*Foreign, error) {
 	f := &Foreign{exprs: exprs}
 	for _, e := range exprs {
 		re, err := regexp.Compile(e)
 		if err != nil {
 			return nil, fmt.Errorf("foreign rules: %w", err)
+		}
+		for _, l := range ownLines {
+			if re.MatchString(l) {
+				return nil, fmt.Errorf("foreign rules: %q would take %q, which is piwall's", e, l)
+			}
 		}
 		f.res = append(f.res, re)
 	}
@@ -159,7 +169,8 @@ const defaultFilter = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUT
 func (f *Foreign) OwnText(save string) string {
 	var b strings.Builder
 	in := false
-	for line := range strings.SplitSeq(save, "\n") {
+	for line := range strings.Lines(save) {
+		line = strings.TrimSuffix(line, "\n")
 		switch {
 		case !in && line == "*filter":
 			in = true

@@ -191,7 +191,7 @@ func TestOwnTextWithoutFilter(t *testing.T) {
 }
 
 func TestParseForeign(t *testing.T) {
-	for _, bad := range []string{"DOCKER\n", "^(\n", "^a\n\n^b\n", `^a\d` + "\n", "^a{2}\n"} {
+	for _, bad := range []string{"DOCKER\n", "^(\n", "^a\n\n^b\n", `^a\d` + "\n", "^a{2}\n", "^(.)\n", "^COMMIT\n", "^:INPUT \n"} {
 		if _, err := ParseForeign(bad); err == nil {
 			t.Errorf("ParseForeign(%q) accepted it", bad)
 		}
