@@ -45,12 +45,13 @@ func (c *Change) UploadDir() string { return c.Paths.uploadDir(c.Run) }
 
 // Exit statuses of prepare and confirm that the runner tells apart.
 const (
-	ExitLocked      = 3 // another run holds the lock
-	ExitDrift       = 4 // the live rules changed since they were planned against
-	ExitTestFailed  = 5 // iptables-restore --test refused the new rules
-	ExitApplyFailed = 6 // the applier could not load the new rules
-	ExitNotNew      = 7 // confirm ran over a connection older than the new rules
-	ExitNotApplied  = 8 // the new rules are not (or no longer) live
+	ExitLocked        = 3 // another run holds the lock
+	ExitDrift         = 4 // the live rules changed since they were planned against
+	ExitTestFailed    = 5 // iptables-restore --test refused the new rules
+	ExitApplyFailed   = 6 // the applier could not load the new rules
+	ExitNotNew        = 7 // confirm ran over a connection older than the new rules
+	ExitNotApplied    = 8 // the new rules are not (or no longer) live
+	ExitPersistFailed = 9 // confirm could not write the rules files as applied
 )
 
 // ApplyDelay is how long the applier waits, after prepare's command has

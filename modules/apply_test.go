@@ -167,7 +167,7 @@ func TestScriptHeader(t *testing.T) {
 	want := map[string]string{
 		"operator": hostileOperator, "run": c.Run, "rundir": "/var/lib/piwall/runs/8f3a61c2d9e04b7a",
 		"upload": "/tmp/piwall-8f3a61c2d9e04b7a", "state": "/var/lib/piwall", "rules_v4": "/etc/iptables/rules.v4",
-		"rules_v6_new": "/etc/iptables/.rules.v6.piwall", "systemd_dir": "/run/systemd/system", "lockfile": "/var/lib/piwall/lock",
+		"rules_v6_new": "/etc/iptables/.rules.v6.piwall-8f3a61c2d9e04b7a", "systemd_dir": "/run/systemd/system", "lockfile": "/var/lib/piwall/lock",
 		"install": "true", "revert_after": "90", "lock_ttl": "600", "apply_delay": "0.10", "expect_v4": emptyDigest,
 		"exit_locked": strconv.Itoa(ExitLocked), "exit_not_applied": strconv.Itoa(ExitNotApplied),
 		"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -49,6 +49,10 @@ var realTools = []string{
 	"grep", "awk",
 }
 
+// wrappedTools are real tools that fake.sh stands in front of, to make
+// them fail where a test says.
+var wrappedTools = []string{"cp"}
+
 // The rulesets of the harness, in the canonical text piwall uploads.
 const (
 	acceptV4 = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
@@ -99,7 +103,7 @@ func newFakeHost(t *testing.T, o hostOpts) *fakeHost {
 		SystemdDir: filepath.Join(root, "run/systemd/system"),
 		ResolvConf: filepath.Join(root, "etc/resolv.conf"),
 	}}
-	for _, d := range []string{"bin", "timers", "fail", "block", "slow", "tmp", "etc"} {
+	for _, d := range []string{"bin", "real", "timers", "fail", "block", "slow", "short", "tmp", "etc"} {
 		mkdir(t, filepath.Join(root, d))
 	}
 	if o.systemd {
@@ -125,6 +129,12 @@ func newFakeHost(t *testing.T, o hostOpts) *fakeHost {
 		p, err := exec.LookPath(name)
 		if err != nil {
 			t.Skipf("the scripts' harness needs %s from this machine: %v", name, err)
+		}
+		if slices.Contains(wrappedTools, name) {
+			if err := os.Symlink(p, filepath.Join(root, "real", name)); err != nil {
+				t.Fatal(err)
+			}
+			p = filepath.Join(root, "fake.sh")
 		}
 		link(p, name)
 	}
@@ -185,7 +195,7 @@ func (h *fakeHost) stop() {
 }
 
 func (h *fakeHost) env() []string {
-	return []string{"FAKE_ROOT=" + h.root, "PATH=" + h.bin, "HOME=" + h.root, "LC_ALL=C", "SSH_CONNECTION=" + harnessConn}
+	return []string{"FAKE_ROOT=" + h.root, "FAKE_RULES_DIR=" + h.paths.RulesDir, "PATH=" + h.bin, "HOME=" + h.root, "LC_ALL=C", "SSH_CONNECTION=" + harnessConn}
 }
 
 // result is how a command ended.

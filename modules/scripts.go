@@ -79,10 +79,11 @@ func (p Paths) uploadDir(run string) string { return p.resolved().UploadRoot + "
 // rules is the persisted rules file of a family: "v4" or "v6".
 func (p Paths) rules(fam string) string { return p.resolved().RulesDir + "/rules." + fam }
 
-// rulesNew is where confirm writes a family's rules before renaming them
-// over rules(fam): in the same directory, so that the rename is atomic.
-func (p Paths) rulesNew(fam string) string {
-	return p.resolved().RulesDir + "/.rules." + fam + ".piwall"
+// rulesNew is where a run's confirm writes a family's rules before
+// renaming them over rules(fam): in the same directory, so that the rename
+// is atomic, and named after the run, so that no other run uses it.
+func (p Paths) rulesNew(fam, run string) string {
+	return p.resolved().RulesDir + "/.rules." + fam + ".piwall-" + run
 }
 
 // runHeader is what the scripts of a run know of it. Each field is one
@@ -116,6 +117,7 @@ type runHeader struct {
 	ExitApply   int    `sh:"exit_apply_failed"`
 	ExitNotNew  int    `sh:"exit_not_new"`
 	ExitNotLive int    `sh:"exit_not_applied"`
+	ExitPersist int    `sh:"exit_persist_failed"`
 }
 
 func (c *Change) header() runHeader {
@@ -126,14 +128,14 @@ func (c *Change) header() runHeader {
 		Gens: p.generationsDir(), Current: p.currentFile(), Lock: p.lockFile(),
 		Foreign:  p.foreignFile(),
 		RulesDir: p.RulesDir, RulesV4: p.rules("v4"), RulesV6: p.rules("v6"),
-		RulesV4New: p.rulesNew("v4"), RulesV6New: p.rulesNew("v6"),
+		RulesV4New: p.rulesNew("v4", c.Run), RulesV6New: p.rulesNew("v6", c.Run),
 		SystemdDir: p.SystemdDir,
 		Operator:   c.Operator, ExpectV4: c.ExpectV4, ExpectV6: c.ExpectV6,
 		Install:     c.Install,
 		ApplyDelay:  fmt.Sprintf("%.2f", ApplyDelay.Seconds()),
 		RevertAfter: int(c.RevertAfter / time.Second), LockTTL: int(c.LockTTL / time.Second),
 		ExitLocked: ExitLocked, ExitDrift: ExitDrift, ExitTest: ExitTestFailed,
-		ExitApply: ExitApplyFailed, ExitNotNew: ExitNotNew, ExitNotLive: ExitNotApplied,
+		ExitApply: ExitApplyFailed, ExitNotNew: ExitNotNew, ExitNotLive: ExitNotApplied, ExitPersist: ExitPersistFailed,
 	}
 }
 

@@ -307,6 +307,7 @@ func TestScriptApplyFails(t *testing.T) {
 	if h.live("v4") != oldV4 {
 		t.Errorf("live v4 after the failure = %q, want the old rules back", h.live("v4"))
 	}
+	os.Remove(filepath.Join(h.root, "fail", "ip6tables-restore")) // the old IPv6 rules load again
 	r := h.confirm(c)
 	if r.code != ExitApplyFailed || !strings.Contains(r.stderr, "failed ip6tables-restore") {
 		t.Errorf("confirm: exit %d, stderr %q; want %d", r.code, r.stderr, ExitApplyFailed)
@@ -618,5 +619,124 @@ func TestScriptSharedPiReverts(t *testing.T) {
 	}
 	if st := h.status(c); st.Status != StatusReverted || !st.LiveIsSaved {
 		t.Errorf("status = %+v, want reverted with piwall's part as saved", st)
+	}
+}
+
+// TestScriptConfirmCannotPersist: with /etc/iptables read-only, or a disk
+// that fills while the rules are written, confirm fails and says why; no
+// generation is recorded, the dead-man stays armed, a half-written file
+// is not left behind, and the dead-man's revert puts everything back.
+func TestScriptConfirmCannotPersist(t *testing.T) {
+	for _, tc := range []struct {
+		name, kind, text, says string
+	}{
+		{"read-only", "fail", "cp: cannot create regular file: Read-only file system", "Read-only file system"},
+		{"full", "short", "120", "No space left on device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := withRules(t, hostOpts{systemd: true})
+			mkdir(t, h.paths.RulesDir)
+			writeFile(t, h.paths.rules("v4"), oldV4)
+			c, _ := prepared(t, h, "p1")
+			h.waitStatus(c, StatusApplied, 5*time.Second)
+			h.misbehave(tc.kind, "cp-rules", tc.text)
+			r := h.confirm(c)
+			if r.code != ExitPersistFailed || !strings.Contains(r.stderr, "saving the rules failed") || !strings.Contains(r.stderr, tc.says) {
+				t.Errorf("confirm: exit %d, stderr %q; want %d saying %q", r.code, r.stderr, ExitPersistFailed, tc.says)
+			}
+			if _, err := ParseConfirm([]byte(r.stdout)); err == nil {
+				t.Errorf("confirm said it confirmed: %q", r.stdout)
+			}
+			if got, _ := h.file(h.paths.rules("v4")); got != oldV4 {
+				t.Errorf("rules.v4 = %q, want the old file untouched", got)
+			}
+			if left, _ := filepath.Glob(filepath.Join(h.paths.RulesDir, ".rules.*")); len(left) != 0 {
+				t.Errorf("left behind: %q", left)
+			}
+			if f := h.facts(FactsRequest{}); f.Generation != 0 {
+				t.Errorf("generation %d recorded", f.Generation)
+			}
+			if !h.armed(c) {
+				t.Fatal("the dead-man was disarmed")
+			}
+			if r := h.fireTimer(c); r.code != 0 {
+				t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+			}
+			if h.live("v4") != oldV4 || h.live("v6") != oldV6 {
+				t.Error("the old rules are not live after the revert")
+			}
+		})
+	}
+}
+
+// TestScriptConfirmTwice: a second confirm of a confirmed run (its first
+// answer lost) says the same and records nothing more.
+func TestScriptConfirmTwice(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	c := confirmed(t, h, "q1")
+	r := h.confirm(c)
+	if gen, err := ParseConfirm([]byte(r.stdout)); r.code != 0 || err != nil || gen != 2 {
+		t.Errorf("second confirm: exit %d, generation %d, %v: %s", r.code, gen, err, r.stderr)
+	}
+	if f := h.facts(FactsRequest{History: true}); f.Generation != 2 || len(f.History) != 2 {
+		t.Errorf("after two confirms: generation %d, %d generations; want 2 and 2", f.Generation, len(f.History))
+	}
+}
+
+// TestScriptRevertWaitsForTheApplier: the dead-man fires while the
+// applier is loading (a slow Pi, a short revert_after): it waits for the
+// applier, then reverts; the old rules end live, and stay so.
+func TestScriptRevertWaitsForTheApplier(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	release := h.misbehave("block", "ip6tables-restore", "")
+	c, _ := prepared(t, h, "r1")
+	h.waitStatus(c, StatusApplying, 5*time.Second)
+	revert := exec.Command(h.dash, "-c", "sh "+filepath.Join(c.RunDir(), "revert.sh"))
+	revert.Env = h.env()
+	if err := revert.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	os.Remove(release)
+	if err := revert.Wait(); err != nil {
+		t.Fatalf("revert: %v", err)
+	}
+	h.waitStatus(c, StatusReverted, 5*time.Second)
+	if h.live("v4") != oldV4 || h.live("v6") != oldV6 {
+		t.Errorf("live after the revert:\n%s\n%s", h.live("v4"), h.live("v6"))
+	}
+	if r := h.confirm(c); r.code != ExitNotApplied {
+		t.Errorf("confirm after the revert: exit %d, want %d", r.code, ExitNotApplied)
+	}
+}
+
+// TestScriptApplierAfterRevert: the dead-man came first (the applier held
+// up past revert_after): the applier then loads nothing.
+func TestScriptApplierAfterRevert(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	c, _ := prepared(t, h, "s1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	// Rewind the run to before the applier, then run the dead-man and a
+	// late applier, in that order.
+	h.setLive("v4", oldV4)
+	h.setLive("v6", oldV6)
+	os.Remove(filepath.Join(c.RunDir(), "status"))
+	if r := h.fireTimer(c); r.code != 0 {
+		t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+	}
+	// The applier waits for prepare's pid to go: one that has.
+	gone := exec.Command(h.dash, "-c", "true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	late := h.run(&exec.Cmd{Path: h.dash, Args: []string{"sh", filepath.Join(c.RunDir(), "apply.sh"), strconv.Itoa(gone.Process.Pid)}})
+	if late.code != 0 {
+		t.Fatalf("late applier: exit %d: %s", late.code, late.stderr)
+	}
+	if h.live("v4") != oldV4 || h.live("v6") != oldV6 {
+		t.Error("the late applier loaded the new rules after the revert")
+	}
+	if st := h.status(c); st.Status != StatusReverted {
+		t.Errorf("status %+v, want reverted", st)
 	}
 }

@@ -256,13 +256,21 @@ func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 			lastErr = errors.New("the new connection predates the new rules")
 			wait = tm.backoff / 5 // the rules are live now: a newer one will do
 			continue
+		case res.Status == modules.ExitPersistFailed:
+			// The rules work but cannot be kept: the dead-man, still
+			// armed, puts the old ones back.
+			return s.awaitRevert(ctx, ch, revertAt,
+				fmt.Errorf("the host could not save the new rules (%s); it reverts at %s", strings.TrimSpace(string(res.Stderr)), revertAt.Format("15:04:05")),
+				"check that /etc/iptables is writable and the disk has room (df, mount): on a read-only or full root no rules survive a reboot")
 		case res.Status == modules.ExitApplyFailed:
 			return Outcome{Status: Failed, Err: s.fail("apply", fmt.Errorf("the host could not load the new rules: %s; the old ones are back", strings.TrimSpace(string(res.Stderr))))}
 		default:
 			lastErr = &CommandError{Command: "confirm", Status: res.Status, Stderr: string(res.Stderr)}
 		}
 	}
-	return s.awaitRevert(ctx, ch, revertAt, lastErr)
+	return s.awaitRevert(ctx, ch, revertAt,
+		fmt.Errorf("no new connection confirmed the new rules (last: %v); the host reverts at %s", lastErr, revertAt.Format("15:04:05")),
+		"the plan must admit a new SSH connection from this machine to the host; check the inbound entries and the lockout check's warning")
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -274,11 +282,9 @@ func minTime(a, b time.Time) time.Time {
 
 // awaitRevert reports the host as reverting, waits for its dead-man, and
 // checks over a new connection that the old rules are back.
-func (s *session) awaitRevert(ctx context.Context, ch *modules.Change, revertAt time.Time, why error) Outcome {
+func (s *session) awaitRevert(ctx context.Context, ch *modules.Change, revertAt time.Time, cause error, hint string) Outcome {
 	tm := s.fleet.timing.orDefaults()
 	s.step("reverting at " + revertAt.Format("15:04:05"))
-	cause := fmt.Errorf("no new connection confirmed the new rules (last: %v); the host reverts at %s", why, revertAt.Format("15:04:05"))
-	hint := "the plan must admit a new SSH connection from this machine to the host; check the inbound entries and the lockout check's warning"
 	select {
 	case <-ctx.Done():
 		return Outcome{Status: Failed, Err: s.fail("confirm", cause), Hints: []string{hint}}

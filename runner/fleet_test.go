@@ -580,6 +580,19 @@ func TestFleetApply(t *testing.T) {
 			wantEvents: confirmed1,
 		},
 		{
+			name: "confirm cannot save the rules, the host reverts",
+			host: fakeHost{
+				confirms: []answer{{Result: refused(modules.ExitPersistFailed, "saving the rules failed: cp: cannot create regular file '/etc/iptables/.rules.v4.piwall-x': Read-only file system")}},
+				status:   ptr(statusReverted()),
+			},
+			wantStatus: Reverted,
+			wantStep:   "confirm",
+			wantErr:    "the host could not save the new rules (saving the rules failed: cp: cannot create regular file '/etc/iptables/.rules.v4.piwall-x': Read-only file system)",
+			wantHint:   "check that /etc/iptables is writable",
+			wantConns:  "1 facts upload prepare closed; 2 confirm closed; 3 status closed",
+			wantEvents: reverting,
+		},
+		{
 			name: "new connections refused, the host reverts",
 			host: fakeHost{
 				refuse: func(since time.Duration) bool { return since < revertAfter },

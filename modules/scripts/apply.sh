@@ -4,6 +4,10 @@
 cd "$rundir"
 while kill -0 "$1" 2>/dev/null; do sleep 0.05; done
 sleep "$apply_delay"
+if ! hold; then echo "failed: the run's lock" >status; exit 1; fi
+trap release EXIT
+# The dead-man came first: nothing to load any more.
+[ -e reverted ] && exit 0
 echo applying >status
 if ! load 4 new.v4; then
   echo "failed iptables-restore" >status

@@ -23,8 +23,19 @@ if [ "$mode" = status ]; then
   exit 0
 fi
 case "$st" in
-  applied) ;;
+  applied | confirmed) ;;
   failed*) echo "$st: $(tail -n 3 apply.log | tr '\n' ' ')" >&2; touch disarmed; sh "$rundir/revert.sh" now >/dev/null 2>&1; exit "$exit_apply_failed" ;;
+  *) echo "status $st" >&2; exit "$exit_not_applied" ;;
+esac
+# From here on, confirm holds the run: the dead-man waits for it, and
+# sees it disarmed, or not. Under the lock the status is read again.
+if ! hold; then echo "the run is busy" >&2; exit "$exit_not_applied"; fi
+trap release EXIT
+read -r st <status
+case "$st" in
+  # Confirmed already (a second confirm of the run): the same answer.
+  confirmed) echo "confirmed generation=$(cat generation)"; exit 0 ;;
+  applied) ;;
   *) echo "status $st" >&2; exit "$exit_not_applied" ;;
 esac
 
@@ -61,20 +72,37 @@ done
 
 # Persist piwall's part, and the other tables as the file held them (a
 # hotspot's nat), never others' filter rules: their owners make them
-# again at start. Written aside and flushed, renamed over, the directory
-# flushed.
-[ -d "$rules_dir" ] || mkdir -p "$rules_dir"
+# again at start. Each file is made in the run's directory, copied aside
+# in the rules directory, flushed, renamed over, and read back: a
+# read-only or full disk fails the confirmation, the dead-man stays armed
+# and reverts.
+persist_failed() {
+  rm -f "$rules_v4_new" "$rules_v6_new"
+  echo "saving the rules failed: $*" >&2
+  exit "$exit_persist_failed"
+}
 for fam in 4 6; do
   rules_of $fam
   {
     cat new.v$fam
     if [ -f persisted.v$fam ]; then sed '/^\*filter$/,/^COMMIT$/d' persisted.v$fam; fi
-  } >"$rules_new"
+  } >persist.v$fam
 done
-sync "$rules_v4_new" "$rules_v6_new"
-mv -f "$rules_v4_new" "$rules_v4"
-mv -f "$rules_v6_new" "$rules_v6"
-sync "$rules_dir"
+e=$(mkdir -p "$rules_dir" 2>&1) || persist_failed "$e"
+for fam in 4 6; do
+  rules_of $fam
+  e=$(cp persist.v$fam "$rules_new" 2>&1) || persist_failed "$e"
+  e=$(sync "$rules_new" 2>&1) || persist_failed "$e"
+done
+for fam in 4 6; do
+  rules_of $fam
+  e=$(mv -f "$rules_new" "$rules" 2>&1) || persist_failed "$e"
+done
+e=$(sync "$rules_dir" 2>&1) || persist_failed "$e"
+for fam in 4 6; do
+  rules_of $fam
+  cmp -s persist.v$fam "$rules" || persist_failed "$rules, read back, is not what was applied"
+done
 # Record the generation.
 cur=0
 if [ -f "$current" ]; then read -r cur <"$current"; fi

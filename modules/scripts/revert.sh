@@ -4,13 +4,20 @@
 # when the applier failed).
 cd "$rundir"
 [ -e disarmed ] && [ "${1:-}" != now ] && exit 0
-load 4 saved.v4
-load 6 saved.v6
+# Wait for an applier or a confirm at work; a confirm that came first has
+# disarmed it. An applier still to come sees "reverted" and loads nothing.
+hold || true
+trap release EXIT
+[ -e disarmed ] && [ "${1:-}" != now ] && exit 0
+touch reverted
+failed=
+load 4 saved.v4 || failed="$failed iptables-restore"
+load 6 saved.v6 || failed="$failed ip6tables-restore"
 for fam in 4 6; do
   rules_of $fam
   if [ -f persisted.v$fam ]; then
-    cp persisted.v$fam "$rules_new" && mv -f "$rules_new" "$rules"
-  elif [ -f "$rules" ] && cmp -s new.v$fam "$rules"; then
+    cp persisted.v$fam "$rules_new.revert" && mv -f "$rules_new.revert" "$rules"
+  elif [ -f "$rules" ] && cmp -s persist.v$fam "$rules"; then
     rm -f "$rules"
   fi
 done
@@ -20,5 +27,9 @@ if [ -f generation ]; then
   cat previous_current >"$current"
   if [ -f previous_foreign.re ]; then cp previous_foreign.re "$foreign_state"; else rm -f "$foreign_state"; fi
 fi
-echo reverted >status
+if [ -n "$failed" ]; then
+  echo "failed revert:$failed" >status
+else
+  echo reverted >status
+fi
 unlock

@@ -10,10 +10,13 @@
 #   fail/KEY           makes the call fail, the file's text on stderr
 #   block/KEY          makes the call wait while the file exists
 #   slow/KEY           makes the call sleep that many seconds first
+#   short/KEY          makes cp write only that many bytes, then fail, as on
+#                      a full disk
 #
 # KEY is the tool's name, with "--test" appended for iptables-restore
-# --test, " update" or " install" for apt-get, and "-dir" for sync of a
-# directory.
+# --test, " update" or " install" for apt-get, "-dir" for sync of a
+# directory, and "-rules" for cp into $FAKE_RULES_DIR (cp is this
+# machine's, at $FAKE_ROOT/real/cp, but for that).
 set -u
 tool=${0##*/}
 root=$FAKE_ROOT
@@ -23,11 +26,19 @@ case "$tool $*" in
   *-restore\ --test*) key="$tool--test" ;;
   apt-get\ update* | apt-get\ install*) key="$tool $1" ;;
   sync\ *) [ -d "${1:-}" ] && key=sync-dir ;;
+  cp\ *)
+    for last; do :; done
+    case "$last" in "$FAKE_RULES_DIR"/*) key=cp-rules ;; *) exec "$root/real/cp" "$@" ;; esac ;;
 esac
 if [ -f "$root/slow/$key" ]; then sleep "$(cat "$root/slow/$key")"; fi
 while [ -e "$root/block/$key" ]; do sleep 0.01; done
 if [ -f "$root/fail/$key" ]; then
   cat "$root/fail/$key" >&2
+  exit 1
+fi
+if [ -f "$root/short/$key" ]; then
+  head -c "$(cat "$root/short/$key")" "$1" >"$2"
+  echo "cp: error writing '$2': No space left on device" >&2
   exit 1
 fi
 
@@ -87,6 +98,7 @@ case "$tool" in
     fi
     ;;
   debconf-set-selections) cat >>"$root/debconf" ;;
+  cp) exec "$root/real/cp" "$@" ;;
   # There to be found; sync has nothing of the test's to flush.
   netfilter-persistent | iptables | ip6tables | sync) ;;
   *)
