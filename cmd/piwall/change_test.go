@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/piwall/piwall/plans"
@@ -97,5 +98,28 @@ rollout {
 				}
 			})
 		}
+	}
+}
+
+// TestRollbackPastABrokenPlan: an emergency rollback to an address does
+// not depend on the .hcl files of the current directory: a plan there
+// that does not load is said and passed over. Named with --plan, it stops
+// the command before anything connects.
+func TestRollbackPastABrokenPlan(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "site.hcl"), []byte("host \"x\" {\n  address = \n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	t.Setenv("HOME", dir) // no keys: connecting fails at once, with no network
+	t.Setenv("SSH_AUTH_SOCK", "")
+	code, _, stderr := runPiwall(t, "rollback", "pi@127.0.0.1:1", "--yes")
+	if code != 1 || !strings.Contains(stderr, "the plan in this directory does not load; HOST arguments are taken as addresses") ||
+		!strings.Contains(stderr, "pi@127.0.0.1:1: connecting") {
+		t.Errorf("rollback by address beside a broken plan: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runPiwall(t, "rollback", "pi@127.0.0.1:1", "--yes", "--plan", "site.hcl")
+	if code != 1 || strings.Contains(stderr, "connecting") || !strings.Contains(stderr, "Invalid expression") {
+		t.Errorf("rollback --plan with a broken plan: exit %d\n%s", code, stderr)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/plans"
 	"github.com/piwall/piwall/runner"
 	"github.com/piwall/piwall/runner/ssh"
@@ -154,25 +155,38 @@ func loadTargets(path string, rf *remoteFlags, std stdio) (*plans.Plan, []invent
 
 // lookupHosts turns HOST arguments into targets: labels of the plan at
 // planArg (or in the current directory, if it holds .hcl files), else
-// [user@]address[:port]. The plan is nil when there is none.
+// [user@]address[:port]. The plan is nil when there is none. A plan of
+// the current directory that does not load is said and passed over: an
+// emergency rollback to an address must not depend on an unrelated file.
 func lookupHosts(hosts []string, planArg string, rf *remoteFlags, std stdio) (*plans.Plan, []inventory.Target, error) {
 	env, err := inventoryEnv()
 	if err != nil {
 		return nil, nil, err
 	}
+	implicit := false
 	if planArg == "" {
 		if files, _ := plans.PlanFiles("."); len(files) > 0 {
-			planArg = "."
+			planArg, implicit = ".", true
 		}
 	}
 	var p *plans.Plan
 	var fromPlan []inventory.Target
+	var passedOver bool
 	if planArg != "" {
-		if p, err = loadPlan(planArg, &rf.planFlags, std); err != nil {
+		p, err = loadPlan(planArg, &rf.planFlags, std)
+		switch {
+		case err != nil && implicit:
+			fmt.Fprintln(std.errOut, "piwall: the plan in this directory does not load; HOST arguments are taken as addresses")
+			passedOver = true
+		case err != nil:
 			return nil, nil, err
+		default:
+			fromPlan = inventory.Targets(p, env)
 		}
-		fromPlan = inventory.Targets(p, env)
 	}
 	targets, err := inventory.Lookup(hosts, fromPlan, env)
+	if err != nil && passedOver {
+		err = modules.WithHint(err, "the .hcl files here did not load (see above): fix them, or name the plan with --plan")
+	}
 	return p, targets, err
 }
