@@ -87,7 +87,14 @@ func (s *session) gather(ctx context.Context, req modules.FactsRequest) (*module
 	}
 	s.step("reading facts")
 	marker := "==>piwall-" + randomHex(6)
-	res, err := c.Run(ctx, modules.FactsCommand(s.Target.Sudo), []byte(modules.FactsScript(marker, req)))
+	limit := s.fleet.timing.orDefaults().facts
+	fctx, cancel := context.WithTimeout(ctx, limit)
+	res, err := c.Run(fctx, modules.FactsCommand(s.Target.Sudo), []byte(modules.FactsScript(marker, req)))
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = modules.WithHint(fmt.Errorf("the facts command did not answer within %v", limit),
+			"the host is stuck or very slow (a full SD card, a hung apt, a name that does not resolve): log in and look (uptime, df, ps)")
+	}
 	if err == nil && res.Status != 0 {
 		err = sudoHint(&CommandError{Command: "facts", Status: res.Status, Stderr: string(res.Stderr)}, s.Target.User)
 	}

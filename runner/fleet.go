@@ -213,6 +213,7 @@ func (fl *Fleet) Apply(ctx context.Context, c *Changes, opt ApplyOptions) []Outc
 // timing holds the delays of the apply protocol; tests shorten them.
 // A zero field takes the protocol's own value.
 type timing struct {
+	facts           time.Duration // the facts command, on a host that may be stuck
 	confirmFirst    time.Duration // the first confirm's wait; 0: derived from how long prepare took
 	backoff         time.Duration // between confirm attempts (doubling once)
 	attempt         time.Duration // one new connection and its command
@@ -227,6 +228,9 @@ func (t timing) orDefaults() timing {
 			*d = v
 		}
 	}
+	// Names resolved on a slow link, a busy SD card: generous, but a stuck
+	// host must not hold up the whole gather.
+	def(&t.facts, 2*time.Minute)
 	def(&t.backoff, time.Second)
 	// A frozen connection is dropped sooner, when its keepalives go
 	// unanswered.

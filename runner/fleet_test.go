@@ -127,6 +127,8 @@ type fakeHost struct {
 	// frozen: once prepare answered, the first connection freezes: its
 	// commands hang until their context ends, its Close never returns.
 	frozen bool
+	// factsHang: the facts command never answers.
+	factsHang bool
 
 	// What happened, under fakeDialer.mu.
 	conns       []*fakeConn
@@ -227,6 +229,7 @@ func (c *fakeConn) Run(ctx context.Context, command string, stdin []byte) (Resul
 		if h.facts != nil {
 			a.Result = *h.facts
 		}
+		a.hang = h.factsHang
 	case "prepare":
 		a.Result = prepared()
 		if h.prepare != nil {
@@ -422,6 +425,7 @@ const revertAfter = 400 * time.Millisecond
 
 // fastTiming shortens the protocol's waits to fit revertAfter.
 var fastTiming = timing{
+	facts:           100 * time.Millisecond,
 	confirmFirst:    5 * time.Millisecond,
 	backoff:         10 * time.Millisecond,
 	attempt:         200 * time.Millisecond,
@@ -543,6 +547,16 @@ func TestFleetApply(t *testing.T) {
 			wantStep:   "facts",
 			wantErr:    "facts: exit status 1: sudo: a password is required",
 			wantHint:   "passwordless sudo for pi",
+			wantConns:  "1 facts closed",
+			wantEvents: planned,
+		},
+		{
+			name:       "plan fails: the facts command never answers",
+			host:       fakeHost{factsHang: true},
+			wantStatus: Failed,
+			wantStep:   "facts",
+			wantErr:    "the facts command did not answer within 100ms",
+			wantHint:   "the host is stuck or very slow",
 			wantConns:  "1 facts closed",
 			wantEvents: planned,
 		},
