@@ -108,11 +108,14 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 		Install:     f.NeedsIptables(),
 		Fingerprint: f.Fingerprint(foreign),
 	}
-	_, c.ExpectV4 = f.Own(firewall.IPv4, foreign)
-	_, c.ExpectV6 = f.Own(firewall.IPv6, foreign)
 	merged := map[firewall.Family]*firewall.Ruleset{}
 	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
-		text, _ := f.Own(fam, foreign)
+		text, digest := f.Own(fam, foreign)
+		if fam == firewall.IPv4 {
+			c.ExpectV4 = digest
+		} else {
+			c.ExpectV6 = digest
+		}
 		own, err := firewall.Parse(text)
 		if err != nil {
 			return nil, fmt.Errorf("piwall's part of the live %s rules: %w", fam, err)

@@ -757,3 +757,50 @@ func TestRouteDev(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnOfIsOwnText holds the scripts' own_of, run by /bin/sh with this
+// machine's sed and grep (GNU, as on Debian and Raspberry Pi OS), to
+// firewall's OwnText on the layouts of modules/firewall/testdata/foreign:
+// the host and piwall split a table into the same lines. One declaration,
+// every owner and firewalld's INPUT_ZONES, covers them all.
+func TestOwnOfIsOwnText(t *testing.T) {
+	saves, err := filepath.Glob(filepath.Join("firewall", "testdata", "foreign", "*.save"))
+	if err != nil || len(saves) < 3 {
+		t.Fatalf("layouts: %q, %v", saves, err)
+	}
+	for _, path := range saves {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(strings.TrimSuffix(path, ".save") + ".own")
+			if err != nil {
+				t.Fatal(err)
+			}
+			save := NormalizeSave(string(raw))
+			live, err := firewall.Parse(save)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := firewall.NewForeign([]string{"INPUT_ZONES"}, firewall.Owners(), live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.OwnText(save); got != string(want) {
+				t.Errorf("OwnText:\n%s\nwant:\n%s", got, want)
+			}
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "foreign.re"), f.Text())
+			cmd := exec.Command("/bin/sh", "-c", "rundir="+Quote(dir)+"\n"+scriptFile("common.sh")+"own_of")
+			cmd.Stdin = strings.NewReader(save)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("own_of: %v", err)
+			}
+			if string(out) != string(want) {
+				t.Errorf("own_of:\n%s\nwant:\n%s", out, want)
+			}
+		})
+	}
+}
