@@ -195,6 +195,14 @@ func (h *Host) exec(cmd string, ch ssh.Channel, from *net.TCPAddr) int {
 		return 0
 	case strings.Contains(cmd, "/confirm.sh"):
 		return h.confirm(ch)
+	case cmd == "yes":
+		// As coreutils' yes: a host that prints without end.
+		line := bytes.Repeat([]byte("y\n"), 4096)
+		for {
+			if _, err := ch.Write(line); err != nil {
+				return 141
+			}
+		}
 	}
 	fmt.Fprintf(ch.Stderr(), "sim: unknown command %q\n", cmd)
 	return 127

@@ -265,8 +265,10 @@ func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Re
 		return runner.Result{}, fmt.Errorf("opening a session: %w", err)
 	}
 	defer s.Close()
-	var stdout, stderr bytes.Buffer
-	s.Stdout, s.Stderr = &stdout, &stderr
+	over := make(chan *OutputLimitError, 2)
+	stdout := &capped{stream: "stdout", max: MaxStdout, over: over}
+	stderr := &capped{stream: "stderr", max: MaxStderr, over: over}
+	s.Stdout, s.Stderr = stdout, stderr
 	if stdin != nil {
 		s.Stdin = bytes.NewReader(stdin)
 	}
@@ -283,13 +285,22 @@ func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Re
 	case err = <-done:
 	case <-frozen:
 		c.client.Close()
-		return runner.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, errFrozen
+		return runner.Result{Stdout: stdout.bytes(), Stderr: stderr.bytes()}, errFrozen
+	case e := <-over:
+		// The host goes on printing: stop it, and the connection with it.
+		c.client.Close()
+		return runner.Result{Stdout: stdout.bytes(), Stderr: stderr.bytes()}, c.tooMuch(e)
 	case <-ctx.Done():
 		// A frozen connection never answers: stop waiting on it.
 		c.client.Close()
-		return runner.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}, ctx.Err()
+		return runner.Result{Stdout: stdout.bytes(), Stderr: stderr.bytes()}, ctx.Err()
 	}
-	res := runner.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	res := runner.Result{Stdout: stdout.bytes(), Stderr: stderr.bytes()}
+	select {
+	case e := <-over:
+		return res, c.tooMuch(e)
+	default:
+	}
 	var exit *gossh.ExitError
 	switch {
 	case err == nil:
@@ -299,6 +310,60 @@ func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Re
 		return res, nil
 	}
 	return res, fmt.Errorf("running a command: %w", err)
+}
+
+// What piwall reads of one command. The facts of a Pi with thousands of
+// rules are a few MiB; more is a broken or hostile host, and reading it
+// all would let one host fill the controller's memory.
+const (
+	MaxStdout = 16 << 20
+	MaxStderr = 1 << 20
+)
+
+// OutputLimitError is a command that printed more than piwall reads.
+type OutputLimitError struct {
+	Stream string // "stdout" or "stderr"
+	Limit  int    // bytes
+}
+
+func (e *OutputLimitError) Error() string {
+	return fmt.Sprintf("the command printed more than %d MiB on its %s; piwall stopped reading and closed the connection", e.Limit>>20, e.Stream)
+}
+
+func (c *conn) tooMuch(e *OutputLimitError) error {
+	return modules.WithHint(e, fmt.Sprintf("log in and see what a command prints there (ssh %s true): a login script or a replaced sudo that prints without end breaks every command", c.label))
+}
+
+// capped is a command's stdout or stderr, kept up to max bytes; a write
+// past it is refused and reported on over, once.
+type capped struct {
+	stream string
+	max    int
+	over   chan<- *OutputLimitError
+	mu     sync.Mutex
+	buf    []byte
+	full   bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.full || len(c.buf)+len(p) > c.max {
+		if !c.full {
+			c.full = true
+			c.over <- &OutputLimitError{Stream: c.stream, Limit: c.max}
+		}
+		return 0, errors.New("output limit")
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// bytes returns a copy: the session may still be writing.
+func (c *capped) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.buf)
 }
 
 // freezeTimeout is how long a keepalive may go unanswered.

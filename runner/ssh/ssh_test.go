@@ -142,3 +142,27 @@ func TestKeys(t *testing.T) {
 		}
 	})
 }
+
+func TestOutputLimit(t *testing.T) {
+	target, _ := simTarget(t)
+	ctx := context.Background()
+	c, err := (&Dialer{}).Dial(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Run(ctx, "yes", nil)
+	var over *OutputLimitError
+	if !errors.As(err, &over) || over.Stream != "stdout" || over.Limit != MaxStdout {
+		t.Fatalf("Run(yes): %v, want an OutputLimitError on stdout", err)
+	}
+	if len(res.Stdout) > MaxStdout || len(res.Stdout) < MaxStdout/2 {
+		t.Errorf("kept %d bytes of stdout, want at most %d and most of it", len(res.Stdout), MaxStdout)
+	}
+	if h := modules.Hints(err); len(h) != 1 || !strings.Contains(h[0], "ssh "+target.Label+" true") {
+		t.Errorf("hints: %q", h)
+	}
+	if want := "printed more than 16 MiB on its stdout"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q lacks %q", err, want)
+	}
+}
