@@ -68,7 +68,7 @@ func (s *session) step(name string) { s.fleet.emit(s.Target.Label, StepStarted, 
 
 func (s *session) fault(p FaultPoint) {
 	if s.fleet.Fault != nil {
-		s.fleet.Fault(p)
+		s.fleet.Fault(s.Target.Label, p)
 	}
 }
 
@@ -141,6 +141,7 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		a.Close()
 		return Outcome{Status: Failed, Err: s.fail("lockout check", cs.Lockout)}
 	}
+	tm := s.fleet.timing.orDefaults()
 	revert := s.Target.RevertAfter
 	ch := &modules.Change{
 		Run:   randomHex(8),
@@ -151,7 +152,10 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		LockTTL: revert + 10*time.Minute,
 	}
 	s.step("uploading")
-	if err := a.Upload(ctx, ch.UploadDir(), ch.Files()); err != nil {
+	uctx, cancel := context.WithTimeout(ctx, tm.upload)
+	err := a.Upload(uctx, ch.UploadDir(), ch.Files())
+	cancel()
+	if err != nil {
 		a.Close()
 		return Outcome{Status: Failed, Err: s.fail("upload", err)}
 	}

@@ -20,10 +20,11 @@ type Fleet struct {
 	// Events, when set, receives what happens on each host as it happens.
 	// It is called from many goroutines at once.
 	Events func(Event)
-	// Fault, when set, is called at the named points of an apply
-	// (FaultPoint): the fault tests kill piwall there. Nil in every normal
-	// run.
-	Fault func(FaultPoint)
+	// Fault, when set, is called with a host's label at the named points
+	// of its apply (FaultPoint), from that host's goroutine: the fault
+	// tests kill piwall there, or change the host meanwhile. Nil in every
+	// normal run.
+	Fault func(host string, p FaultPoint)
 
 	timing timing // zero: the protocol's own delays (tests shorten them)
 }
@@ -214,6 +215,7 @@ func (fl *Fleet) Apply(ctx context.Context, c *Changes, opt ApplyOptions) []Outc
 // A zero field takes the protocol's own value.
 type timing struct {
 	facts           time.Duration // the facts command, on a host that may be stuck
+	upload          time.Duration // the run's files, a few KiB
 	confirmFirst    time.Duration // the first confirm's wait; 0: derived from how long prepare took
 	backoff         time.Duration // between confirm attempts (doubling once)
 	attempt         time.Duration // one new connection and its command
@@ -231,6 +233,7 @@ func (t timing) orDefaults() timing {
 	// Names resolved on a slow link, a busy SD card: generous, but a stuck
 	// host must not hold up the whole gather.
 	def(&t.facts, 2*time.Minute)
+	def(&t.upload, 2*time.Minute)
 	def(&t.backoff, time.Second)
 	// A frozen connection is dropped sooner, when its keepalives go
 	// unanswered.

@@ -56,12 +56,12 @@ func TestMain(m *testing.M) {
 // crash or an impatient operator would: "prepare" while prepare runs on
 // the Pi, "prepared" once it has returned, "applied" once the new rules
 // are live, "confirm" while the confirm command runs.
-func killer(point string) func(runner.FaultPoint) {
+func killer(point string) func(string, runner.FaultPoint) {
 	kill := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	// 50 ms: once the remote command is under way, before it can end
 	// (prepare and confirm take longer on a lab Pi).
 	soon := func() { time.AfterFunc(50*time.Millisecond, kill) }
-	return func(p runner.FaultPoint) {
+	return func(_ string, p runner.FaultPoint) {
 		switch {
 		case point == "prepare" && p == runner.FaultPrepareStarts,
 			point == "confirm" && p == runner.FaultConfirmStarts:
@@ -801,11 +801,13 @@ func TestE2ESharedPis(t *testing.T) {
 	waitBan(t, l, f2b, intruder, true)
 	onPi(t, l, f2b, "sudo -n fail2ban-client set sshd unbanip "+intruder)
 
-	// The intruder may reach sshd, so that fail2ban sees its logins.
+	// The intruder may reach sshd, so that fail2ban sees its logins. No
+	// apply here waits for a revert; a long revert_after leaves room for
+	// the changes of others made during an apply on a busy machine.
 	site := labPlan(t, l, `  inbound {
     from  = ["198.18.0.1", "fd70:6977:616c::1", "198.18.0.66"]
     ports = ["tcp/22"]
-  }`, `  coexist = ["fail2ban", "docker"]`, "20s")
+  }`, `  coexist = ["fail2ban", "docker"]`, "45s")
 
 	t.Run("plan shows the backends and refuses rules in both", func(t *testing.T) {
 		stdout, _ := piwall(t, 1, "plan", site)
@@ -833,7 +835,9 @@ func TestE2ESharedPis(t *testing.T) {
 	t.Run("apply leaves others' rules, and what they change meanwhile", func(t *testing.T) {
 		// While piwall applies, fail2ban bans two addresses, once prepare
 		// has returned (as the rules go live) and as confirm starts, and
-		// Docker starts a container publishing another port.
+		// Docker starts a container publishing another port as its rules
+		// go live. Each change holds up only its own Pi's apply (a slow
+		// docker run must not eat another Pi's dead-man time).
 		var once [3]sync.Once
 		othersErr := make(chan error, 3)
 		onceOn := func(i int, p lab.Pi, cmd string) {
@@ -843,13 +847,14 @@ func TestE2ESharedPis(t *testing.T) {
 			})
 		}
 		const late = 8081
-		faultHook = func(p runner.FaultPoint) {
-			switch p {
-			case runner.FaultPrepared:
+		faultHook = func(host string, p runner.FaultPoint) {
+			switch {
+			case host == f2b.Name && p == runner.FaultPrepared:
 				onceOn(0, f2b, "sudo -n fail2ban-client set sshd banip 198.18.7.7")
-				onceOn(2, dock, fmt.Sprintf("sudo -n docker run -d --name late --security-opt apparmor=unconfined -p %d:80 lab/busybox httpd -f -p 80 -h /www", late))
-			case runner.FaultConfirmStarts:
+			case host == f2b.Name && p == runner.FaultConfirmStarts:
 				onceOn(1, f2b, "sudo -n fail2ban-client set sshd banip 198.18.7.8")
+			case host == dock.Name && p == runner.FaultPrepared:
+				onceOn(2, dock, fmt.Sprintf("sudo -n docker run -d --name late --security-opt apparmor=unconfined -p %d:80 lab/busybox httpd -f -p 80 -h /www", late))
 			}
 		}
 		wantContainers(t, l, dock)

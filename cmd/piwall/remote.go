@@ -95,7 +95,7 @@ func newDialer(r *remoteFlags) *ssh.Dialer {
 
 // faultHook is set only by the fault tests' helper binary (TestMain), to
 // stop piwall at a point of an apply; nil in piwall itself.
-var faultHook func(runner.FaultPoint)
+var faultHook func(host string, p runner.FaultPoint)
 
 // remote is what a command that reaches hosts sets up: the hosts, and the
 // fleet engine that reaches them.
