@@ -61,6 +61,7 @@ const (
 // run dispatches to a command and turns its outcome into an exit code. Only
 // main calls os.Exit.
 func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
+	out, errOut = termSafe{out}, termSafe{errOut}
 	std := stdio{in: in, out: out, errOut: errOut}
 	if len(args) == 0 {
 		printUsage(std.errOut)

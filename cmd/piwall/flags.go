@@ -129,6 +129,9 @@ func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 		return
 	}
 	color := !noColor && os.Getenv("NO_COLOR") == "" && isTerminal(w)
+	if color {
+		w = raw(w) // local files; HCL's colours must reach the terminal
+	}
 	width := uint(100)
 	if f, ok := w.(*os.File); ok && color {
 		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 20 {
@@ -139,7 +142,7 @@ func writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 }
 
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := raw(w).(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

@@ -30,7 +30,7 @@ type progress interface {
 // The phase ("reading facts", "applying") heads the live counter.
 func newProgress(w io.Writer, phase string, total int, noColor bool) progress {
 	if isTerminal(w) {
-		return newLiveProgress(w, phase, total, !noColor && os.Getenv("NO_COLOR") == "")
+		return newLiveProgress(raw(w), phase, total, !noColor && os.Getenv("NO_COLOR") == "")
 	}
 	return &plainProgress{w: w}
 }
@@ -133,7 +133,8 @@ func (p *liveProgress) draw() {
 			fmt.Fprintf(&b, "  ... and %d more\n", len(hosts)-most)
 			break
 		}
-		line := fmt.Sprintf("  %-16s %s (%ds)", h, p.steps[h], int(time.Since(p.since[h]).Seconds()))
+		// Raw on the terminal: what came from the host is made safe here.
+		line := fmt.Sprintf("  %-16s %s (%ds)", safe(h), safe(p.steps[h]), int(time.Since(p.since[h]).Seconds()))
 		if len(line) >= p.width {
 			line = line[:p.width-4] + "..."
 		}

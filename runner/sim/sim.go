@@ -48,7 +48,23 @@ type Host struct {
 	generation int
 	gens       map[int][2]string // every generation's rulesets, as confirm records them
 	installed  bool
+	lock       string        // the lock file's lines
 	files      sftp.Handlers // what was uploaded
+}
+
+// SetLive makes text (iptables-save output, without comment lines) the
+// host's live IPv4 rules, as another tool on the host would.
+func (h *Host) SetLive(text string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.live[0], h.installed = text, true
+}
+
+// SetLock makes lines the host's lock file ("" frees it).
+func (h *Host) SetLock(lines string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lock = lines
 }
 
 // Start starts n hosts, each on its own port of 127.0.0.1, writing the
@@ -241,6 +257,7 @@ func (h *Host) facts(script string, w io.Writer, from *net.TCPAddr) int {
 		fmt.Fprintf(&b, "%d\n", h.generation)
 	}
 	sec("lock")
+	b.WriteString(h.lock)
 	sec("persisted")
 	for i := range h.persisted {
 		if h.persisted[i] == "" {
