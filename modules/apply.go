@@ -23,14 +23,16 @@ type Change struct {
 	Foreign     string
 	RevertAfter time.Duration // the dead-man's delay
 	Install     bool          // install iptables and netfilter-persistent first
-	Operator    string        // user@machine, for the lock and the generation's metadata
-	Source      string        // what the rulesets came from (plan digest, or "rollback to N")
-	Kind        string        // "apply" or "rollback"
+	// EnableRestore: confirm enables netfilter-persistent once the rules
+	// are persisted, so that the boot loads them.
+	EnableRestore bool
+	Operator      string // user@machine, for the lock and the generation's metadata
+	Source        string // what the rulesets came from (plan digest, or "rollback to N")
+	Kind          string // "apply" or "rollback"
 	// ExpectV4 and ExpectV6 are the digests of the live rulesets the change
 	// was planned against: prepare refuses to go on if they changed since.
 	// Empty skips the check.
 	ExpectV4, ExpectV6 string
-	LockTTL            time.Duration // how long the lock holds without a word from piwall
 	// Paths are where the scripts keep their state: the zero value for a
 	// host, a temporary directory in tests.
 	Paths Paths
@@ -53,6 +55,19 @@ const (
 	ExitNotApplied    = 8 // the new rules are not (or no longer) live
 	ExitPersistFailed = 9 // confirm could not write the rules files as applied
 )
+
+// PrepareLimit bounds prepare on the host: each apt-get has AptLimit (two
+// of them: update and install), the rest takes seconds. The runner waits
+// for prepare as long, and the lock outlives it.
+const (
+	PrepareLimit = 15 * time.Minute
+	AptLimit     = 6 * time.Minute
+)
+
+// lockTTL is how long a run's lock holds, on the host's boot clock: past
+// the longest prepare and the dead-man's delay, with room to spare. A lock
+// of an earlier boot is stale at once: its run died with the boot.
+func (c *Change) lockTTL() time.Duration { return PrepareLimit + c.RevertAfter + 10*time.Minute }
 
 // ApplyDelay is how long the applier waits, after prepare's command has
 // ended, before it loads the new rules: time for prepare's answer to leave

@@ -36,7 +36,6 @@ func testChange(t *testing.T) *Change {
 		Source:      "9e61f2c08ab4d357",
 		Kind:        "apply",
 		ExpectV4:    emptyDigest, ExpectV6: emptyDigest,
-		LockTTL: 10 * time.Minute,
 	}
 }
 
@@ -168,7 +167,8 @@ func TestScriptHeader(t *testing.T) {
 		"operator": hostileOperator, "run": c.Run, "rundir": "/var/lib/piwall/runs/8f3a61c2d9e04b7a",
 		"upload": "/tmp/piwall-8f3a61c2d9e04b7a", "state": "/var/lib/piwall", "rules_v4": "/etc/iptables/rules.v4",
 		"rules_v6_new": "/etc/iptables/.rules.v6.piwall-8f3a61c2d9e04b7a", "systemd_dir": "/run/systemd/system", "lockfile": "/var/lib/piwall/lock",
-		"install": "true", "revert_after": "90", "lock_ttl": "600", "apply_delay": "0.10", "expect_v4": emptyDigest,
+		"install": "true", "revert_after": "90", "lock_ttl": "1590", "apt_limit": "360", "apply_delay": "0.10",
+		"boot_id": "/proc/sys/kernel/random/boot_id", "uptime": "/proc/uptime", "expect_v4": emptyDigest,
 		"exit_locked": strconv.Itoa(ExitLocked), "exit_not_applied": strconv.Itoa(ExitNotApplied),
 		"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	}

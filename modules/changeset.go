@@ -17,10 +17,18 @@ type ChangeSet struct {
 	// Desired is piwall's part of the host's filter tables; Foreign says
 	// what of the live tables is someone else's, never compared, changed
 	// or persisted.
-	Desired     *firewall.Desired
-	Foreign     *firewall.Foreign
-	Changes     []firewall.Change
-	Install     bool   // iptables and netfilter-persistent are missing
+	Desired    *firewall.Desired
+	Foreign    *firewall.Foreign
+	Changes    []firewall.Change
+	Install    bool   // iptables and netfilter-persistent are missing
+	InstallWhy string // what is missing, when Install
+	// EnableRestore: netfilter-persistent is disabled, and apply enables
+	// it, so that the boot loads the rules.
+	EnableRestore bool
+	// Ephemeral says why the rules persisted on the host are gone at its
+	// next boot (an overlay or tmpfs root); apply refuses such a host
+	// unless told the rules are meant to last until then.
+	Ephemeral   string
 	Fingerprint string // of the facts: a saved plan applies only if it still holds
 	ExpectV4    string // digests of piwall's part of the live rulesets planned against
 	ExpectV6    string
@@ -33,7 +41,7 @@ type ChangeSet struct {
 }
 
 // Unchanged reports whether applying would change nothing.
-func (c *ChangeSet) Unchanged() bool { return len(c.Changes) == 0 && !c.Install }
+func (c *ChangeSet) Unchanged() bool { return len(c.Changes) == 0 && !c.Install && !c.EnableRestore }
 
 // Counts returns how many rules and chains are added, removed and updated.
 func (c *ChangeSet) Counts() (add, remove, update int) {
@@ -94,6 +102,9 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 	if err := bothBackends(f); err != nil {
 		return nil, err
 	}
+	if err := bootRestore(f); err != nil {
+		return nil, err
+	}
 	// What piwall loads and persists is its part only: a desired line
 	// that is someone else's would overwrite theirs.
 	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
@@ -107,6 +118,17 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 		Host: host, Desired: d, Foreign: foreign, Facts: f,
 		Install:     f.NeedsIptables(),
 		Fingerprint: f.Fingerprint(foreign),
+		Ephemeral:   f.RulesFS.Ephemeral(),
+	}
+	if c.Install {
+		c.InstallWhy = "not installed"
+		if m := f.Restore.missing(); len(m) > 0 && f.Tools["netfilter-persistent"] {
+			c.InstallWhy = "the boot would not load the rules: missing " + strings.Join(m, ", ")
+		}
+	}
+	c.EnableRestore = f.Restore.disabled()
+	if c.Ephemeral != "" {
+		c.Warnings = append(c.Warnings, c.Ephemeral+"; apply refuses it unless --until-reboot")
 	}
 	merged := map[firewall.Family]*firewall.Ruleset{}
 	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
@@ -128,11 +150,30 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 			c.Lockout = WithHint(err, fmt.Sprintf("the plan must admit %s → tcp/%d; --force applies it anyway, and the dead-man reverts it", f.Operator, f.SSHPort))
 		}
 	}
-	if l := f.Lock; l != nil {
+	switch l := f.Lock; {
+	case l == nil:
+	case l.Boot != "" && f.Boot != "" && l.Boot != f.Boot:
+		c.Warnings = append(c.Warnings, fmt.Sprintf("a lock of %s (run %s, since %s) was left by a run the host's reboot ended; the next apply or rollback takes it over",
+			l.Operator, l.Run, l.Since.Format(lockTime)))
+	default:
 		c.Warnings = append(c.Warnings, fmt.Sprintf("locked by %s since %s (run %s); apply is refused until it is released or expires at %s",
 			l.Operator, l.Since.Format(lockTime), l.Run, l.Expires.Format(lockTime)))
 	}
 	return c, nil
+}
+
+// bootRestore refuses a host whose boot would not load the persisted
+// rules and piwall cannot make it: another firewall's service enabled,
+// netfilter-persistent masked, the rules directory read-only.
+func bootRestore(f *Facts) error {
+	if what, hint := f.Restore.conflict(); what != "" {
+		return WithHint(errors.New(what), hint)
+	}
+	if fs := f.RulesFS; fs.ReadOnly {
+		return WithHint(fmt.Errorf("%s is on a read-only file system (%s, mounted on %s): the rules could not be persisted", fs.Dir, fs.Type, fs.MountPoint),
+			fmt.Sprintf("make it writable (sudo mount -o remount,rw %s), then run piwall again", fs.MountPoint))
+	}
+	return nil
 }
 
 // bothBackends refuses a host whose other iptables backend has filter

@@ -368,3 +368,79 @@ func TestCompareRefusesOthersLines(t *testing.T) {
 		t.Errorf("Compare: %v", err)
 	}
 }
+
+// TestBootRestore: whether the host's boot will load the rules, from its
+// recorded facts: what apply installs or enables, and what it refuses.
+func TestBootRestore(t *testing.T) {
+	tests := []struct {
+		name, facts string
+		change      func(*Facts)
+		install     string // InstallWhy; "" when nothing is installed
+		enable      bool
+		ephemeral   string
+		err, hint   string
+	}{
+		{name: "provisioned: loaded at boot", facts: "provisioned"},
+		{name: "nftables.service enabled", facts: "boot-restore-broken",
+			err:  "nftables.service is enabled: at boot it loads /etc/nftables.conf, whose default begins with flush ruleset, which removes piwall's rules",
+			hint: "sudo systemctl disable nftables"},
+		{name: "iptables-persistent removed, netfilter-persistent disabled", facts: "boot-restore-broken",
+			change:  func(f *Facts) { f.Restore.Units["nftables"] = "disabled" },
+			install: "the boot would not load the rules: missing iptables-persistent (rc), plugin 15-ip4tables, plugin 25-ip6tables",
+			enable:  true},
+		{name: "netfilter-persistent masked", facts: "provisioned",
+			change: func(f *Facts) { f.Restore.Units["netfilter-persistent"] = "masked" },
+			err:    "netfilter-persistent is masked", hint: "sudo systemctl unmask netfilter-persistent"},
+		{name: "ufw enabled", facts: "provisioned",
+			change: func(f *Facts) { f.Restore.Units["ufw"], f.Restore.UFWEnabled = "enabled", true },
+			err:    "ufw is enabled", hint: "sudo ufw disable"},
+		{name: "ufw installed, switched off", facts: "provisioned",
+			change: func(f *Facts) { f.Restore.Units["ufw"] = "enabled" }},
+		{name: "firewalld enabled", facts: "provisioned",
+			change: func(f *Facts) { f.Restore.Units["firewalld"] = "enabled" },
+			err:    "firewalld is enabled", hint: "disable --now firewalld"},
+		{name: "an install dpkg did not finish", facts: "dpkg-interrupted",
+			install: "the boot would not load the rules: missing netfilter-persistent (iU), iptables-persistent (iF)"},
+		{name: "raspi-config's overlay root", facts: "overlay-root",
+			ephemeral: "the host boots with an overlay root (boot=overlay, raspi-config's overlay file system): what is written to /etc/iptables is kept in RAM and gone at the next boot"},
+		{name: "rules directory on tmpfs", facts: "provisioned",
+			change:    func(f *Facts) { f.RulesFS.Type, f.RulesFS.MountPoint = "tmpfs", "/etc/iptables" },
+			ephemeral: "/etc/iptables is on tmpfs (mounted on /etc/iptables): what is written there is gone at the next boot"},
+		{name: "rules directory read-only", facts: "rules-read-only",
+			err:  "/etc/iptables is on a read-only file system (ext4, mounted on /etc/iptables): the rules could not be persisted",
+			hint: "sudo mount -o remount,rw /etc/iptables"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := recordedFacts(t, tc.facts)
+			if tc.change != nil {
+				tc.change(f)
+			}
+			cs, err := NewChangeSet(siteHost(t, "pi-01"), f)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("NewChangeSet: %v, want an error saying %q", err, tc.err)
+				}
+				if h := Hints(err); len(h) != 1 || !strings.Contains(h[0], tc.hint) {
+					t.Errorf("hints %q, want one saying %q", h, tc.hint)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cs.Install != (tc.install != "") || cs.InstallWhy != tc.install {
+				t.Errorf("Install %v, InstallWhy %q; want %q", cs.Install, cs.InstallWhy, tc.install)
+			}
+			if cs.EnableRestore != tc.enable {
+				t.Errorf("EnableRestore = %v, want %v", cs.EnableRestore, tc.enable)
+			}
+			if cs.Ephemeral != tc.ephemeral {
+				t.Errorf("Ephemeral = %q, want %q", cs.Ephemeral, tc.ephemeral)
+			}
+			if tc.ephemeral != "" && (len(cs.Warnings) == 0 || !strings.Contains(cs.Warnings[len(cs.Warnings)-1], "--until-reboot")) {
+				t.Errorf("Warnings = %q, want the ephemeral root and --until-reboot", cs.Warnings)
+			}
+		})
+	}
+}

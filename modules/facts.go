@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +34,13 @@ type Facts struct {
 	Live       map[firewall.Family]*firewall.Ruleset
 	LiveText   map[firewall.Family]string
 	Resolvers  []netip.Addr
-	Generation int   // the current generation, 0 for none
-	Lock       *Lock // who holds the lock; nil when it is free
+	Generation int    // the current generation, 0 for none
+	Lock       *Lock  // who holds the lock; nil when it is free
+	Boot       string // the kernel's id of the host's current boot
+	// Restore is what the host's boot does with the persisted rules, and
+	// RulesFS where they are kept; zero from a host that did not say.
+	Restore    Restore
+	RulesFS    RulesFS
 	Persisted  map[firewall.Family]string
 	Names      map[string]firewall.Resolution
 	NameErrors map[string]string
@@ -52,7 +58,8 @@ type Lock struct {
 	Run      string
 	Operator string // user@machine
 	Since    time.Time
-	Expires  time.Time // when another run may take it over
+	Expires  time.Time // when another run may take it over, by the host's wall clock
+	Boot     string    // the boot it was taken in; a lock of an earlier boot is stale
 }
 
 // GenerationRules are the rulesets of one generation on the host.
@@ -64,7 +71,8 @@ type GenerationRules struct {
 
 // NeedsIptables reports whether iptables must be installed first.
 func (f *Facts) NeedsIptables() bool {
-	return !f.Tools["iptables-restore"] || !f.Tools["ip6tables-restore"] || !f.Tools["netfilter-persistent"]
+	return !f.Tools["iptables-restore"] || !f.Tools["ip6tables-restore"] || !f.Tools["netfilter-persistent"] ||
+		len(f.Restore.missing()) > 0
 }
 
 // Own is piwall's part of a family's live rules, as the scripts' own
@@ -114,7 +122,9 @@ func FactsScript(marker string, req FactsRequest) string {
 	b.WriteString(assignments(factsHeader{
 		PATH: p.PATH, Marker: marker,
 		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(),
-		RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), ResolvConf: p.ResolvConf,
+		RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), ResolvConf: p.ResolvConf, BootID: p.BootID,
+		RulesDir: p.RulesDir, SystemdDir: p.SystemdDir, PluginsDir: p.PluginsDir, UFWConf: p.UFWConf,
+		Mountinfo: p.Mountinfo, Cmdline: p.Cmdline,
 	}))
 	b.WriteString(scriptFile("facts.sh"))
 	b.WriteString("facts\n")
@@ -158,6 +168,7 @@ func ParseFacts(out, marker string) (*Facts, error) {
 		return nil, fmt.Errorf("facts: the output ends early (the script did not finish)")
 	}
 	live := map[string][]string{}
+	var mounts []string
 	for _, s := range sections {
 		body := strings.Join(s.lines, "\n")
 		switch s.name {
@@ -190,6 +201,16 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			}
 		case "lock":
 			f.Lock, err = parseLock(s.lines)
+		case "boot":
+			f.Boot = strings.TrimSpace(body)
+		case "restore":
+			f.Restore = parseRestore(s.lines)
+		case "rules-dir":
+			f.RulesFS.Dir = strings.TrimSpace(body)
+		case "mounts":
+			mounts = s.lines
+		case "cmdline":
+			f.RulesFS.OverlayBoot = slices.Contains(strings.Fields(body), "boot=overlay")
 		case "foreign":
 			f.Foreign, err = firewall.ParseForeign(body)
 		case "persisted":
@@ -220,6 +241,13 @@ func ParseFacts(out, marker string) (*Facts, error) {
 		if err := f.parseLive(fam, live); err != nil {
 			return nil, fmt.Errorf("facts, %w", err)
 		}
+	}
+	if f.RulesFS.Dir != "" {
+		overlay := f.RulesFS.OverlayBoot
+		if f.RulesFS, err = parseMounts(f.RulesFS.Dir, mounts); err != nil {
+			return nil, fmt.Errorf("facts, section %w", err)
+		}
+		f.RulesFS.OverlayBoot = overlay
 	}
 	if g := f.RollbackTo; g != nil {
 		g.Found = g.V4 != "" && g.V6 != ""
@@ -424,7 +452,8 @@ func (f *Facts) parseGeneration(s factSection) error {
 }
 
 // parseLock reads the lock file: run=, operator=, since= and expires=
-// lines, the times in seconds since 1970. An empty section is a free lock.
+// lines, the times in seconds since 1970, and boot=. An empty section is a
+// free lock.
 func parseLock(lines []string) (*Lock, error) {
 	var l Lock
 	empty := true
@@ -437,6 +466,8 @@ func parseLock(lines []string) (*Lock, error) {
 		switch k {
 		case "run":
 			l.Run = v
+		case "boot":
+			l.Boot = v
 		case "operator":
 			l.Operator = v
 		case "since", "expires":

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -172,7 +174,29 @@ type recording struct {
 	// ip6tables-save, which still succeed, as they do on a kernel that
 	// lacks a module.
 	saveWarning string
+	// The Pi's boot: dpkg's status of the packages and the services'
+	// is-enabled, by default those of its tools (netfilter-persistent:
+	// installed with its plugins, enabled); its kernel's command line and
+	// mounts, by default an SD card's ext4 root.
+	dpkg      map[string]string
+	units     map[string]string
+	noPlugins bool
+	cmdline   string
+	mountinfo string
 }
+
+// The kernel's files of a recorded Pi, which the facts script is pointed
+// at (FactsRequest.Paths): the machine's own would make the recordings
+// depend on it.
+const (
+	recordBootID    = "6e1b0f4e-57a3-4a51-9d43-2f0c1e5a8b7d\n"
+	recordCmdline   = "console=serial0,115200 console=tty1 root=PARTUUID=6c586e13-02 rootfstype=ext4 fsck.repair=yes rootwait quiet\n"
+	recordMountinfo = "22 1 179:2 / / rw,noatime shared:1 - ext4 /dev/mmcblk0p2 rw\n" +
+		"24 22 179:1 / /boot/firmware rw,relatime shared:2 - vfat /dev/mmcblk0p1 rw,fmask=0022,dmask=0022\n" +
+		"25 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:3 - proc proc rw\n" +
+		"26 22 0:23 / /run rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,size=389112k,mode=755\n"
+	recordKernel = "/var/lib/piwall-test"
+)
 
 // recordings are the Pis of the recorded cases.
 func recordings(t *testing.T) []recording {
@@ -218,6 +242,24 @@ func recordings(t *testing.T) []recording {
 			saveWarning: "Warning: Extension LOG revision 0 not supported, missing kernel module?"},
 		{name: "not-root-without-sudo", conn: connPi01, req: names, uid: 1000, iptables: true, tools: installed,
 			live4: d.V4.Text(), live6: d.V6.Text(), files: provisioned},
+		// iptables-persistent removed (its plugins with it), netfilter-
+		// persistent disabled, and nftables.service enabled beside it.
+		{name: "boot-restore-broken", conn: connPi01, req: names, iptables: true, tools: installed,
+			live4: d.V4.Text(), live6: d.V6.Text(), files: provisioned, noPlugins: true,
+			dpkg:  map[string]string{"iptables": "install ok installed", "netfilter-persistent": "install ok installed", "iptables-persistent": "deinstall ok config-files"},
+			units: map[string]string{"netfilter-persistent": "disabled", "nftables": "enabled"}},
+		// An install that dpkg did not finish (power lost during apt).
+		{name: "dpkg-interrupted", conn: connPi01, req: names, iptables: true, tools: installed, files: with(nil),
+			dpkg: map[string]string{"iptables": "install ok installed", "netfilter-persistent": "install ok unpacked", "iptables-persistent": "install ok half-configured"}},
+		// raspi-config's overlay file system: writes go to RAM.
+		{name: "overlay-root", conn: connPi01, req: names, iptables: true, tools: installed,
+			live4: d.V4.Text(), live6: d.V6.Text(), files: provisioned,
+			cmdline:   "console=serial0,115200 console=tty1 root=PARTUUID=6c586e13-02 rootfstype=ext4 fsck.repair=yes rootwait quiet boot=overlay\n",
+			mountinfo: "22 1 0:25 / / rw,noatime shared:1 - overlay overlay rw,lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work\n"},
+		// /etc/iptables on a read-only mount of its own.
+		{name: "rules-read-only", conn: connPi01, req: names, iptables: true, tools: installed,
+			live4: d.V4.Text(), live6: d.V6.Text(), files: provisioned,
+			mountinfo: recordMountinfo + "31 22 179:2 /etc/iptables /etc/iptables ro,relatime shared:1 - ext4 /dev/mmcblk0p2 rw\n"},
 	}
 }
 
@@ -336,6 +378,9 @@ while read -r t; do
   printf '#!/bin/sh\nexit 0\n' >"/usr/sbin/$t"
   chmod 755 "/usr/sbin/$t"
 done <"$work/stubs"
+rm -f /usr/bin/systemctl /bin/systemctl
+cp "$work/systemctl" /usr/bin/systemctl
+chmod 755 /usr/bin/systemctl
 if [ "$uid" = 0 ]; then exec sh -s -- "$conn"; fi
 exec setpriv --reuid="$uid" --regid="$uid" --clear-groups sh -s -- "$conn"
 `
@@ -394,6 +439,7 @@ func (rc recording) run(t *testing.T) string {
 	if rc.saveWarning != "" {
 		writeFile(t, filepath.Join(work, "save-warning"), rc.saveWarning+"\n")
 	}
+	rc.boot(t, work)
 	var stubs []string
 	for _, tool := range rc.tools {
 		if !onPath(tool) {
@@ -414,6 +460,66 @@ func (rc recording) run(t *testing.T) string {
 		t.Fatalf("recording %s: %v\nstderr:\n%s", rc.name, err, stderr.String())
 	}
 	return saveStamp.ReplaceAllString(stdout.String(), "${1}"+recordedStamp)
+}
+
+// boot writes the Pi's kernel files, dpkg's status, the plugins and a
+// systemctl that answers is-enabled as the recording says, and points the
+// request at them.
+func (rc *recording) boot(t *testing.T, work string) {
+	t.Helper()
+	nfp := slices.Contains(rc.tools, "netfilter-persistent")
+	or := func(s, def string) string {
+		if s == "" {
+			return def
+		}
+		return s
+	}
+	files := map[string]string{
+		recordKernel + "/boot_id":   recordBootID,
+		recordKernel + "/cmdline":   or(rc.cmdline, recordCmdline),
+		recordKernel + "/mountinfo": or(rc.mountinfo, recordMountinfo),
+	}
+	dpkg := rc.dpkg
+	if dpkg == nil {
+		dpkg = map[string]string{}
+		if rc.iptables {
+			dpkg["iptables"] = "install ok installed"
+		}
+		if nfp {
+			dpkg["netfilter-persistent"], dpkg["iptables-persistent"] = "install ok installed", "install ok installed"
+		}
+	}
+	var status strings.Builder
+	for _, p := range slices.Sorted(maps.Keys(dpkg)) {
+		fmt.Fprintf(&status, "Package: %s\nStatus: %s\nArchitecture: arm64\nVersion: 1\nMaintainer: Debian\nDescription: %s\n\n", p, dpkg[p], p)
+	}
+	files["/var/lib/dpkg/status"] = status.String()
+	units := rc.units
+	if units == nil && nfp {
+		units = map[string]string{"netfilter-persistent": "enabled"}
+	}
+	var sc strings.Builder
+	sc.WriteString("#!/bin/sh\n# systemctl, as far as the facts script asks it\n[ \"$1\" = is-enabled ] || exit 0\ncase \"$2\" in\n")
+	for _, u := range slices.Sorted(maps.Keys(units)) {
+		fmt.Fprintf(&sc, "  %s.service) echo %s ;;\n", u, units[u])
+	}
+	sc.WriteString("  *) echo \"Failed to get unit file state for $2: No such file or directory\" >&2; exit 1 ;;\nesac\n")
+	writeFile(t, filepath.Join(work, "systemctl"), sc.String())
+	for path, content := range files {
+		writeFile(t, filepath.Join(work, "files", path), content)
+	}
+	plugins := recordKernel + "/plugins.d"
+	if nfp && !rc.noPlugins {
+		for _, p := range restorePlugins {
+			f := filepath.Join(work, "files", plugins, p)
+			writeFile(t, f, "#!/bin/sh\n")
+			if err := os.Chmod(f, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rc.req.Paths.BootID, rc.req.Paths.Cmdline, rc.req.Paths.Mountinfo = recordKernel+"/boot_id", recordKernel+"/cmdline", recordKernel+"/mountinfo"
+	rc.req.Paths.PluginsDir = plugins
 }
 
 // iptables-save stamps its comment lines with the time; the recordings

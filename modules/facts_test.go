@@ -50,6 +50,9 @@ type wantFacts struct {
 	NameErrors map[string]string
 	RollbackTo *GenerationRules
 	History    []Generation
+	Boot       string
+	Restore    Restore
+	RulesFS    RulesFS
 }
 
 var (
@@ -68,7 +71,29 @@ func freshPi01() wantFacts {
 		Persisted:  [2]string{"none", "none"},
 		Names:      siteNames,
 		NameErrors: map[string]string{},
+		Boot:       strings.TrimSpace(recordBootID),
+		Restore:    Restore{Units: noUnits()},
+		RulesFS:    RulesFS{Dir: "/etc", MountPoint: "/", Type: "ext4"},
 	}
+}
+
+// noUnits is what systemctl is-enabled says of the services a fresh Pi
+// lacks.
+func noUnits() map[string]string {
+	return map[string]string{"netfilter-persistent": "", "nftables": "", "ufw": "", "firewalld": ""}
+}
+
+// withRestore is w on a Pi with iptables-persistent installed: its
+// packages, plugins and service.
+func withRestore(w wantFacts) wantFacts {
+	w.Restore = Restore{
+		Packages: map[string]string{"iptables": "ii", "netfilter-persistent": "ii", "iptables-persistent": "ii"},
+		Plugins:  map[string]bool{"15-ip4tables": true, "25-ip6tables": true},
+		Units:    noUnits(),
+	}
+	w.Restore.Units["netfilter-persistent"] = "enabled"
+	w.RulesFS.Dir = "/etc/iptables"
+	return w
 }
 
 // provisionedPi01 is pi-01 with its rules from testdata/site.hcl applied as
@@ -85,7 +110,7 @@ func provisionedPi01(t *testing.T) wantFacts {
 	w.Live = [2]string{d.V4.Text(), d.V6.Text()}
 	w.Generation = 4
 	w.Persisted = w.LiveDigest
-	return w
+	return withRestore(w)
 }
 
 // factsCase is one file of testdata/facts/.
@@ -99,13 +124,16 @@ type factsCase struct {
 var factsCases = []factsCase{
 	{file: "fresh-pi", made: "recorded", want: func(*testing.T) wantFacts { return freshPi01() }},
 	{file: "iptables-never-loaded", made: "recorded", want: func(*testing.T) wantFacts {
-		w := freshPi01()
+		w := withRestore(freshPi01())
 		w.Tools = installedTools
+		w.RulesFS.Dir = "/etc"
 		return w
 	}},
 	{file: "legacy-without-systemd", made: "iptables-never-loaded, as an older Pi (bullseye, iptables-legacy, another init) prints it", want: func(*testing.T) wantFacts {
 		w := freshPi01()
 		w.Tools = slices.DeleteFunc(slices.Clone(installedTools), func(s string) bool { return s == "systemd-run" })
+		// An older piwall's facts script: no boot sections.
+		w.Boot, w.Restore, w.RulesFS = "", Restore{}, RulesFS{}
 		return w
 	}},
 	{file: "provisioned", made: "recorded", want: provisionedPi01},
@@ -115,6 +143,8 @@ var factsCases = []factsCase{
 		w.Tools = sorted(append(slices.Clone(iptablesTools), piTools...))
 		w.LiveDigest[0] = "49d47b49a7162a989d44ad9094d8865d39bba7daa9aac84383746fe95df4d897"
 		w.Live[0] = dockerFilterV4 + dockerNatV4 // filter first, as iptables-save prints them
+		// iptables without netfilter-persistent: nothing loads rules at boot.
+		w.Restore.Packages, w.Restore.Plugins = map[string]string{"iptables": "ii"}, map[string]bool{}
 		return w
 	}},
 	{file: "name-does-not-resolve", made: "recorded", want: func(*testing.T) wantFacts {
@@ -153,6 +183,30 @@ var factsCases = []factsCase{
 		return w
 	}},
 	{file: "save-warns-on-stderr", made: "recorded", want: provisionedPi01},
+	{file: "boot-restore-broken", made: "recorded", want: func(t *testing.T) wantFacts {
+		w := provisionedPi01(t)
+		w.Restore.Packages["iptables-persistent"] = "rc"
+		w.Restore.Plugins = map[string]bool{}
+		w.Restore.Units["netfilter-persistent"], w.Restore.Units["nftables"] = "disabled", "enabled"
+		return w
+	}},
+	{file: "dpkg-interrupted", made: "recorded", want: func(*testing.T) wantFacts {
+		w := withRestore(freshPi01())
+		w.Tools = installedTools
+		w.Restore.Packages["netfilter-persistent"], w.Restore.Packages["iptables-persistent"] = "iU", "iF"
+		w.RulesFS.Dir = "/etc"
+		return w
+	}},
+	{file: "overlay-root", made: "recorded", want: func(t *testing.T) wantFacts {
+		w := provisionedPi01(t)
+		w.RulesFS = RulesFS{Dir: "/etc/iptables", MountPoint: "/", Type: "overlay", OverlayBoot: true}
+		return w
+	}},
+	{file: "rules-read-only", made: "recorded", want: func(t *testing.T) wantFacts {
+		w := provisionedPi01(t)
+		w.RulesFS = RulesFS{Dir: "/etc/iptables", MountPoint: "/etc/iptables", Type: "ext4", ReadOnly: true}
+		return w
+	}},
 	{
 		file: "not-root-without-sudo", made: "recorded",
 		err: "facts, section v4: iptables-save failed: iptables-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)",
@@ -279,6 +333,9 @@ func checkFacts(t *testing.T, got *Facts, want wantFacts) {
 	check("NameErrors", got.NameErrors, want.NameErrors)
 	check("RollbackTo", got.RollbackTo, want.RollbackTo)
 	check("History", got.History, want.History)
+	check("Boot", got.Boot, want.Boot)
+	check("Restore", got.Restore, want.Restore)
+	check("RulesFS", got.RulesFS, want.RulesFS)
 }
 
 // TestOwnIsTheCanonicalText holds the facts script to what prepare

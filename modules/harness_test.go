@@ -39,19 +39,19 @@ var hostTools = []string{
 }
 
 // systemTools are the rest of fake.sh's names: a Pi has them installed.
-var systemTools = []string{"systemd-run", "systemctl", "apt-get", "debconf-set-selections", "sync"}
+var systemTools = []string{"systemd-run", "systemctl", "apt-get", "debconf-set-selections", "sync", "dpkg-query"}
 
 // realTools are what the scripts and fake.sh run of a host's own: linked
 // from this machine.
 var realTools = []string{
 	"cat", "cp", "mv", "rm", "mkdir", "chmod", "sed", "tail", "tr", "cmp",
 	"sha256sum", "date", "getconf", "setsid", "sleep", "pkill", "ln", "touch", "getent",
-	"grep", "awk",
+	"grep", "awk", "flock", "timeout",
 }
 
 // wrappedTools are real tools that fake.sh stands in front of, to make
 // them fail where a test says.
-var wrappedTools = []string{"cp"}
+var wrappedTools = []string{"cp", "tr"}
 
 // The rulesets of the harness, in the canonical text piwall uploads.
 const (
@@ -102,8 +102,13 @@ func newFakeHost(t *testing.T, o hostOpts) *fakeHost {
 		PATH:       filepath.Join(root, "bin"),
 		SystemdDir: filepath.Join(root, "run/systemd/system"),
 		ResolvConf: filepath.Join(root, "etc/resolv.conf"),
+		PolicyRCD:  filepath.Join(root, "usr/sbin/policy-rc.d"),
+		PluginsDir: filepath.Join(root, "usr/share/netfilter-persistent/plugins.d"),
+		UFWConf:    filepath.Join(root, "etc/ufw/ufw.conf"),
+		Mountinfo:  filepath.Join(root, "proc/mountinfo"),
+		Cmdline:    filepath.Join(root, "proc/cmdline"),
 	}}
-	for _, d := range []string{"bin", "real", "timers", "fail", "block", "slow", "short", "tmp", "etc"} {
+	for _, d := range []string{"bin", "real", "timers", "fail", "block", "slow", "short", "tmp", "etc", "usr/sbin", "proc", "units", "usr/share/netfilter-persistent/plugins.d"} {
 		mkdir(t, filepath.Join(root, d))
 	}
 	if o.systemd {
@@ -141,13 +146,41 @@ func newFakeHost(t *testing.T, o hostOpts) *fakeHost {
 	fakes := systemTools
 	if !o.bare {
 		fakes = append(slices.Clone(fakes), hostTools...)
+		h.installed()
 	}
 	for _, name := range fakes {
 		link(filepath.Join(root, "fake.sh"), name)
 	}
 	writeFile(t, h.paths.ResolvConf, "nameserver 192.168.1.1\n")
+	// An SD card's ext4 root, booted as Raspberry Pi OS boots it.
+	writeFile(t, h.paths.Mountinfo, "22 1 179:2 / / rw,noatime shared:1 - ext4 /dev/mmcblk0p2 rw\n")
+	writeFile(t, h.paths.Cmdline, "console=serial0,115200 console=tty1 root=PARTUUID=6c586e13-02 rootfstype=ext4 fsck.repair=yes rootwait\n")
 	t.Cleanup(h.stop)
 	return h
+}
+
+// installed records iptables-persistent as installed: dpkg's status of
+// its packages, its plugins and its service enabled (fake.sh's apt-get
+// install does the same).
+func (h *fakeHost) installed() {
+	for _, p := range restorePackages {
+		writeFile(h.t, filepath.Join(h.root, "dpkg", p), "ii\n")
+	}
+	for _, p := range restorePlugins {
+		writeFile(h.t, filepath.Join(h.paths.PluginsDir, p), "#!/bin/sh\n")
+		os.Chmod(filepath.Join(h.paths.PluginsDir, p), 0o755)
+	}
+	h.unit("netfilter-persistent", "enabled")
+}
+
+// unit sets what systemctl is-enabled says of a service ("" removes it).
+func (h *fakeHost) unit(name, state string) {
+	p := filepath.Join(h.root, "units", name+".service")
+	if state == "" {
+		os.Remove(p)
+		return
+	}
+	writeFile(h.t, p, state+"\n")
 }
 
 // withRules is a fake host whose live rules are oldV4 and oldV6, of
@@ -195,7 +228,7 @@ func (h *fakeHost) stop() {
 }
 
 func (h *fakeHost) env() []string {
-	return []string{"FAKE_ROOT=" + h.root, "FAKE_RULES_DIR=" + h.paths.RulesDir, "PATH=" + h.bin, "HOME=" + h.root, "LC_ALL=C", "SSH_CONNECTION=" + harnessConn}
+	return []string{"FAKE_ROOT=" + h.root, "FAKE_RULES_DIR=" + h.paths.RulesDir, "FAKE_POLICY_RC_D=" + h.paths.PolicyRCD, "FAKE_PLUGINS_DIR=" + h.paths.PluginsDir, "PATH=" + h.bin, "HOME=" + h.root, "LC_ALL=C", "SSH_CONNECTION=" + harnessConn}
 }
 
 // result is how a command ended.
@@ -296,10 +329,9 @@ func (h *fakeHost) change(run string) *Change {
 	_, v6 := f.Own(firewall.IPv6, h.foreign)
 	return &Change{
 		Run: run, NewV4: newV4, NewV6: newV6, Foreign: h.foreign.Text(),
-		RevertAfter: time.Minute, Install: f.NeedsIptables(),
+		RevertAfter: time.Minute, Install: f.NeedsIptables(), EnableRestore: f.Restore.disabled(),
 		Operator: "op@laptop", Source: "plan 0123abcd", Kind: "apply",
-		ExpectV4: v4, ExpectV6: v6,
-		LockTTL: 10 * time.Minute, Paths: h.paths,
+		ExpectV4: v4, ExpectV6: v6, Paths: h.paths,
 	}
 }
 

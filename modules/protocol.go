@@ -15,6 +15,7 @@ const (
 	sayInstalled = "installed"             // prepare installed iptables
 	sayArmed     = "armed deadman="        // then "systemd", or "process PID"
 	sayStaleLock = "stale-lock "           // then the lock taken over, its lines joined by spaces
+	saySetAside  = "set-aside "            // then a rules file nothing loaded and the name it was moved to
 	sayStarted   = "started"               // the applier is started: prepare's last word
 	sayConfirmed = "confirmed generation=" // then the generation now current
 	sayStatus    = "status="               // then the run's status
@@ -36,6 +37,10 @@ type PrepareReport struct {
 	// lines (run=..., operator=..., since=..., expires=...) joined by
 	// spaces; "" when the lock was free.
 	StaleLock string
+	// SetAside are the rules files found with nothing installed to load
+	// them, moved away before installing netfilter-persistent: each "FILE
+	// → NEW NAME".
+	SetAside []string
 }
 
 // ParsePrepare reads what prepare printed on its stdout. A prepare that
@@ -59,6 +64,10 @@ func ParsePrepare(stdout []byte) (PrepareReport, error) {
 			r.DeadMan = kind
 		case strings.HasPrefix(line, sayStaleLock):
 			r.StaleLock = strings.TrimSpace(strings.TrimPrefix(line, sayStaleLock))
+		case strings.HasPrefix(line, saySetAside):
+			if from, to, ok := strings.Cut(strings.TrimPrefix(line, saySetAside), " "); ok {
+				r.SetAside = append(r.SetAside, from+" → "+to)
+			}
 		}
 	}
 	if !r.Started {

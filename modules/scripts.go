@@ -40,6 +40,13 @@ type Paths struct {
 	PATH       string // the scripts' PATH: Debian's, with /usr/sbin, which a user's PATH lacks
 	SystemdDir string // there when systemd is PID 1: the dead-man is then a systemd timer
 	ResolvConf string // the host's resolvers
+	BootID     string // the kernel's id of this boot
+	Uptime     string // seconds since boot: the clock no NTP step moves
+	PolicyRCD  string // Debian's policy-rc.d: whether a package's scripts may start services
+	PluginsDir string // netfilter-persistent's plugins, which load the rules files at boot
+	UFWConf    string // ufw's switch (ENABLED=yes)
+	Mountinfo  string // the mounts, for the file system the rules are kept on
+	Cmdline    string // the kernel's command line
 }
 
 // defaultPaths are the places on a host.
@@ -50,6 +57,13 @@ var defaultPaths = Paths{
 	PATH:       "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	SystemdDir: "/run/systemd/system",
 	ResolvConf: "/etc/resolv.conf",
+	BootID:     "/proc/sys/kernel/random/boot_id",
+	Uptime:     "/proc/uptime",
+	PolicyRCD:  "/usr/sbin/policy-rc.d",
+	PluginsDir: "/usr/share/netfilter-persistent/plugins.d",
+	UFWConf:    "/etc/ufw/ufw.conf",
+	Mountinfo:  "/proc/self/mountinfo",
+	Cmdline:    "/proc/cmdline",
 }
 
 // resolved returns p with each empty field set to its default.
@@ -104,13 +118,18 @@ type runHeader struct {
 	RulesV4New  string `sh:"rules_v4_new"`
 	RulesV6New  string `sh:"rules_v6_new"`
 	SystemdDir  string `sh:"systemd_dir"`
+	BootID      string `sh:"boot_id"`
+	Uptime      string `sh:"uptime"`
+	PolicyRCD   string `sh:"policy_rc_d"`
 	Operator    string `sh:"operator"`
 	ExpectV4    string `sh:"expect_v4"`
 	ExpectV6    string `sh:"expect_v6"`
 	Install     bool   `sh:"install"`
+	Enable      bool   `sh:"enable_restore"`
 	ApplyDelay  string `sh:"apply_delay"`  // seconds, for sleep
 	RevertAfter int    `sh:"revert_after"` // whole seconds
 	LockTTL     int    `sh:"lock_ttl"`     // whole seconds
+	AptLimit    int    `sh:"apt_limit"`    // whole seconds
 	ExitLocked  int    `sh:"exit_locked"`
 	ExitDrift   int    `sh:"exit_drift"`
 	ExitTest    int    `sh:"exit_test_failed"`
@@ -129,11 +148,12 @@ func (c *Change) header() runHeader {
 		Foreign:  p.foreignFile(),
 		RulesDir: p.RulesDir, RulesV4: p.rules("v4"), RulesV6: p.rules("v6"),
 		RulesV4New: p.rulesNew("v4", c.Run), RulesV6New: p.rulesNew("v6", c.Run),
-		SystemdDir: p.SystemdDir,
-		Operator:   c.Operator, ExpectV4: c.ExpectV4, ExpectV6: c.ExpectV6,
-		Install:     c.Install,
+		SystemdDir: p.SystemdDir, BootID: p.BootID, Uptime: p.Uptime, PolicyRCD: p.PolicyRCD,
+		Operator: c.Operator, ExpectV4: c.ExpectV4, ExpectV6: c.ExpectV6,
+		Install: c.Install, Enable: c.EnableRestore,
 		ApplyDelay:  fmt.Sprintf("%.2f", ApplyDelay.Seconds()),
-		RevertAfter: int(c.RevertAfter / time.Second), LockTTL: int(c.LockTTL / time.Second),
+		RevertAfter: int(c.RevertAfter / time.Second), LockTTL: int(c.lockTTL() / time.Second),
+		AptLimit:   int(AptLimit / time.Second),
 		ExitLocked: ExitLocked, ExitDrift: ExitDrift, ExitTest: ExitTestFailed,
 		ExitApply: ExitApplyFailed, ExitNotNew: ExitNotNew, ExitNotLive: ExitNotApplied, ExitPersist: ExitPersistFailed,
 	}
@@ -151,6 +171,13 @@ type factsHeader struct {
 	RulesV4    string `sh:"rules_v4"`
 	RulesV6    string `sh:"rules_v6"`
 	ResolvConf string `sh:"resolv_conf"`
+	BootID     string `sh:"boot_id"`
+	RulesDir   string `sh:"rules_dir"`
+	SystemdDir string `sh:"systemd_dir"`
+	PluginsDir string `sh:"plugins_dir"`
+	UFWConf    string `sh:"ufw_conf"`
+	Mountinfo  string `sh:"mountinfo"`
+	Cmdline    string `sh:"cmdline"`
 }
 
 // assignments writes a header: one line "name=value" per field of the

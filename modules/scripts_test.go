@@ -1,12 +1,14 @@
 package modules
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -177,7 +179,7 @@ func TestScriptFreshPi(t *testing.T) {
 	if !strings.Contains(sel, "autosave_v4 boolean false") || !strings.Contains(sel, "autosave_v6 boolean false") {
 		t.Errorf("debconf selections %q: iptables-persistent would ask, or save the rules itself", sel)
 	}
-	if !h.called("apt-get update") || !h.called("apt-get install -y -qq iptables netfilter-persistent iptables-persistent") {
+	if !h.called("apt-get -o DPkg::Lock::Timeout=60 update") || !h.called("apt-get -o DPkg::Lock::Timeout=60 install -y -qq --reinstall iptables netfilter-persistent iptables-persistent") {
 		t.Errorf("calls %q", h.calls())
 	}
 	for fam, want := range map[string]string{"v4": acceptV4, "v6": acceptV6} {
@@ -192,6 +194,77 @@ func TestScriptFreshPi(t *testing.T) {
 	if h.live("v4") != acceptV4 || h.live("v6") != acceptV6 {
 		t.Errorf("after the revert: live %q, %q; want all-ACCEPT", h.live("v4"), h.live("v6"))
 	}
+}
+
+// TestScriptStaleRulesBeforeInstall: rules files left on a Pi without
+// netfilter-persistent (a removed package, an image) never go live
+// unprotected: the package's postinst may not start its service while
+// piwall installs it, and the files are set aside, so that neither that
+// start nor the next boot loads them. A failed install puts them back.
+func TestScriptStaleRulesBeforeInstall(t *testing.T) {
+	const stale = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\nCOMMIT\n"
+	setUp := func(t *testing.T) *fakeHost {
+		h := newFakeHost(t, hostOpts{bare: true, systemd: true})
+		mkdir(t, h.paths.RulesDir)
+		writeFile(t, h.paths.rules("v4"), stale)
+		return h
+	}
+	t.Run("installed", func(t *testing.T) {
+		h := setUp(t)
+		c, rep := prepared(t, h, "s1")
+		aside := h.paths.rules("v4") + ".before-piwall-s1"
+		if want := []string{h.paths.rules("v4") + " → " + aside}; !slices.Equal(rep.SetAside, want) {
+			t.Errorf("prepare set aside %q, want %q", rep.SetAside, want)
+		}
+		if h.called("netfilter-persistent start") {
+			t.Error("the package's postinst started netfilter-persistent while piwall installed it")
+		}
+		if got := h.log(c, "saved.v4"); got != acceptV4 {
+			t.Errorf("the dead-man's saved rules are %q, want the kernel's all-ACCEPT", got)
+		}
+		if got, _ := h.file(aside); got != stale {
+			t.Errorf("%s holds %q, want the stale file", aside, got)
+		}
+		if _, err := os.Stat(h.paths.PolicyRCD); err == nil {
+			t.Error("prepare left its policy-rc.d behind")
+		}
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		if r := h.fireTimer(c); r.code != 0 {
+			t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+		}
+		// Reverted: open, as before, and nothing for the boot to load.
+		if h.live("v4") != acceptV4 {
+			t.Errorf("after the revert: live %q, want all-ACCEPT", h.live("v4"))
+		}
+		if got, ok := h.file(h.paths.rules("v4")); ok {
+			t.Errorf("after the revert, the boot would load %q", got)
+		}
+	})
+	t.Run("the install fails", func(t *testing.T) {
+		h := setUp(t)
+		h.misbehave("fail", "apt-get install", "E: Unable to fetch some archives")
+		c := h.change("s2")
+		if r := h.prepare(c); r.code != 1 {
+			t.Fatalf("prepare: exit %d, want 1", r.code)
+		}
+		if got, _ := h.file(h.paths.rules("v4")); got != stale {
+			t.Errorf("rules.v4 = %q, want the file as it was", got)
+		}
+		if _, err := os.Stat(h.paths.PolicyRCD); err == nil {
+			t.Error("prepare left its policy-rc.d behind")
+		}
+	})
+	t.Run("the host's own policy-rc.d", func(t *testing.T) {
+		h := setUp(t)
+		const own = "#!/bin/sh\n# the image's own\nexit 101\n"
+		writeFile(t, h.paths.PolicyRCD, own)
+		os.Chmod(h.paths.PolicyRCD, 0o755)
+		c, _ := prepared(t, h, "s3")
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		if got, _ := h.file(h.paths.PolicyRCD); got != own {
+			t.Errorf("policy-rc.d = %q, want the host's own untouched", got)
+		}
+	})
 }
 
 // TestScriptInstallFails: apt failing stops prepare before anything is
@@ -250,6 +323,104 @@ func TestScriptLock(t *testing.T) {
 		}
 		h.waitStatus(c, StatusApplied, 5*time.Second)
 	})
+	// Locks as prepare writes them: expiry on the boot clock.
+	boot, up := bootClock(t)
+	bootLock := func(boot string, until int) string {
+		return fmt.Sprintf("run=ff00\noperator=bob@ops\nsince=1764061200\nexpires=%d\nboot=%s\nuntil=%d\n", time.Now().Add(time.Hour).Unix(), boot, until)
+	}
+	t.Run("a wall-clock jump does not expire it", func(t *testing.T) {
+		// A Pi without an RTC steps its clock at the first NTP sync.
+		h := withRules(t, hostOpts{systemd: true})
+		held := bootLock(boot, up+3600)
+		mkdir(t, h.paths.StateDir)
+		writeFile(t, h.paths.lockFile(), held)
+		jumped := filepath.Join(h.bin, "date")
+		os.Remove(jumped)
+		writeFile(t, jumped, fmt.Sprintf("#!/bin/sh\necho %d\n", time.Now().AddDate(1, 0, 0).Unix()))
+		os.Chmod(jumped, 0o755)
+		c := h.change("e3")
+		if r := h.prepare(c); r.code != ExitLocked {
+			t.Errorf("prepare: exit %d, stderr %q; want %d", r.code, r.stderr, ExitLocked)
+		}
+		if l, _ := h.lock(); l != held {
+			t.Errorf("the lock is now %q, want ff00's untouched", l)
+		}
+	})
+	t.Run("expired on the boot clock", func(t *testing.T) {
+		h := newFakeHost(t, hostOpts{systemd: true})
+		mkdir(t, h.paths.StateDir)
+		writeFile(t, h.paths.lockFile(), bootLock(boot, up-5))
+		if _, rep := prepared(t, h, "e4"); !strings.HasPrefix(rep.StaleLock, "run=ff00 ") {
+			t.Errorf("prepare said stale lock %q, want ff00's", rep.StaleLock)
+		}
+	})
+	t.Run("left by an earlier boot", func(t *testing.T) {
+		// The Pi rebooted while armed: its dead-man timer and its run died
+		// with the boot, and nothing else will release the lock.
+		h := newFakeHost(t, hostOpts{systemd: true})
+		mkdir(t, h.paths.StateDir)
+		writeFile(t, h.paths.lockFile(), bootLock("0badb007-0000-4000-8000-000000000000", up+3600))
+		c, rep := prepared(t, h, "e5")
+		if !strings.HasPrefix(rep.StaleLock, "run=ff00 ") {
+			t.Errorf("prepare said stale lock %q, want ff00's", rep.StaleLock)
+		}
+		if l, _ := h.lock(); !strings.Contains(l, "run=e5\n") || !strings.Contains(l, "boot="+boot+"\n") {
+			t.Errorf("the lock is %q, want e5's of this boot", l)
+		}
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+	})
+	t.Run("seen stale by two runs at once", func(t *testing.T) {
+		// Both find the lock stale; the second judges it while the first
+		// is taking it over (tr, slowed, is in between).
+		h := withRules(t, hostOpts{systemd: true})
+		mkdir(t, h.paths.StateDir)
+		writeFile(t, h.paths.lockFile(), lockText(time.Now().Add(-time.Minute)))
+		h.misbehave("slow", "tr", "0.5")
+		first, second := h.change("e6"), h.change("e7")
+		h.upload(first)
+		h.upload(second)
+		var wg sync.WaitGroup
+		results := make([]result, 2)
+		for i, c := range []*Change{first, second} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Duration(i) * 250 * time.Millisecond)
+				results[i] = h.run(h.login(c.PrepareCommand(false)))
+			}()
+		}
+		wg.Wait()
+		if results[0].code != 0 || results[1].code != ExitLocked {
+			t.Errorf("prepare: exits %d and %d, want 0 and %d (the second sees the first's lock)\n%s\n%s",
+				results[0].code, results[1].code, ExitLocked, results[0].stderr, results[1].stderr)
+		}
+		if l, _ := h.lock(); !strings.Contains(l, "run=e6\n") {
+			t.Errorf("the lock is %q, want e6's", l)
+		}
+		if h.armed(second) {
+			t.Error("the second run armed a dead-man too")
+		}
+	})
+}
+
+// bootClock is this machine's boot id and whole seconds of uptime: the
+// harness's scripts read them from /proc.
+func bootClock(t *testing.T) (string, int) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Skipf("no boot id: %v", err)
+	}
+	u, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Skipf("no uptime: %v", err)
+	}
+	secs, _, _ := strings.Cut(string(u), ".")
+	n, err := strconv.Atoi(secs)
+	if err != nil {
+		t.Fatalf("/proc/uptime: %q", u)
+	}
+	return strings.TrimSpace(string(b)), n
 }
 
 // TestScriptRefusals: prepare refuses, and changes nothing, when the
@@ -738,5 +909,107 @@ func TestScriptApplierAfterRevert(t *testing.T) {
 	}
 	if st := h.status(c); st.Status != StatusReverted {
 		t.Errorf("status %+v, want reverted", st)
+	}
+}
+
+// TestScriptBootRestore: the facts tell whether the boot will load the
+// rules; prepare puts back a missing plugin, confirm enables a disabled
+// netfilter-persistent (failing, like a write, when it cannot), and an
+// enabled nftables.service is refused before anything changes.
+func TestScriptBootRestore(t *testing.T) {
+	t.Run("a missing plugin", func(t *testing.T) {
+		h := withRules(t, hostOpts{systemd: true})
+		os.Remove(filepath.Join(h.paths.PluginsDir, "25-ip6tables"))
+		f := h.facts(FactsRequest{})
+		if !f.NeedsIptables() || !slices.Equal(f.Restore.missing(), []string{"plugin 25-ip6tables"}) {
+			t.Fatalf("facts: needs iptables %v, missing %q; want the plugin", f.NeedsIptables(), f.Restore.missing())
+		}
+		c, rep := prepared(t, h, "b1")
+		if !rep.Installed || !h.called("apt-get -o DPkg::Lock::Timeout=60 install -y -qq --reinstall ") {
+			t.Errorf("prepare said %+v; calls %q; want a reinstall", rep, h.calls())
+		}
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		if r := h.confirm(c); r.code != 0 {
+			t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
+		}
+		if f := h.facts(FactsRequest{}); f.NeedsIptables() {
+			t.Errorf("after the apply, still missing %q", f.Restore.missing())
+		}
+	})
+	t.Run("netfilter-persistent disabled", func(t *testing.T) {
+		h := withRules(t, hostOpts{systemd: true})
+		h.unit("netfilter-persistent", "disabled")
+		c, _ := prepared(t, h, "b2")
+		if !c.EnableRestore {
+			t.Fatal("the change does not enable netfilter-persistent")
+		}
+		if got, _ := h.file(filepath.Join(h.root, "units", "netfilter-persistent.service")); got != "disabled\n" {
+			t.Errorf("prepare changed the service before confirm: %q", got)
+		}
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		if r := h.confirm(c); r.code != 0 {
+			t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
+		}
+		if f := h.facts(FactsRequest{}); f.Restore.Units["netfilter-persistent"] != "enabled" {
+			t.Errorf("after confirm netfilter-persistent is %q, want enabled", f.Restore.Units["netfilter-persistent"])
+		}
+	})
+	t.Run("netfilter-persistent cannot be enabled", func(t *testing.T) {
+		h := withRules(t, hostOpts{systemd: true})
+		h.unit("netfilter-persistent", "disabled")
+		c, _ := prepared(t, h, "b3")
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		h.misbehave("fail", "systemctl", "Failed to enable unit: Read-only file system")
+		r := h.confirm(c)
+		if r.code != ExitPersistFailed || !strings.Contains(r.stderr, "enabling netfilter-persistent: Failed to enable unit") {
+			t.Errorf("confirm: exit %d, stderr %q; want %d", r.code, r.stderr, ExitPersistFailed)
+		}
+		if !h.armed(c) {
+			t.Error("the dead-man was disarmed")
+		}
+	})
+	t.Run("nftables.service enabled", func(t *testing.T) {
+		h := withRules(t, hostOpts{systemd: true})
+		h.unit("nftables", "enabled")
+		err := bootRestore(h.facts(FactsRequest{}))
+		if err == nil || !strings.Contains(err.Error(), "nftables.service is enabled") {
+			t.Errorf("bootRestore: %v, want nftables.service refused", err)
+		}
+	})
+}
+
+// TestScriptSlowSync: the dead-man fires while confirm is still flushing
+// the rules (a slow SD card): it waits for confirm, finds it disarmed, and
+// leaves the confirmed rules live and persisted.
+func TestScriptSlowSync(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	c, _ := prepared(t, h, "y1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	h.misbehave("slow", "sync-dir", "1")
+	conf := make(chan result, 1)
+	go func() { conf <- h.confirm(c) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !h.called("sync " + h.paths.RulesDir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("confirm never synced the rules directory; calls %q", h.calls())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	timer, _ := h.file(filepath.Join(h.root, "timers", "piwall-revert-"+c.Run))
+	rev := h.run(h.login(strings.TrimSpace(timer)))
+	if r := <-conf; r.code != 0 {
+		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
+	}
+	if rev.code != 0 {
+		t.Fatalf("revert: exit %d: %s", rev.code, rev.stderr)
+	}
+	if h.live("v4") != newV4 {
+		t.Errorf("live v4 = %q, want the confirmed rules", h.live("v4"))
+	}
+	if got, _ := h.file(h.paths.rules("v4")); got != newV4 {
+		t.Errorf("rules.v4 = %q, want the confirmed rules", got)
+	}
+	if st := h.status(c); st.Status != StatusConfirmed {
+		t.Errorf("status %q, want confirmed", st.Status)
 	}
 }

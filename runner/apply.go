@@ -141,15 +141,19 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		a.Close()
 		return Outcome{Status: Failed, Err: s.fail("lockout check", cs.Lockout)}
 	}
+	if cs.Ephemeral != "" && !opt.UntilReboot {
+		a.Close()
+		return Outcome{Status: Failed, Err: s.fail("persistence check", modules.WithHint(errors.New(cs.Ephemeral),
+			"--until-reboot applies anyway, the rules lasting until the next boot; or make the root writable for good (raspi-config: Performance Options, Overlay File System)"))}
+	}
 	tm := s.fleet.timing.orDefaults()
 	revert := s.Target.RevertAfter
 	ch := &modules.Change{
 		Run:   randomHex(8),
 		NewV4: cs.Desired.V4.Text(), NewV6: cs.Desired.V6.Text(), Foreign: cs.Foreign.Text(),
-		RevertAfter: revert, Install: cs.Install,
+		RevertAfter: revert, Install: cs.Install, EnableRestore: cs.EnableRestore,
 		Operator: opt.Operator, Source: cs.Source, Kind: opt.Kind,
 		ExpectV4: cs.ExpectV4, ExpectV6: cs.ExpectV6,
-		LockTTL: revert + 10*time.Minute,
 	}
 	s.step("uploading")
 	uctx, cancel := context.WithTimeout(ctx, tm.upload)
@@ -160,8 +164,9 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		return Outcome{Status: Failed, Err: s.fail("upload", err)}
 	}
 	s.step("preparing")
-	// apt may take minutes on a slow Pi; the rest takes a second.
-	pctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	// apt may take minutes on a slow Pi; the rest takes a second. The host
+	// gives up at PrepareLimit; its answer gets a minute more.
+	pctx, cancel := context.WithTimeout(ctx, modules.PrepareLimit+time.Minute)
 	s.fault(FaultPrepareStarts)
 	start := time.Now()
 	res, err := a.Run(pctx, ch.PrepareCommand(s.Target.Sudo), nil)
@@ -178,14 +183,22 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	var warnings []string
 	// A prepare whose answer was cut short says less; what it did say
 	// still counts.
-	if report, _ := modules.ParsePrepare(res.Stdout); report.StaleLock != "" {
-		w := "took over a stale lock: " + report.StaleLock
-		warnings = append(warnings, w)
+	report, _ := modules.ParsePrepare(res.Stdout)
+	if report.StaleLock != "" {
+		warnings = append(warnings, "took over a stale lock: "+report.StaleLock)
+	}
+	for _, f := range report.SetAside {
+		warnings = append(warnings, "a rules file that nothing loaded was set aside before installing netfilter-persistent, which would have loaded it: "+f)
+	}
+	for _, w := range warnings {
 		s.fleet.emit(s.Target.Label, Warning, w)
 	}
 	// A prepare whose answer was lost may have armed and applied: the new
 	// connection finds out.
 	out := s.confirm(ctx, ch, armedAt, took)
+	if out.Status == Applied && cs.Ephemeral != "" {
+		warnings = append(warnings, "applied until the next boot only: "+cs.Ephemeral)
+	}
 	out.Warnings = append(warnings, out.Warnings...)
 	return out
 }

@@ -171,6 +171,9 @@ type ApplyOptions struct {
 	Force    bool   // apply rulesets that fail the static lockout check
 	Operator string // user@machine, recorded on the host
 	Kind     string // "apply" or "rollback", recorded on the host
+	// UntilReboot applies to hosts whose persisted rules are gone at the
+	// next boot (an overlay or tmpfs root), saying so in the outcome.
+	UntilReboot bool
 }
 
 // Apply carries out the change sets in rollout order and returns every

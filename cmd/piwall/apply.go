@@ -13,10 +13,11 @@ import (
 // applyArgs are apply's arguments, parsed.
 type applyArgs struct {
 	remoteFlags
-	rollout rolloutFlags
-	path    string
-	yes     bool
-	force   bool
+	rollout     rolloutFlags
+	path        string
+	yes         bool
+	force       bool
+	untilReboot bool
 }
 
 func parseApply(c *command, args []string, std stdio) (*applyArgs, error) {
@@ -25,6 +26,7 @@ func parseApply(c *command, args []string, std stdio) (*applyArgs, error) {
 	a.remoteFlags.register(fs)
 	fs.BoolVar(&a.yes, "yes", false, "apply without asking (needed without a terminal)")
 	fs.BoolVar(&a.force, "force", false, "apply even rulesets that fail the lockout check; the dead-man reverts them if they lock you out")
+	fs.BoolVar(&a.untilReboot, "until-reboot", false, "apply even to hosts whose rules cannot outlast a reboot (an overlay or tmpfs root); the outcome says so")
 	a.rollout.register(fs)
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -65,7 +67,7 @@ func runApply(ctx context.Context, c *command, args []string, std stdio) error {
 		}
 	}
 	ch := change{want: want, yes: a.yes, verb: "apply", question: "Apply these changes to", phase: "applying",
-		opt: runner.ApplyOptions{Force: a.force, Operator: operator(), Kind: "apply"}}
+		opt: runner.ApplyOptions{Force: a.force, UntilReboot: a.untilReboot, Operator: operator(), Kind: "apply"}}
 	return ch.run(ctx, newRemote(p, targets, rf, &a.rollout), rf, std)
 }
 

@@ -23,17 +23,23 @@ type jsonDoc struct {
 }
 
 type jsonHost struct {
-	Host     string                `json:"host"`
-	Address  string                `json:"address"`
-	Status   runner.PlanStatus     `json:"status"` // changes, unchanged, failed
-	Error    string                `json:"error,omitempty"`
-	Hints    []string              `json:"hints,omitempty"`
-	Backend  string                `json:"backend,omitempty"` // nf_tables or legacy
-	Install  bool                  `json:"install,omitempty"`
-	Names    []firewall.Resolution `json:"names,omitempty"`
-	Changes  []firewall.Change     `json:"changes,omitempty"`
-	Lockout  string                `json:"lockout,omitempty"`
-	Warnings []string              `json:"warnings,omitempty"`
+	Host    string            `json:"host"`
+	Address string            `json:"address"`
+	Status  runner.PlanStatus `json:"status"` // changes, unchanged, failed
+	Error   string            `json:"error,omitempty"`
+	Hints   []string          `json:"hints,omitempty"`
+	Backend string            `json:"backend,omitempty"` // nf_tables or legacy
+	Install bool              `json:"install,omitempty"`
+	// InstallWhy says what is missing; EnableRestore that apply enables
+	// netfilter-persistent; Ephemeral why the rules would not outlast a
+	// reboot.
+	InstallWhy    string                `json:"install_why,omitempty"`
+	EnableRestore bool                  `json:"enable_restore,omitempty"`
+	Ephemeral     string                `json:"ephemeral,omitempty"`
+	Names         []firewall.Resolution `json:"names,omitempty"`
+	Changes       []firewall.Change     `json:"changes,omitempty"`
+	Lockout       string                `json:"lockout,omitempty"`
+	Warnings      []string              `json:"warnings,omitempty"`
 }
 
 type jsonOutcome struct {
@@ -76,6 +82,7 @@ func jsonChanges(c *runner.Changes, outs []runner.Outcome) jsonDoc {
 		if cs := h.ChangeSet; cs != nil {
 			j.Install, j.Names, j.Changes, j.Warnings = cs.Install, cs.Desired.Names, cs.Changes, cs.Warnings
 			j.Backend = cs.Facts.Backend
+			j.InstallWhy, j.EnableRestore, j.Ephemeral = cs.InstallWhy, cs.EnableRestore, cs.Ephemeral
 			if cs.Lockout != nil {
 				j.Lockout = cs.Lockout.Error()
 				j.Hints = append(j.Hints, modules.Hints(cs.Lockout)...)

@@ -14,12 +14,13 @@ import (
 // rollbackArgs are rollback's arguments, parsed.
 type rollbackArgs struct {
 	remoteFlags
-	rollout    rolloutFlags
-	hosts      []string
-	plan       string
-	to         int
-	open       bool
-	yes, force bool
+	rollout     rolloutFlags
+	hosts       []string
+	plan        string
+	to          int
+	open        bool
+	yes, force  bool
+	untilReboot bool
 }
 
 func parseRollback(c *command, args []string, std stdio) (*rollbackArgs, error) {
@@ -31,6 +32,7 @@ func parseRollback(c *command, args []string, std stdio) (*rollbackArgs, error) 
 	fs.BoolVar(&a.open, "open", false, "the emergency opening: every policy ACCEPT, every rule flushed")
 	fs.BoolVar(&a.yes, "yes", false, "roll back without asking (needed without a terminal)")
 	fs.BoolVar(&a.force, "force", false, "roll back even to rules that fail the lockout check")
+	fs.BoolVar(&a.untilReboot, "until-reboot", false, "roll back even hosts whose rules cannot outlast a reboot (an overlay or tmpfs root)")
 	a.rollout.register(fs)
 	var err error
 	if a.hosts, err = parseInterleaved(fs, args); err != nil {
@@ -71,7 +73,7 @@ func runRollback(ctx context.Context, c *command, args []string, std stdio) erro
 		},
 	}
 	ch := change{want: want, yes: a.yes, verb: "roll back", question: "Roll back", phase: "rolling back",
-		opt: runner.ApplyOptions{Force: a.force, Operator: operator(), Kind: "rollback"}}
+		opt: runner.ApplyOptions{Force: a.force, UntilReboot: a.untilReboot, Operator: operator(), Kind: "rollback"}}
 	return ch.run(ctx, newRemote(p, targets, rf, &a.rollout), rf, std)
 }
 

@@ -49,7 +49,10 @@ func printChangeSet(w io.Writer, h runner.HostChanges, raw bool) {
 	add, remove, update := cs.Counts()
 	fmt.Fprintf(w, "%s: %d to add, %d to remove, %d to change\n", hostHeader(h), add, remove, update)
 	if cs.Install {
-		fmt.Fprintf(w, "  iptables: not installed; apply installs iptables and netfilter-persistent with apt\n")
+		fmt.Fprintf(w, "  iptables: %s; apply installs iptables, netfilter-persistent and iptables-persistent with apt\n", cs.InstallWhy)
+	}
+	if cs.EnableRestore {
+		fmt.Fprintf(w, "  boot: netfilter-persistent is disabled, so the boot would not load the rules; apply enables it\n")
 	}
 	for _, r := range cs.Desired.Names {
 		fmt.Fprintf(w, "  name: %s\n", resolutionLine(r))

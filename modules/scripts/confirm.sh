@@ -103,6 +103,10 @@ for fam in 4 6; do
   rules_of $fam
   cmp -s persist.v$fam "$rules" || persist_failed "$rules, read back, is not what was applied"
 done
+# The boot loads them only with netfilter-persistent enabled.
+if [ "$enable_restore" = true ]; then
+  e=$(systemctl enable netfilter-persistent.service 2>&1) || persist_failed "enabling netfilter-persistent: $e"
+fi
 # Record the generation.
 cur=0
 if [ -f "$current" ]; then read -r cur <"$current"; fi

@@ -55,7 +55,32 @@ facts() {
   sec resolv; show "$resolv_conf"
   sec generation; show "$current"
   sec lock; show "$lockfile"
+  sec boot; show "$boot_id"
   sec foreign; show "$foreign_state"
+  # Whether the boot loads the persisted files: the packages' state in
+  # dpkg ("ii" when installed and configured), netfilter-persistent's
+  # plugins, and whether its service and those that load another
+  # firewall at boot (or flush this one) are enabled.
+  sec restore
+  dpkg-query -W -f='package ${Package} ${db:Status-Abbrev}\n' iptables netfilter-persistent iptables-persistent 2>/dev/null || true
+  for p in 15-ip4tables 25-ip6tables; do
+    [ -x "$plugins_dir/$p" ] && echo "plugin $p"
+  done
+  if [ -d "$systemd_dir" ]; then
+    for u in netfilter-persistent nftables ufw firewalld; do
+      echo "unit $u $(systemctl is-enabled "$u.service" 2>/dev/null || true)"
+    done
+  fi
+  if [ -f "$ufw_conf" ] && grep -q '^ENABLED=yes' "$ufw_conf"; then echo "ufw-enabled"; fi
+  # Where the rules are persisted: the directory (or the nearest that
+  # exists), the mounts, and the kernel's command line (raspi-config's
+  # overlay root is boot=overlay there).
+  sec rules-dir
+  d=$rules_dir
+  while [ ! -d "$d" ]; do d=${d%/*}; [ -n "$d" ] || d=/; done
+  printf '%s\n' "$d"
+  sec mounts; show "$mountinfo"
+  sec cmdline; show "$cmdline"
   # Both persisted files' digests from one sha256sum, "none" for a missing one.
   sec persisted
   p4=none p6=none

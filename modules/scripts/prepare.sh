@@ -11,9 +11,13 @@ chmod 700 "$state"
 # to fd 4 (stderr).
 exec 3>&1 4>&2 >>"$rundir/prepare.log" 2>&1
 say() { echo "$*" >&3 2>/dev/null || true; }
+policy_ours=false aside=
 finish() {
   st=$?
+  if $policy_ours; then rm -f "$policy_rc_d"; fi
   if [ $st -ne 0 ]; then
+    # A failed prepare leaves the host as it found it.
+    for f in $aside; do mv -f "$f.before-piwall-$run" "$f"; done
     tail -n 20 "$rundir/prepare.log" >&4 2>/dev/null || true
     unlock
   fi
@@ -22,21 +26,44 @@ finish() {
 trap finish EXIT
 fail() { echo "piwall: $*"; exit 1; }
 
-# 1. The lock: one change at a time. A lock past its expiry is stale (its
-# run was killed and nothing released it) and is taken over.
+# 1. The lock: one change at a time. Its expiry is on the boot clock
+# (uptime), which no NTP step moves; a lock of an earlier boot is stale at
+# once, its run having died with the boot (a transient timer does not
+# survive one). A stale lock is taken over, and said so. Judging the lock
+# and taking it happen under flock(1) on a guard file: two runs that see
+# one stale lock cannot both take it, and a run killed half-way leaves no
+# guard behind (the kernel drops a dead process's flock).
 now=$(date +%s)
-take_lock() { ( set -C; printf 'run=%s\noperator=%s\nsince=%s\nexpires=%s\n' "$run" "$operator" "$now" "$((now + lock_ttl))" >"$lockfile" ) 2>/dev/null; }
-if ! take_lock; then
-  expires=$(sed -n 's/^expires=//p' "$lockfile" 2>/dev/null || true)
-  if [ -n "$expires" ] && [ "$expires" -lt "$now" ]; then
+read -r boot <"$boot_id"
+read -r up _ <"$uptime"
+up=${up%.*}
+lock_stale() {
+  b= u= e=
+  while IFS='=' read -r k v; do
+    case "$k" in boot) b=$v ;; until) u=$v ;; expires) e=$v ;; esac
+  done <"$lockfile"
+  if [ -n "$b" ]; then
+    [ "$b" != "$boot" ] && return 0
+    [ -n "$u" ] && [ "$u" -lt "$up" ] 2>/dev/null && return 0
+    return 1
+  fi
+  # A lock of an older piwall: its wall-clock expiry.
+  [ -n "$e" ] && [ "$e" -lt "$now" ] 2>/dev/null
+}
+exec 5>>"$state/lock.guard"
+flock -w 30 5 || fail "another run held $state/lock.guard for 30 s"
+if [ -f "$lockfile" ]; then
+  if lock_stale; then
     say "stale-lock $(tr '\n' ' ' <"$lockfile")"
-    rm -f "$lockfile"
-    take_lock || { cat "$lockfile"; exit "$exit_locked"; }
   else
     echo "locked by: $(tr '\n' ' ' <"$lockfile")"
     exit "$exit_locked"
   fi
 fi
+printf 'run=%s\noperator=%s\nsince=%s\nexpires=%s\nboot=%s\nuntil=%s\n' \
+  "$run" "$operator" "$now" "$((now + lock_ttl))" "$boot" "$((up + lock_ttl))" >"$lockfile.$run"
+mv -f "$lockfile.$run" "$lockfile"
+exec 5>&-
 
 # 2. The run's files, as uploaded, checked.
 cp "$upload"/* "$rundir/"
@@ -44,12 +71,36 @@ rm -rf "$upload"
 cd "$rundir"
 sha256sum --quiet -c SHA256SUMS || fail "the uploaded files do not match their checksums"
 
-# 3. iptables and netfilter-persistent, from apt, without questions.
+# 3. iptables and netfilter-persistent, from apt, without questions
+# (--reinstall: a plugin deleted from an installed package comes back), and
+# without loading rules unseen: rules files that nothing loads yet (left
+# by a removed package, baked into an image) are set aside, or the
+# package's start would make them live before the dead-man is armed, or
+# the next boot would; and policy-rc.d forbids starting services while
+# apt runs (unless the host has a policy of its own). Only piwall loads
+# rules, under its dead-man.
 if [ "$install" = true ] || ! command -v iptables-restore >/dev/null 2>&1 || ! command -v netfilter-persistent >/dev/null 2>&1; then
+  if ! command -v netfilter-persistent >/dev/null 2>&1; then
+    for f in "$rules_v4" "$rules_v6"; do
+      if [ -f "$f" ]; then
+        mv -f "$f" "$f.before-piwall-$run"
+        aside="$aside $f"
+        say "set-aside $f $f.before-piwall-$run"
+      fi
+    done
+  fi
+  if [ ! -e "$policy_rc_d" ] && printf '#!/bin/sh\n# piwall: no service starts while it installs iptables\nexit 101\n' >"$policy_rc_d"; then
+    policy_ours=true
+    chmod 755 "$policy_rc_d"
+  fi
   export DEBIAN_FRONTEND=noninteractive
   printf '%s\n' 'iptables-persistent iptables-persistent/autosave_v4 boolean false' 'iptables-persistent iptables-persistent/autosave_v6 boolean false' | debconf-set-selections
-  apt-get update -qq || fail "apt-get update failed"
-  apt-get install -y -qq iptables netfilter-persistent iptables-persistent </dev/null || fail "installing iptables failed"
+  # Each apt-get has apt_limit seconds (a hung mirror must not outlast the
+  # lock), and waits up to a minute for dpkg's lock (unattended-upgrades).
+  timeout "$apt_limit" apt-get -o DPkg::Lock::Timeout=60 update -qq || fail "apt-get update failed (or took over $apt_limit s)"
+  timeout "$apt_limit" apt-get -o DPkg::Lock::Timeout=60 install -y -qq --reinstall iptables netfilter-persistent iptables-persistent </dev/null ||
+    fail "installing iptables failed (or took over $apt_limit s)"
+  if $policy_ours; then rm -f "$policy_rc_d"; policy_ours=false; fi
   say installed
 fi
 

@@ -12,11 +12,13 @@
 #   slow/KEY           makes the call sleep that many seconds first
 #   short/KEY          makes cp write only that many bytes, then fail, as on
 #                      a full disk
+#   units/NAME         what systemctl is-enabled says of a service
+#   dpkg/PACKAGE       dpkg's status of an installed package
 #
 # KEY is the tool's name, with "--test" appended for iptables-restore
 # --test, " update" or " install" for apt-get, "-dir" for sync of a
-# directory, and "-rules" for cp into $FAKE_RULES_DIR (cp is this
-# machine's, at $FAKE_ROOT/real/cp, but for that).
+# directory, and "-rules" for cp into $FAKE_RULES_DIR. cp and tr are this
+# machine's, at $FAKE_ROOT/real, behind fake.sh's misbehaviour.
 set -u
 tool=${0##*/}
 root=$FAKE_ROOT
@@ -24,7 +26,7 @@ echo "$tool $*" >>"$root/calls"
 key=$tool
 case "$tool $*" in
   *-restore\ --test*) key="$tool--test" ;;
-  apt-get\ update* | apt-get\ install*) key="$tool $1" ;;
+  apt-get\ *) for a; do case "$a" in update | install) key="$tool $a" && break ;; esac; done ;;
   sync\ *) [ -d "${1:-}" ] && key=sync-dir ;;
   cp\ *)
     for last; do :; done
@@ -84,21 +86,46 @@ case "$tool" in
     printf '%s\n' "$*" >"$root/timers/$unit"
     ;;
   systemctl)
-    if [ "${1:-}" = stop ]; then
-      u=${2%.timer}
-      rm -f "$root/timers/$u"
-    fi
+    # units/NAME.service holds what is-enabled says of a service; enable
+    # makes it "enabled".
+    case "${1:-}" in
+      stop) u=${2%.timer}; rm -f "$root/timers/$u" ;;
+      is-enabled) [ -f "$root/units/$2" ] || exit 1; cat "$root/units/$2" ;;
+      enable) echo enabled >"$root/units/$2" ;;
+    esac
+    ;;
+  dpkg-query)
+    # dpkg/PACKAGE holds its status abbreviation ("ii").
+    shift 2
+    for p; do
+      if [ -f "$root/dpkg/$p" ]; then printf 'package %s %s\n' "$p" "$(cat "$root/dpkg/$p")"; fi
+    done
     ;;
   apt-get)
-    # install puts the firewall's tools on the PATH.
-    if [ "${1:-}" != update ]; then
+    # install puts the firewall's tools on the PATH, and its postinst
+    # starts netfilter-persistent as deb-systemd-invoke does: unless
+    # policy-rc.d answers 101, which forbids it, the rules files go live.
+    if [ "$key" = "apt-get install" ]; then
       for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent; do
         ln -sf "$root/fake.sh" "$root/bin/$t"
       done
+      mkdir -p "$root/dpkg"
+      for p in iptables netfilter-persistent iptables-persistent; do echo ii >"$root/dpkg/$p"; done
+      for p in 15-ip4tables 25-ip6tables; do printf '#!/bin/sh\n' >"$FAKE_PLUGINS_DIR/$p" && chmod 755 "$FAKE_PLUGINS_DIR/$p"; done
+      # The package enables its service on a first install only.
+      [ -f "$root/units/netfilter-persistent.service" ] || echo enabled >"$root/units/netfilter-persistent.service"
+      st=0
+      if [ -x "$FAKE_POLICY_RC_D" ]; then "$FAKE_POLICY_RC_D" netfilter-persistent start || st=$?; fi
+      if [ "$st" != 101 ]; then
+        echo "netfilter-persistent start" >>"$root/calls"
+        for fam in v4 v6; do
+          if [ -f "$FAKE_RULES_DIR/rules.$fam" ]; then "$root/real/cp" "$FAKE_RULES_DIR/rules.$fam" "$root/live.$fam"; fi
+        done
+      fi
     fi
     ;;
   debconf-set-selections) cat >>"$root/debconf" ;;
-  cp) exec "$root/real/cp" "$@" ;;
+  cp | tr) exec "$root/real/$tool" "$@" ;;
   # There to be found; sync has nothing of the test's to flush.
   netfilter-persistent | iptables | ip6tables | sync) ;;
   *)
