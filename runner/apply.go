@@ -87,7 +87,10 @@ func (s *session) gather(ctx context.Context, req modules.FactsRequest) (*module
 	}
 	s.step("reading facts")
 	marker := "==>piwall-" + randomHex(6)
-	limit := s.fleet.timing.orDefaults().facts
+	limit := s.fleet.FactsTimeout
+	if limit <= 0 {
+		limit = DefaultFactsTimeout
+	}
 	fctx, cancel := context.WithTimeout(ctx, limit)
 	res, err := c.Run(fctx, modules.FactsCommand(s.Target.Sudo), []byte(modules.FactsScript(marker, req)))
 	cancel()

@@ -26,8 +26,17 @@ type Fleet struct {
 	// normal run.
 	Fault func(host string, p FaultPoint)
 
+	// FactsTimeout is how long a host may take to answer the facts
+	// command (names resolved on a slow link, a busy SD card) before it
+	// fails alone; zero: DefaultFactsTimeout.
+	FactsTimeout time.Duration
+
 	timing timing // zero: the protocol's own delays (tests shorten them)
 }
+
+// DefaultFactsTimeout is generous, but a stuck host must not hold up the
+// whole gather.
+const DefaultFactsTimeout = 2 * time.Minute
 
 // Want says what a run wants of each host: the facts to read beside the
 // usual ones, and the change set they lead to.
@@ -217,7 +226,6 @@ func (fl *Fleet) Apply(ctx context.Context, c *Changes, opt ApplyOptions) []Outc
 // timing holds the delays of the apply protocol; tests shorten them.
 // A zero field takes the protocol's own value.
 type timing struct {
-	facts           time.Duration // the facts command, on a host that may be stuck
 	upload          time.Duration // the run's files, a few KiB
 	confirmFirst    time.Duration // the first confirm's wait; 0: derived from how long prepare took
 	backoff         time.Duration // between confirm attempts (doubling once)
@@ -233,9 +241,6 @@ func (t timing) orDefaults() timing {
 			*d = v
 		}
 	}
-	// Names resolved on a slow link, a busy SD card: generous, but a stuck
-	// host must not hold up the whole gather.
-	def(&t.facts, 2*time.Minute)
 	def(&t.upload, 2*time.Minute)
 	def(&t.backoff, time.Second)
 	// A frozen connection is dropped sooner, when its keepalives go

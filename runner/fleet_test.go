@@ -425,7 +425,6 @@ const revertAfter = 400 * time.Millisecond
 
 // fastTiming shortens the protocol's waits to fit revertAfter.
 var fastTiming = timing{
-	facts:           100 * time.Millisecond,
 	confirmFirst:    5 * time.Millisecond,
 	backoff:         10 * time.Millisecond,
 	attempt:         200 * time.Millisecond,
@@ -475,6 +474,9 @@ func run(t *testing.T, fl *Fleet, d *fakeDialer, labels []string, opt ApplyOptio
 	}
 	fl.Dialer = d
 	fl.timing = fastTiming
+	if fl.FactsTimeout == 0 {
+		fl.FactsTimeout = 100 * time.Millisecond
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	type result struct {

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/term"
 
@@ -28,6 +29,7 @@ type remoteFlags struct {
 	raw       bool
 	stats     bool
 	json      bool
+	facts     time.Duration
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
@@ -38,6 +40,7 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&r.raw, "raw", false, "show changes as iptables lines instead of words")
 	fs.BoolVar(&r.json, "json", false, "print JSON on stdout instead of text (see README.md)")
 	fs.BoolVar(&r.stats, "stats", false, "count, per host, the SSH connections, remote commands and uploads (on stderr)")
+	fs.DurationVar(&r.facts, "facts-timeout", runner.DefaultFactsTimeout, "how long a host may take to answer the facts command before it fails alone")
 }
 
 // inventoryEnv is the operator's machine as inventory sees it.
@@ -114,7 +117,7 @@ func newRemote(p *plans.Plan, targets []inventory.Target, rf *remoteFlags, ro *r
 	if p != nil {
 		rollout = p.Rollout
 	}
-	fl := &runner.Fleet{Dialer: d, Parallel: rollout.Parallel, Fault: faultHook,
+	fl := &runner.Fleet{Dialer: d, Parallel: rollout.Parallel, Fault: faultHook, FactsTimeout: rf.facts,
 		Rollout: runner.Rollout{Canary: rollout.Canary, Batch: rollout.Batch, MaxFailures: rollout.MaxFailures}}
 	if rf.parallel > 0 {
 		fl.Parallel = rf.parallel

@@ -97,7 +97,11 @@ func (d *Dialer) Dial(ctx context.Context, t inventory.Target) (runner.Conn, err
 	if d.Stats != nil {
 		d.Stats.Host(t.Label).Connections.Add(1)
 	}
-	return &conn{client: client, via: via, label: t.Label, stats: d.Stats}, nil
+	login := t.User + "@" + t.Address
+	if t.Port != 0 && t.Port != 22 {
+		login += fmt.Sprintf(" -p %d", t.Port)
+	}
+	return &conn{client: client, via: via, label: t.Label, login: login, stats: d.Stats}, nil
 }
 
 // dialJumps connects through each ProxyJump host in turn.
@@ -253,6 +257,7 @@ type conn struct {
 	client *gossh.Client
 	via    *gossh.Client // the jump host's connection, closed with this one
 	label  string
+	login  string // user@address [-p port], for ssh(1) in hints
 	stats  *Stats
 }
 
@@ -331,7 +336,7 @@ func (e *OutputLimitError) Error() string {
 }
 
 func (c *conn) tooMuch(e *OutputLimitError) error {
-	return modules.WithHint(e, fmt.Sprintf("log in and see what a command prints there (ssh %s true): a login script or a replaced sudo that prints without end breaks every command", c.label))
+	return modules.WithHint(e, fmt.Sprintf("log in and see what a command prints there (ssh %s sudo -n true): a login script or a replaced sudo that prints without end breaks every command", c.login))
 }
 
 // capped is a command's stdout or stderr, kept up to max bytes; a write

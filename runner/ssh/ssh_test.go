@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,7 +160,7 @@ func TestOutputLimit(t *testing.T) {
 	if len(res.Stdout) > MaxStdout || len(res.Stdout) < MaxStdout/2 {
 		t.Errorf("kept %d bytes of stdout, want at most %d and most of it", len(res.Stdout), MaxStdout)
 	}
-	if h := modules.Hints(err); len(h) != 1 || !strings.Contains(h[0], "ssh "+target.Label+" true") {
+	if h := modules.Hints(err); len(h) != 1 || !strings.Contains(h[0], fmt.Sprintf("ssh root@127.0.0.1 -p %d sudo -n true", target.Port)) {
 		t.Errorf("hints: %q", h)
 	}
 	if want := "printed more than 16 MiB on its stdout"; !strings.Contains(err.Error(), want) {
