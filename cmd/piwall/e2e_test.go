@@ -79,14 +79,21 @@ func killer(point string) func(string, runner.FaultPoint) {
 // ~/.ssh/config reaches the lab (for hosts given by address).
 func e2eLab(t *testing.T, n int) *lab.Lab {
 	t.Helper()
-	l := lab.Start(t, lab.Config{Pis: n, Dir: filepath.Join(t.TempDir(), "lab")})
+	return e2eLabOf(t, lab.Config{Pis: n})
+}
+
+// e2eLabOf is e2eLab for a lab as cfg says.
+func e2eLabOf(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	cfg.Dir = filepath.Join(t.TempDir(), "lab")
+	l := lab.Start(t, cfg)
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf("Host *\n  User pi\n  IdentityFile %s\n  UserKnownHostsFile %s\n", l.Key(), l.KnownHosts())
-	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(cfg), 0o600); err != nil {
+	conf := fmt.Sprintf("Host *\n  User pi\n  IdentityFile %s\n  UserKnownHostsFile %s\n", l.Key(), l.KnownHosts())
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("SSH_AUTH_SOCK", "")
@@ -785,8 +792,8 @@ func TestE2ESharedPis(t *testing.T) {
 		t.Skipf("no lab: %v (%s)", err, strings.Join(modules.Hints(err), "; "))
 	}
 	home := t.TempDir()
-	l := lab.Start(t, lab.Config{Pis: 4, Dir: filepath.Join(t.TempDir(), "lab"), Systemd: true,
-		Profiles: map[string]lab.Profile{"pi-01": lab.Fail2ban, "pi-02": lab.Hotspot, "pi-03": lab.Legacy, "pi-04": lab.Docker}})
+	l := lab.Start(t, lab.Config{Pis: 5, Dir: filepath.Join(t.TempDir(), "lab"), Systemd: true,
+		Profiles: map[string]lab.Profile{"pi-01": lab.Fail2ban, "pi-02": lab.Hotspot, "pi-03": lab.Legacy, "pi-04": lab.Docker, "pi-05": lab.StaleRules}})
 	t.Setenv("HOME", home)
 	ctx := context.Background()
 	f2b, hot, dock := l.Pis[0], l.Pis[1], l.Pis[3]
@@ -966,4 +973,169 @@ iptables -I INPUT 1 -s 198.18.0.1/32 -j ACCEPT && fail2ban-client set sshd banip
 			t.Errorf("pi-01 changed:\n%s\nwas:\n%s", after, before)
 		}
 	})
+
+	t.Run("a stale rules file never goes live unprotected", func(t *testing.T) {
+		// pi-05 has no iptables and a rules.v4 dropping everything:
+		// installing netfilter-persistent would load it before the
+		// dead-man is armed, and at every boot after.
+		stale := l.Pis[4]
+		stdout, _ := piwall(t, 0, "apply", site, "--yes", "--limit", stale.Name)
+		if got := outcomeRow(stdout, stale.Name); got[0] != "applied" {
+			t.Errorf("apply: %q, want applied:\n%s", got, stdout)
+		}
+		if !strings.Contains(stdout, "was set aside before installing netfilter-persistent, which would have loaded it: /etc/iptables/rules.v4 → /etc/iptables/rules.v4.before-piwall-") {
+			t.Errorf("apply does not say it set the stale file aside:\n%s", stdout)
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := l.Reboot(rctx, stale.Name); err != nil {
+			t.Fatal(err)
+		}
+		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", stale.Name)
+	})
+
+	// next changes the plan's rules, so that there is something to apply.
+	next := labPlan(t, l, `  inbound {
+    from  = ["198.18.0.1", "fd70:6977:616c::1"]
+    ports = ["tcp/22"]
+  }`, `  coexist = ["fail2ban", "docker"]`, "45s")
+
+	t.Run("nftables.service enabled is refused until it is disabled", func(t *testing.T) {
+		stale := l.Pis[4]
+		onPi(t, l, stale, "sudo -n sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables </dev/null >/dev/null && systemctl enable -q nftables'")
+		before := onPi(t, l, stale, "sudo -n iptables-save -t filter | grep -v '^#'")
+		stdout, _ := piwall(t, 1, "plan", next, "--limit", stale.Name)
+		for _, want := range []string{"failed: pi-05: plan: nftables.service is enabled: at boot it loads /etc/nftables.conf", "hint: if /etc/nftables.conf holds nothing you need: sudo systemctl disable nftables"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("plan: no %q in\n%s", want, stdout)
+			}
+		}
+		stdout, _ = piwall(t, 1, "apply", next, "--yes", "--limit", stale.Name)
+		if got := outcomeRow(stdout, stale.Name); got[0] != "failed" {
+			t.Errorf("apply: %q, want failed:\n%s", got, stdout)
+		}
+		if after := onPi(t, l, stale, "sudo -n iptables-save -t filter | grep -v '^#'"); after != before {
+			t.Errorf("pi-05 changed:\n%s\nwas:\n%s", after, before)
+		}
+		onPi(t, l, stale, "sudo -n systemctl disable -q nftables")
+		piwall(t, 0, "apply", next, "--yes", "--limit", stale.Name)
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := l.Reboot(rctx, stale.Name); err != nil {
+			t.Fatal(err)
+		}
+		piwall(t, 0, "plan", next, "--detailed-exitcode", "--limit", stale.Name)
+	})
+
+	t.Run("a read-only or full /etc/iptables is never called applied", func(t *testing.T) {
+		stale := l.Pis[4]
+		// next is applied and persisted; site is what is tried.
+		persisted4, persisted6 := persisted(t, l, stale)
+		before := onPi(t, l, stale, "sudo -n iptables-save -t filter | grep -v '^#'")
+		unchanged := func(t *testing.T, what string) {
+			t.Helper()
+			if after := onPi(t, l, stale, "sudo -n iptables-save -t filter | grep -v '^#'"); after != before {
+				t.Errorf("%s: the live rules changed:\n%s\nwas:\n%s", what, after, before)
+			}
+		}
+		onPi(t, l, stale, "sudo -n mount -o bind,ro /etc/iptables /etc/iptables")
+		stdout, _ := piwall(t, 1, "apply", site, "--yes", "--limit", stale.Name)
+		if !strings.Contains(stdout, "/etc/iptables is on a read-only file system") || outcomeRow(stdout, stale.Name)[0] != "failed" {
+			t.Errorf("apply on a read-only /etc/iptables:\n%s", stdout)
+		}
+		unchanged(t, "read-only")
+		onPi(t, l, stale, "sudo -n umount /etc/iptables")
+
+		// A tmpfs with room for one file of the two: the rules would not
+		// outlast a reboot, and the second file does not fit.
+		onPi(t, l, stale, "sudo -n sh -c 'mount -t tmpfs -o size=8k tmpfs /etc/iptables && head -c 4096 /dev/zero >/etc/iptables/filler'")
+		stdout, _ = piwall(t, 1, "apply", site, "--yes", "--limit", stale.Name)
+		if !strings.Contains(stdout, "persistence check: /etc/iptables is on tmpfs") || !strings.Contains(stdout, "--until-reboot") {
+			t.Errorf("apply on a tmpfs /etc/iptables, without --until-reboot:\n%s", stdout)
+		}
+		unchanged(t, "tmpfs")
+		// The same rules as site, reverted sooner.
+		soon := labPlan(t, l, `  inbound {
+    from  = ["198.18.0.1", "fd70:6977:616c::1", "198.18.0.66"]
+    ports = ["tcp/22"]
+  }`, `  coexist = ["fail2ban", "docker"]`, "10s")
+		stdout, _ = piwall(t, 1, "apply", soon, "--yes", "--until-reboot", "--limit", stale.Name)
+		if got := outcomeRow(stdout, stale.Name); got[0] != "reverted" || !strings.Contains(stdout, "the host could not save the new rules") {
+			t.Errorf("apply --until-reboot on a full tmpfs: %q, want reverted, the rules not saved:\n%s", got, stdout)
+		}
+		unchanged(t, "full tmpfs, reverted")
+		if left := onPi(t, l, stale, "ls -A /etc/iptables"); strings.TrimSpace(left) != "filler" {
+			t.Errorf("left in /etc/iptables: %q", left)
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := l.Reboot(rctx, stale.Name); err != nil {
+			t.Fatal(err)
+		}
+		stale = l.Pis[4]
+		if v4, v6 := persisted(t, l, stale); v4 != persisted4 || v6 != persisted6 {
+			t.Errorf("after the reboot, the persisted rules are not those of before")
+		}
+		piwall(t, 0, "plan", next, "--detailed-exitcode", "--limit", stale.Name)
+	})
+
+	t.Run("a reboot while armed leaves a lock that rollback --open passes", func(t *testing.T) {
+		// piwall dies once the new rules are live, the dead-man armed; the
+		// Pi reboots before it fires, and the transient timer dies with
+		// the boot. Its lock names a run of an earlier boot.
+		if out, err := piwallProcess(t, "applied", "apply", next, "--yes", "--limit", hot.Name); err == nil {
+			t.Fatalf("piwall was not killed:\n%s", out)
+		}
+		if lock := onPi(t, l, hot, "sudo -n cat /var/lib/piwall/lock"); !strings.Contains(lock, "boot=") {
+			t.Fatalf("no lock after the kill: %q", lock)
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := l.Reboot(rctx, hot.Name); err != nil {
+			t.Fatal(err)
+		}
+		hot = l.Pis[1]
+		stdout, _ := piwall(t, 0, "plan", site, "--limit", hot.Name)
+		if !strings.Contains(stdout, "was left by a run the host's reboot ended; the next apply or rollback takes it over") {
+			t.Errorf("plan does not say the lock is of an earlier boot:\n%s", stdout)
+		}
+		stdout, _ = piwall(t, 0, "rollback", hot.Name, "--open", "--plan", site, "--yes")
+		if got := outcomeRow(stdout, hot.Name); got[0] != "applied" || !strings.Contains(stdout, "took over a stale lock: run=") {
+			t.Errorf("rollback --open: %q, want applied over the stale lock:\n%s", got, stdout)
+		}
+		if nat := onPi(t, l, hot, "sudo -n iptables -t nat -S POSTROUTING"); !strings.Contains(nat, "-j MASQUERADE") {
+			t.Errorf("the hotspot's MASQUERADE after rollback --open:\n%s", nat)
+		}
+	})
+}
+
+// TestE2EHostilePis: a Pi that answers the facts command without end and
+// one that never answers fail alone, each with what went wrong, within the
+// facts timeout; the rest of the fleet is planned and applied.
+func TestE2EHostilePis(t *testing.T) {
+	l := e2eLabOf(t, lab.Config{Pis: 3, Profiles: map[string]lab.Profile{"pi-02": lab.Flood, "pi-03": lab.Silent}})
+	site := labPlan(t, l, adminSSH, "", "20s")
+	for _, args := range [][]string{{"plan", site}, {"apply", site, "--yes"}} {
+		start := time.Now()
+		stdout, _ := piwall(t, 1, append(args, "--facts-timeout", "8s")...)
+		if took := time.Since(start); took > 40*time.Second {
+			t.Errorf("%s took %v with a facts timeout of 8s", args[0], took)
+		}
+		for _, want := range []string{
+			"pi-02: facts: the command printed more than 16 MiB on its stdout; piwall stopped reading and closed the connection",
+			"hint: log in and see what a command prints there (ssh pi@198.18.2.2 sudo -n true)",
+			"pi-03: facts: the facts command did not answer within 8s",
+		} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("%s: no %q in\n%s", args[0], want, stdout)
+			}
+		}
+		if args[0] == "apply" {
+			if got := outcomeRow(stdout, "pi-01"); got[0] != "applied" {
+				t.Errorf("apply: pi-01 %q, want applied:\n%s", got, stdout)
+			}
+		} else if !strings.Contains(stdout, "pi-01 (198.18.2.1:22") || !strings.Contains(stdout, "to add") {
+			t.Errorf("plan: pi-01 is not planned:\n%s", stdout)
+		}
+	}
 }

@@ -28,8 +28,10 @@ const debianMirror = "http://deb.debian.org/debian"
 var basePackages = []string{"openssh-server", "iproute2", "sudo", "systemd", "systemd-sysv", "dbus", "libpam-systemd"}
 
 // repoPackages, with every dependency the base lacks, make up the lab's apt
-// repository: what piwall installs, and what the profiles run.
-var repoPackages = []string{"iptables", "netfilter-persistent", "iptables-persistent", "fail2ban", "python3-systemd", "docker.io", "busybox-static"}
+// repository: what piwall installs, what the profiles run, and what the
+// tests install on a Pi (nftables, avahi and a DHCP client).
+var repoPackages = []string{"iptables", "netfilter-persistent", "iptables-persistent", "fail2ban", "python3-systemd", "docker.io", "busybox-static",
+	"nftables", "avahi-daemon", "avahi-utils", "libnss-mdns", "isc-dhcp-client"}
 
 // repoMount is where each Pi sees the apt repository (read-only).
 const repoMount = "/opt/lab-repo"

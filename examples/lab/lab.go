@@ -38,7 +38,8 @@ type Config struct {
 	// Pi OS: systemd-run timers work and a Reboot restores persisted rules
 	// through netfilter-persistent. Without it each Pi runs sshd alone.
 	Systemd bool
-	// Profiles give Pis, by name, a profile (systemd Pis only).
+	// Profiles give Pis, by name, a profile (systemd Pis only, but for
+	// the hostile ones).
 	Profiles map[string]Profile
 }
 

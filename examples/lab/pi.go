@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -240,7 +241,31 @@ func (s piSpec) mountRoot() error {
 	if err := unix.Mount("", r+repoMount, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		return fmt.Errorf("making %s read-only: %w", repoMount, err)
 	}
+	if err := newBootID(r); err != nil {
+		return err
+	}
 	return makeDev(r+"/dev", s.Console)
+}
+
+// newBootID gives the Pi a boot id of this boot's own, as a real reboot
+// does: the kernel's is the machine's, the same for every Pi and every
+// lab boot. A file in the Pi's /run (a tmpfs of this boot) is bound over
+// /proc/sys/kernel/random/boot_id.
+func newBootID(root string) error {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	id := fmt.Sprintf("%x-%x-%x-%x-%x\n", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	file := root + "/run/.lab-boot_id"
+	if err := os.WriteFile(file, []byte(id), 0o444); err != nil {
+		return fmt.Errorf("the Pi's boot id: %w", err)
+	}
+	if err := unix.Mount(file, root+"/proc/sys/kernel/random/boot_id", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding the Pi's boot id: %w", err)
+	}
+	return nil
 }
 
 // makeDev fills the Pi's private /dev: the few device nodes programs expect,

@@ -33,10 +33,26 @@ const (
 	// answers HTTP on the Pi's port ContainerPort, published from its
 	// port 80.
 	Docker Profile = "docker"
+	// StaleRules has rules files that drop everything, SSH too, and no
+	// iptables to load them: left by a removed iptables-persistent, or
+	// baked into an image. Installing netfilter-persistent would load
+	// them.
+	StaleRules Profile = "stale-rules"
+	// Flood and Silent are broken or hostile Pis: a sudo early on the
+	// PATH of SSH commands that prints without end, or never answers
+	// (sshd itself still does, keepalives too). They run on any Pi.
+	Flood  Profile = "flood"
+	Silent Profile = "silent"
 )
 
 // Profiles are the lab's profiles.
-var Profiles = []Profile{Fail2ban, Hotspot, Legacy, Docker}
+var Profiles = []Profile{Fail2ban, Hotspot, Legacy, Docker, StaleRules, Flood, Silent}
+
+// bareProfiles install nothing; the hostile ones need no systemd either.
+var (
+	bareProfiles    = []Profile{StaleRules, Flood, Silent}
+	hostileProfiles = []Profile{Flood, Silent}
+)
 
 // ContainerPort is the port a Docker Pi publishes its container on, and
 // ContainerPage what the container answers there.
@@ -108,6 +124,12 @@ tar -C "$d" -c . | docker import - lab/busybox >/dev/null
 rm -rf "$d"
 docker run -d --name web --restart always --security-opt apparmor=unconfined -p ` + fmt.Sprint(ContainerPort) + `:80 lab/busybox httpd -f -p 80 -h /www >/dev/null
 `,
+	Flood:  "printf '#!/bin/sh\\nexec yes piwall\\n' >/usr/local/bin/sudo && chmod 755 /usr/local/bin/sudo\n",
+	Silent: "printf '#!/bin/sh\\nexec sleep 100000\\n' >/usr/local/bin/sudo && chmod 755 /usr/local/bin/sudo\n",
+	StaleRules: `mkdir -p /etc/iptables
+printf '*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\nCOMMIT\n' >/etc/iptables/rules.v4
+cp /etc/iptables/rules.v4 /etc/iptables/rules.v6
+`,
 }
 
 // basePrologue installs what every profile has, without questions.
@@ -119,6 +141,9 @@ apt-get update -qq
 
 // profileScript is the whole script of a profile.
 func profileScript(p Profile) string {
+	if slices.Contains(bareProfiles, p) {
+		return "set -eu\n" + profileScripts[p]
+	}
 	pkgs := append([]string{"iptables", "netfilter-persistent", "iptables-persistent"}, profilePackages[p]...)
 	return basePrologue + "apt-get install -y -qq --no-install-recommends " + strings.Join(pkgs, " ") + " </dev/null >/dev/null\n" + profileScripts[p]
 }
@@ -132,7 +157,7 @@ func (c *Config) checkProfiles() error {
 		if n := piIndex(name); n < 1 || n > c.Pis {
 			return fmt.Errorf("profile %s for %s: the lab has %s to %s", p, name, PiName(1), PiName(c.Pis))
 		}
-		if !c.Systemd {
+		if !c.Systemd && !slices.Contains(hostileProfiles, p) {
 			return modules.WithHint(fmt.Errorf("profile %s for %s: profiles run on systemd Pis", p, name), "start the lab with --systemd")
 		}
 	}
