@@ -45,6 +45,12 @@ allowlist "kiosk" {
   dns       = "system"
   ping      = true
   log_drops = true
+  # The Pi's own network services are kept working where its facts show
+  # that it uses them, and plan says which and why: dhcp (a leased address,
+  # dhclient or dhcpcd), dhcpv6 (a leased /128), mld (IPv6 up) and mdns
+  # (avahi-daemon, or a host reached as NAME.local). false drops one, true
+  # keeps it whatever the Pi says.
+  # mdns = false
 }
 
 group "kiosks" {

@@ -35,6 +35,9 @@ type ChangeSet struct {
 	// Lockout says why the desired rulesets would not admit the operator's
 	// next SSH connection; apply refuses them unless forced.
 	Lockout error
+	// Kept says which of the host's own network services (DHCP, DHCPv6,
+	// MLD, mDNS) the desired rules keep working, and why.
+	Kept []string
 	// Warnings are things the operator should know that do not stop apply.
 	Warnings []string
 	Facts    *Facts
@@ -72,7 +75,8 @@ func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 			return nil, errors.New(strings.Join(msgs, "; "))
 		}
 	}
-	d, err := firewall.Compile(firewall.Input{Policy: h.Policy, Names: f.Names, Resolvers: f.Resolvers})
+	svc, kept := services(h.Policy.Keep, f, h.Address.V)
+	d, err := firewall.Compile(firewall.Input{Policy: h.Policy, Names: f.Names, Resolvers: f.Resolvers, Services: svc})
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +88,7 @@ func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Kept = kept
 	if h.Policy.DNS.Mode == "system" {
 		for _, r := range f.Resolvers {
 			if r.IsLoopback() {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/piwall/piwall/modules/firewall"
+	"github.com/piwall/piwall/plans"
 )
 
 // The change set tests are module cases as data: the recorded facts of
@@ -442,5 +443,52 @@ func TestBootRestore(t *testing.T) {
 				t.Errorf("Warnings = %q, want the ephemeral root and --until-reboot", cs.Warnings)
 			}
 		})
+	}
+}
+
+// TestServices: the host's own services its rules keep working, from its
+// recorded facts and the plan's switches, each said with why.
+func TestServices(t *testing.T) {
+	tests := []struct {
+		name, facts, address string
+		keep                 plans.Keep
+		want                 firewall.Services
+		kept                 []string
+	}{
+		{name: "a static address, no daemons", facts: "provisioned"},
+		{name: "a lease, a DHCPv6 lease, avahi", facts: "dhcp-avahi",
+			want: firewall.Services{DHCP: true, DHCPv6: true, MLD: true, MDNS: true},
+			kept: []string{
+				"dhcp: eth0's 192.168.1.11/24 is leased (dhcp = false turns it off)",
+				"dhcpv6: eth0's 2001:db8:1::11/128 is leased by DHCPv6 (dhcpv6 = false turns it off)",
+				"mld: IPv6 is up on eth0 (mld = false turns it off)",
+				"mdns: avahi-daemon runs (mdns = false turns it off)",
+			}},
+		{name: "switched off", facts: "dhcp-avahi", keep: plans.Keep{DHCP: plans.Off, DHCPv6: plans.Off, MLD: plans.Off, MDNS: plans.Off}},
+		{name: "switched on", facts: "provisioned", keep: plans.Keep{DHCP: plans.On, MDNS: plans.On},
+			want: firewall.Services{DHCP: true, MDNS: true},
+			kept: []string{"dhcp: the plan says dhcp = true", "mdns: the plan says mdns = true"}},
+		{name: "reached by its .local name", facts: "provisioned", address: "raspberrypi.local",
+			want: firewall.Services{MDNS: true},
+			kept: []string{"mdns: the plan reaches the host as raspberrypi.local (mdns = false turns it off)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := recordedFacts(t, tc.facts)
+			got, kept := services(tc.keep, f, tc.address)
+			if got != tc.want || strings.Join(kept, "\n") != strings.Join(tc.kept, "\n") {
+				t.Errorf("services = %+v, %q; want %+v, %q", got, kept, tc.want, tc.kept)
+			}
+		})
+	}
+	// NewChangeSet puts them in the desired rules and says so.
+	h := siteHost(t, "pi-01")
+	cs, err := NewChangeSet(h, recordedFacts(t, "dhcp-avahi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.Kept) != 4 || !strings.Contains(cs.Desired.V4.Text(), `--sport 68 --dport 67 -m comment --comment "piwall: dhcp"`) ||
+		!strings.Contains(cs.Desired.V6.Text(), `--icmpv6-type 143 -m comment --comment "piwall: mld"`) {
+		t.Errorf("kept %q; desired:\n%s\n%s", cs.Kept, cs.Desired.V4.Text(), cs.Desired.V6.Text())
 	}
 }

@@ -39,8 +39,13 @@ type Facts struct {
 	Boot       string // the kernel's id of the host's current boot
 	// Restore is what the host's boot does with the persisted rules, and
 	// RulesFS where they are kept; zero from a host that did not say.
-	Restore    Restore
-	RulesFS    RulesFS
+	Restore Restore
+	RulesFS RulesFS
+	// Addrs are the host's addresses, and Daemons the network daemons
+	// that run (dhclient, dhcpcd, NetworkManager, systemd-network,
+	// avahi-daemon): what tells which of its own services it uses.
+	Addrs      []HostAddr
+	Daemons    map[string]bool
 	Persisted  map[firewall.Family]string
 	Names      map[string]firewall.Resolution
 	NameErrors map[string]string
@@ -124,7 +129,7 @@ func FactsScript(marker string, req FactsRequest) string {
 		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(),
 		RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), ResolvConf: p.ResolvConf, BootID: p.BootID,
 		RulesDir: p.RulesDir, SystemdDir: p.SystemdDir, PluginsDir: p.PluginsDir, UFWConf: p.UFWConf,
-		Mountinfo: p.Mountinfo, Cmdline: p.Cmdline,
+		Mountinfo: p.Mountinfo, Cmdline: p.Cmdline, Proc: p.Proc,
 	}))
 	b.WriteString(scriptFile("facts.sh"))
 	b.WriteString("facts\n")
@@ -205,6 +210,15 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			f.Boot = strings.TrimSpace(body)
 		case "restore":
 			f.Restore = parseRestore(s.lines)
+		case "addrs":
+			f.Addrs = parseAddrs(s.lines)
+		case "daemons":
+			f.Daemons = map[string]bool{}
+			for _, d := range s.lines {
+				if d = strings.TrimSpace(d); d != "" {
+					f.Daemons[d] = true
+				}
+			}
 		case "rules-dir":
 			f.RulesFS.Dir = strings.TrimSpace(body)
 		case "mounts":

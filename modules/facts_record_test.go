@@ -183,6 +183,10 @@ type recording struct {
 	noPlugins bool
 	cmdline   string
 	mountinfo string
+	// net runs in the Pi's network namespace before the script (its
+	// interfaces and addresses); daemons are the processes that run.
+	net     string
+	daemons []string
 }
 
 // The kernel's files of a recorded Pi, which the facts script is pointed
@@ -256,6 +260,12 @@ func recordings(t *testing.T) []recording {
 			live4: d.V4.Text(), live6: d.V6.Text(), files: provisioned,
 			cmdline:   "console=serial0,115200 console=tty1 root=PARTUUID=6c586e13-02 rootfstype=ext4 fsck.repair=yes rootwait quiet boot=overlay\n",
 			mountinfo: "22 1 0:25 / / rw,noatime shared:1 - overlay overlay rw,lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work\n"},
+		// On a DHCP lease (and a DHCPv6 one), with avahi-daemon.
+		{name: "dhcp-avahi", conn: connPi01, req: names, iptables: true, tools: installed, files: with(nil),
+			daemons: []string{"dhclient", "avahi-daemon"},
+			net: "ip link add eth0 type veth peer name eth0-peer\nip link set eth0 up\n" +
+				"ip addr add 192.168.1.11/24 dev eth0 valid_lft 86400 preferred_lft 86400\n" +
+				"ip -6 addr add 2001:db8:1::11/128 dev eth0 valid_lft 86400 preferred_lft 86400 nodad\n"},
 		// /etc/iptables on a read-only mount of its own.
 		{name: "rules-read-only", conn: connPi01, req: names, iptables: true, tools: installed,
 			live4: d.V4.Text(), live6: d.V6.Text(), files: provisioned,
@@ -378,6 +388,7 @@ while read -r t; do
   printf '#!/bin/sh\nexit 0\n' >"/usr/sbin/$t"
   chmod 755 "/usr/sbin/$t"
 done <"$work/stubs"
+sh -e "$work/net"
 rm -f /usr/bin/systemctl /bin/systemctl
 cp "$work/systemctl" /usr/bin/systemctl
 chmod 755 /usr/bin/systemctl
@@ -459,8 +470,12 @@ func (rc recording) run(t *testing.T) string {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("recording %s: %v\nstderr:\n%s", rc.name, err, stderr.String())
 	}
-	return saveStamp.ReplaceAllString(stdout.String(), "${1}"+recordedStamp)
+	out := saveStamp.ReplaceAllString(stdout.String(), "${1}"+recordedStamp)
+	return lifetimes.ReplaceAllString(out, "valid_lft 86400sec preferred_lft 86400sec")
 }
+
+// A leased address's lifetimes count down; the recordings hold the first.
+var lifetimes = regexp.MustCompile(`valid_lft \d+sec preferred_lft \d+sec`)
 
 // boot writes the Pi's kernel files, dpkg's status, the plugins and a
 // systemctl that answers is-enabled as the recording says, and points the
@@ -520,6 +535,13 @@ func (rc *recording) boot(t *testing.T, work string) {
 	}
 	rc.req.Paths.BootID, rc.req.Paths.Cmdline, rc.req.Paths.Mountinfo = recordKernel+"/boot_id", recordKernel+"/cmdline", recordKernel+"/mountinfo"
 	rc.req.Paths.PluginsDir = plugins
+	proc := recordKernel + "/proc"
+	writeFile(t, filepath.Join(work, "files", proc, "1", "comm"), "systemd\n")
+	for i, d := range rc.daemons {
+		writeFile(t, filepath.Join(work, "files", proc, strconv.Itoa(400+i), "comm"), d+"\n")
+	}
+	rc.req.Paths.Proc = proc
+	writeFile(t, filepath.Join(work, "net"), rc.net)
 }
 
 // iptables-save stamps its comment lines with the time; the recordings

@@ -53,6 +53,8 @@ type wantFacts struct {
 	Boot       string
 	Restore    Restore
 	RulesFS    RulesFS
+	Addrs      []HostAddr
+	Daemons    map[string]bool
 }
 
 var (
@@ -74,6 +76,7 @@ func freshPi01() wantFacts {
 		Boot:       strings.TrimSpace(recordBootID),
 		Restore:    Restore{Units: noUnits()},
 		RulesFS:    RulesFS{Dir: "/etc", MountPoint: "/", Type: "ext4"},
+		Daemons:    map[string]bool{},
 	}
 }
 
@@ -133,7 +136,7 @@ var factsCases = []factsCase{
 		w := freshPi01()
 		w.Tools = slices.DeleteFunc(slices.Clone(installedTools), func(s string) bool { return s == "systemd-run" })
 		// An older piwall's facts script: no boot sections.
-		w.Boot, w.Restore, w.RulesFS = "", Restore{}, RulesFS{}
+		w.Boot, w.Restore, w.RulesFS, w.Daemons = "", Restore{}, RulesFS{}, nil
 		return w
 	}},
 	{file: "provisioned", made: "recorded", want: provisionedPi01},
@@ -200,6 +203,17 @@ var factsCases = []factsCase{
 	{file: "overlay-root", made: "recorded", want: func(t *testing.T) wantFacts {
 		w := provisionedPi01(t)
 		w.RulesFS = RulesFS{Dir: "/etc/iptables", MountPoint: "/", Type: "overlay", OverlayBoot: true}
+		return w
+	}},
+	{file: "dhcp-avahi", made: "recorded", want: func(*testing.T) wantFacts {
+		w := withRestore(freshPi01())
+		w.Tools = installedTools
+		w.RulesFS.Dir = "/etc"
+		w.Addrs = []HostAddr{
+			{Iface: "eth0", Prefix: netip.MustParsePrefix("192.168.1.11/24"), Global: true, Dynamic: true},
+			{Iface: "eth0", Prefix: netip.MustParsePrefix("2001:db8:1::11/128"), Global: true, Dynamic: true},
+		}
+		w.Daemons = map[string]bool{"dhclient": true, "avahi-daemon": true}
 		return w
 	}},
 	{file: "rules-read-only", made: "recorded", want: func(t *testing.T) wantFacts {
@@ -336,6 +350,8 @@ func checkFacts(t *testing.T, got *Facts, want wantFacts) {
 	check("Boot", got.Boot, want.Boot)
 	check("Restore", got.Restore, want.Restore)
 	check("RulesFS", got.RulesFS, want.RulesFS)
+	check("Addrs", got.Addrs, want.Addrs)
+	check("Daemons", got.Daemons, want.Daemons)
 }
 
 // TestOwnIsTheCanonicalText holds the facts script to what prepare

@@ -38,6 +38,9 @@ type Offline struct {
 // machine's resolv.conf, else is an error saying how to name them.
 func (o *Offline) Input(ctx context.Context, h *plans.Host) (firewall.Input, error) {
 	in := firewall.Input{Policy: h.Policy, Names: map[string]firewall.Resolution{}}
+	// No facts offline: the services the plan switches on, and mDNS for a
+	// host reached by its .local name.
+	in.Services, _ = services(h.Policy.Keep, &Facts{}, h.Address.V)
 	var unresolved []string
 	for _, name := range firewall.Names(h.Policy) {
 		if r, ok := o.Pins[name]; ok {

@@ -47,6 +47,7 @@ type Paths struct {
 	UFWConf    string // ufw's switch (ENABLED=yes)
 	Mountinfo  string // the mounts, for the file system the rules are kept on
 	Cmdline    string // the kernel's command line
+	Proc       string // the processes, for the daemons that run
 }
 
 // defaultPaths are the places on a host.
@@ -64,6 +65,7 @@ var defaultPaths = Paths{
 	UFWConf:    "/etc/ufw/ufw.conf",
 	Mountinfo:  "/proc/self/mountinfo",
 	Cmdline:    "/proc/cmdline",
+	Proc:       "/proc",
 }
 
 // resolved returns p with each empty field set to its default.
@@ -178,6 +180,7 @@ type factsHeader struct {
 	UFWConf    string `sh:"ufw_conf"`
 	Mountinfo  string `sh:"mountinfo"`
 	Cmdline    string `sh:"cmdline"`
+	Proc       string `sh:"proc"`
 }
 
 // assignments writes a header: one line "name=value" per field of the

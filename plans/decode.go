@@ -36,8 +36,9 @@ var (
 	groupSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allowlists"}}}
 	rolloutSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "parallel"}, {Name: "canary"}, {Name: "batch"}, {Name: "max_failures"}}}
 	allowlistSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "keep_chains"}, {Name: "coexist"}},
-		Blocks:     []hcl.BlockHeaderSchema{{Type: "inbound"}, {Type: "outbound"}},
+		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "keep_chains"}, {Name: "coexist"},
+			{Name: "dhcp"}, {Name: "dhcpv6"}, {Name: "mld"}, {Name: "mdns"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "inbound"}, {Type: "outbound"}},
 	}
 	// from, to and a group's allowlists are required, but not marked so:
 	// decode reports them missing with a Detail that says what to write.
@@ -317,6 +318,12 @@ func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnosti
 	if at, ok := content.Attributes["log_drops"]; ok {
 		a.LogDrops, d = boolValue(at, ctx)
 		diags = append(diags, d...)
+	}
+	for _, sw := range a.switches() {
+		if at, ok := content.Attributes[sw.name]; ok {
+			*sw.v, d = boolValue(at, ctx)
+			diags = append(diags, d...)
+		}
 	}
 	if at, ok := content.Attributes["keep_chains"]; ok {
 		vals, d := stringList(at, ctx)

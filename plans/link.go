@@ -89,6 +89,7 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 	pol := &Policy{DNS: DNS{Mode: "system"}}
 	var dns *Value[DNS]
 	var ping, logDrops *Value[bool]
+	switches := make([]*Value[bool], len((&Allowlist{}).switches()))
 	seen := map[string]bool{}
 	keep := map[string]bool{}
 	coexist := map[string]bool{}
@@ -124,19 +125,10 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 				dns = a.DNS
 			}
 		}
-		if a.Ping != nil {
-			if ping != nil && ping.V != a.Ping.V {
-				diags = append(diags, conflict("ping", a.Ping.Range, ping.Range))
-			} else if ping == nil {
-				ping = a.Ping
-			}
-		}
-		if a.LogDrops != nil {
-			if logDrops != nil && logDrops.V != a.LogDrops.V {
-				diags = append(diags, conflict("log_drops", a.LogDrops.Range, logDrops.Range))
-			} else if logDrops == nil {
-				logDrops = a.LogDrops
-			}
+		diags = append(diags, pickBool("ping", a.Ping, &ping)...)
+		diags = append(diags, pickBool("log_drops", a.LogDrops, &logDrops)...)
+		for i, sw := range a.switches() {
+			diags = append(diags, pickBool(sw.name, *sw.v, &switches[i])...)
 		}
 	}
 	if dns != nil {
@@ -144,7 +136,29 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 	}
 	pol.Ping = ping != nil && ping.V
 	pol.LogDrops = logDrops != nil && logDrops.V
+	for i, k := range []*Switch{&pol.Keep.DHCP, &pol.Keep.DHCPv6, &pol.Keep.MLD, &pol.Keep.MDNS} {
+		switch {
+		case switches[i] == nil:
+		case switches[i].V:
+			*k = On
+		default:
+			*k = Off
+		}
+	}
 	return pol, diags
+}
+
+// pickBool takes v as the merged setting name unless one is set: written
+// differently in two allowlists, it is a conflict.
+func pickBool(name string, v *Value[bool], cur **Value[bool]) hcl.Diagnostics {
+	switch {
+	case v == nil:
+	case *cur == nil:
+		*cur = v
+	case (*cur).V != v.V:
+		return hcl.Diagnostics{conflict(name, v.Range, (*cur).Range)}
+	}
+	return nil
 }
 
 func sameDNS(a, b DNS) bool {

@@ -427,6 +427,8 @@ allowlist "b" {
   }
   dns       = ["192.168.1.1"]
   log_drops = true
+  dhcp      = false
+  mdns      = true
 }
 
 allowlist "c" {
@@ -438,6 +440,8 @@ allowlist "c" {
   coexist     = ["tailscale", "docker"]
   ping        = true
   dns         = ["192.168.1.1"]
+  mdns        = true
+  mld         = false
 }
 
 allowlist "d" {
@@ -478,6 +482,7 @@ host "pi-02" {
 		coexist    []string
 		dns        DNS
 		ping, log  bool
+		services   Keep
 	}{
 		{
 			host:       "pi-01",
@@ -488,6 +493,7 @@ host "pi-02" {
 			coexist:    []string{"fail2ban", "docker", "tailscale"},
 			dns:        DNS{Mode: "list", Resolvers: []netip.Addr{netip.MustParseAddr("192.168.1.1")}},
 			ping:       true, log: true,
+			services: Keep{DHCP: Off, MLD: Off, MDNS: On},
 		},
 		{
 			host:       "pi-02",
@@ -522,6 +528,9 @@ host "pi-02" {
 			}
 			if pol.Ping != tt.ping || pol.LogDrops != tt.log {
 				t.Errorf("ping, log_drops = %v, %v; want %v, %v", pol.Ping, pol.LogDrops, tt.ping, tt.log)
+			}
+			if pol.Keep != tt.services {
+				t.Errorf("dhcp, dhcpv6, mld, mdns = %+v, want %+v (Auto where no allowlist says)", pol.Keep, tt.services)
 			}
 		})
 	}

@@ -83,7 +83,22 @@ type Allowlist struct {
 	LogDrops   *Value[bool]
 	KeepChains []Value[string]
 	Coexist    []Value[string] // owners, as Owners names them
-	DeclRange  hcl.Range
+	// DHCP, DHCPv6, MLD and MDNS switch keeping the host's own network
+	// services working on or off; nil: the host's facts decide.
+	DHCP, DHCPv6, MLD, MDNS *Value[bool]
+	DeclRange               hcl.Range
+}
+
+// serviceSwitch is one of an allowlist's switches of the host's services.
+type serviceSwitch struct {
+	name string
+	v    **Value[bool]
+}
+
+// switches are a's service switches by their names in a plan, in Keep's
+// order.
+func (a *Allowlist) switches() []serviceSwitch {
+	return []serviceSwitch{{name: "dhcp", v: &a.DHCP}, {name: "dhcpv6", v: &a.DHCPv6}, {name: "mld", v: &a.MLD}, {name: "mdns", v: &a.MDNS}}
 }
 
 // Owners are the other programs whose rules a plan can declare by name,
@@ -192,7 +207,27 @@ type Policy struct {
 	LogDrops   bool
 	KeepChains []string
 	Coexist    []string // the defaults' owners, then each allowlist's, each once
+	Keep       Keep
 }
+
+// Keep says which of the host's own network services the rulesets keep
+// working, as the plan's switches say.
+type Keep struct {
+	DHCP   Switch // DHCPv4: udp/68 to the server's udp/67, and its answers
+	DHCPv6 Switch // udp/546 to udp/547, and the answers
+	MLD    Switch // multicast listener reports and queries (ICMPv6 130-132, 143)
+	MDNS   Switch // mDNS, udp/5353 to 224.0.0.251 and ff02::fb, for NAME.local
+}
+
+// Switch is one service's switch: Auto, where the plan says nothing, lets
+// the host's facts decide.
+type Switch int
+
+const (
+	Auto Switch = iota
+	On
+	Off
+)
 
 // Rollout is the `rollout` block.
 type Rollout struct {

@@ -33,13 +33,15 @@ type jsonHost struct {
 	// InstallWhy says what is missing; EnableRestore that apply enables
 	// netfilter-persistent; Ephemeral why the rules would not outlast a
 	// reboot.
-	InstallWhy    string                `json:"install_why,omitempty"`
-	EnableRestore bool                  `json:"enable_restore,omitempty"`
-	Ephemeral     string                `json:"ephemeral,omitempty"`
-	Names         []firewall.Resolution `json:"names,omitempty"`
-	Changes       []firewall.Change     `json:"changes,omitempty"`
-	Lockout       string                `json:"lockout,omitempty"`
-	Warnings      []string              `json:"warnings,omitempty"`
+	InstallWhy    string `json:"install_why,omitempty"`
+	EnableRestore bool   `json:"enable_restore,omitempty"`
+	Ephemeral     string `json:"ephemeral,omitempty"`
+	// Kept: the host\'s own services the rules keep working, and why.
+	Kept     []string              `json:"kept,omitempty"`
+	Names    []firewall.Resolution `json:"names,omitempty"`
+	Changes  []firewall.Change     `json:"changes,omitempty"`
+	Lockout  string                `json:"lockout,omitempty"`
+	Warnings []string              `json:"warnings,omitempty"`
 }
 
 type jsonOutcome struct {
@@ -82,7 +84,7 @@ func jsonChanges(c *runner.Changes, outs []runner.Outcome) jsonDoc {
 		if cs := h.ChangeSet; cs != nil {
 			j.Install, j.Names, j.Changes, j.Warnings = cs.Install, cs.Desired.Names, cs.Changes, cs.Warnings
 			j.Backend = cs.Facts.Backend
-			j.InstallWhy, j.EnableRestore, j.Ephemeral = cs.InstallWhy, cs.EnableRestore, cs.Ephemeral
+			j.InstallWhy, j.EnableRestore, j.Ephemeral, j.Kept = cs.InstallWhy, cs.EnableRestore, cs.Ephemeral, cs.Kept
 			if cs.Lockout != nil {
 				j.Lockout = cs.Lockout.Error()
 				j.Hints = append(j.Hints, modules.Hints(cs.Lockout)...)

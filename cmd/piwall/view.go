@@ -57,6 +57,9 @@ func printChangeSet(w io.Writer, h runner.HostChanges, raw bool) {
 	for _, r := range cs.Desired.Names {
 		fmt.Fprintf(w, "  name: %s\n", resolutionLine(r))
 	}
+	for _, k := range cs.Kept {
+		fmt.Fprintf(w, "  keeps %s\n", k)
+	}
 	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
 		var lines []string
 		for _, c := range cs.Changes {

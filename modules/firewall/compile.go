@@ -43,6 +43,20 @@ type Input struct {
 	// Resolvers are the host's own resolvers (its /etc/resolv.conf), used
 	// when the policy says dns = "system".
 	Resolvers []netip.Addr
+	// Services are the host's own network services kept working beside
+	// the policy's entries (as the plan's switches and the host's facts
+	// decide).
+	Services Services
+}
+
+// Services are the host's own network services the rulesets keep working,
+// as ufw's before.rules do: the day a DHCP lease is renewed, or a .local
+// name is asked for, comes long after the dead-man.
+type Services struct {
+	DHCP   bool // IPv4: udp/68 → udp/67, and the server's answers
+	DHCPv6 bool // udp/546 → udp/547, and the answers
+	MLD    bool // multicast listener queries in (from link-local), reports out
+	MDNS   bool // udp/5353 with 224.0.0.251 and ff02::fb, and unicast answers
 }
 
 // Desired is what a host should have.
@@ -85,6 +99,10 @@ const (
 	commentDNS       = "piwall: dns"
 	commentNeighbour = "piwall: neighbour discovery"
 	commentLog       = "piwall: log drops"
+	commentDHCP      = "piwall: dhcp"
+	commentDHCPv6    = "piwall: dhcpv6"
+	commentMLD       = "piwall: mld"
+	commentMDNS      = "piwall: mdns"
 	logLimit         = "5/min"
 )
 
@@ -181,6 +199,7 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, erro
 			}
 		}
 	}
+	b.services(in.Services)
 	for _, r := range resolvers {
 		if family(r) != fam {
 			continue
@@ -227,6 +246,38 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, erro
 	}
 	t := &Table{Name: "filter", Chains: []*Chain{b.chains["INPUT"], b.chains["FORWARD"], b.chains["OUTPUT"]}}
 	return &Ruleset{Tables: []*Table{t}}, nil
+}
+
+// services adds the rules of the host's own network services.
+func (b *chainBuilder) services(s Services) {
+	udp := func(chain, comment string, match ...string) {
+		b.add(chain, append(match, "-m", "comment", "--comment", saveString(comment), "-j", "ACCEPT")...)
+	}
+	if s.DHCP && b.fam == IPv4 {
+		udp("OUTPUT", commentDHCP, "-p", "udp", "-m", "udp", "--sport", "68", "--dport", "67")
+		udp("INPUT", commentDHCP, "-p", "udp", "-m", "udp", "--sport", "67", "--dport", "68")
+	}
+	if s.DHCPv6 && b.fam == IPv6 {
+		udp("OUTPUT", commentDHCPv6, "-p", "udp", "-m", "udp", "--sport", "546", "--dport", "547")
+		udp("INPUT", commentDHCPv6, "-p", "udp", "-m", "udp", "--sport", "547", "--dport", "546")
+	}
+	if s.MLD && b.fam == IPv6 {
+		udp("INPUT", commentMLD, "-s", "fe80::/10", "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", "130")
+		for _, t := range []string{"131", "132", "143"} {
+			udp("OUTPUT", commentMLD, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", t)
+		}
+	}
+	if s.MDNS {
+		group := "224.0.0.251/32"
+		if b.fam == IPv6 {
+			group = "ff02::fb/128"
+		}
+		for _, chain := range []string{"INPUT", "OUTPUT"} {
+			udp(chain, commentMDNS, "-d", group, "-p", "udp", "-m", "udp", "--dport", "5353")
+			// Answers to a query that asked for them unicast.
+			udp(chain, commentMDNS, "-p", "udp", "-m", "udp", "--sport", "5353", "--dport", "5353")
+		}
+	}
 }
 
 // entryComment names the allowlist entry and the peer a rule comes from,

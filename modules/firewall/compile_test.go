@@ -225,6 +225,24 @@ func compileInput(t *testing.T, c *goldenCase) (Input, map[Family]*Ruleset) {
 		Names:     parseNames(t, c.mustSection(t, "names")),
 		Resolvers: ParseResolvConf(c.mustSection(t, "resolvers")),
 	}
+	// services, when there, lists the host's services to keep, as facts
+	// would decide them: dhcp dhcpv6 mld mdns.
+	if text, ok := c.section("services"); ok {
+		for _, name := range strings.Fields(text) {
+			switch name {
+			case "dhcp":
+				in.Services.DHCP = true
+			case "dhcpv6":
+				in.Services.DHCPv6 = true
+			case "mld":
+				in.Services.MLD = true
+			case "mdns":
+				in.Services.MDNS = true
+			default:
+				t.Fatalf("%s: services: no service %q", c.path, name)
+			}
+		}
+	}
 	live := map[Family]*Ruleset{}
 	for fam, name := range map[Family]string{IPv4: "live.v4", IPv6: "live.v6"} {
 		if text, ok := c.section(name); ok {

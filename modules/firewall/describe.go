@@ -37,6 +37,13 @@ func Describe(chain string, r *Rule) string {
 		what = "replies (" + f["--ctstate"] + ")"
 	case comment == commentNeighbour:
 		what = "icmpv6 " + neighbourTypes[f["--icmpv6-type"]]
+	case comment == commentMLD:
+		what = "mld " + mldTypes[f["--icmpv6-type"]]
+	case serviceNames[comment] != "":
+		what = serviceNames[comment] + " " + service(f)
+		if sp := f["--sport"]; sp != "" {
+			what = serviceNames[comment] + " udp/" + sp + " → udp/" + f["--dport"]
+		}
 	default:
 		what = service(f)
 		if comment == commentDNS {
@@ -54,6 +61,11 @@ func Describe(chain string, r *Rule) string {
 	return s
 }
 
+// serviceNames name the host's own services, by their rules' comments.
+var serviceNames = map[string]string{commentDHCP: "dhcp", commentDHCPv6: "dhcpv6", commentMDNS: "mdns"}
+
+var mldTypes = map[string]string{"130": "query", "131": "report", "132": "done", "143": "report (v2)"}
+
 var neighbourTypes = map[string]string{
 	"133": "router solicitation", "134": "router advertisement",
 	"135": "neighbour solicitation", "136": "neighbour advertisement",
@@ -64,7 +76,7 @@ var neighbourTypes = map[string]string{
 // which Describe then shows as it is.
 func ruleFields(r *Rule) (map[string]string, bool) {
 	known := map[string]bool{
-		"-s": true, "-d": true, "-i": true, "-o": true, "-p": true, "-m": true, "--dport": true,
+		"-s": true, "-d": true, "-i": true, "-o": true, "-p": true, "-m": true, "--dport": true, "--sport": true,
 		"--icmp-type": true, "--icmpv6-type": true, "--ctstate": true, "--comment": true,
 		"--limit": true, "-j": true, "--log-prefix": true,
 	}
@@ -107,7 +119,7 @@ func peerName(prefix, comment string) string {
 		return addr
 	}
 	written := comment[i+2:]
-	if written == addr || written == prefix || comment == commentDNS {
+	if written == addr || written == prefix || comment == commentDNS || comment == commentMLD || serviceNames[comment] != "" {
 		return addr
 	}
 	return written + " (" + addr + ")"

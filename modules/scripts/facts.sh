@@ -72,6 +72,15 @@ facts() {
     done
   fi
   if [ -f "$ufw_conf" ] && grep -q '^ENABLED=yes' "$ufw_conf"; then echo "ufw-enabled"; fi
+  # The host's own network: its addresses (one a DHCP server leased is
+  # "dynamic"), and the daemons that keep them and its .local name.
+  sec addrs; ip -o addr show 2>/dev/null || true
+  sec daemons
+  for c in "$proc"/[0-9]*/comm; do
+    n=
+    read -r n <"$c" 2>/dev/null || continue
+    case "$n" in dhclient | dhcpcd | NetworkManager | systemd-network | avahi-daemon) echo "$n" ;; esac
+  done
   # Where the rules are persisted: the directory (or the nearest that
   # exists), the mounts, and the kernel's command line (raspi-config's
   # overlay root is boot=overlay there).
