@@ -325,3 +325,13 @@ func TestParseGeneration(t *testing.T) {
 		})
 	}
 }
+
+// TestRevertAfterRoundsUp: the dead-man's delay on the host is whole
+// seconds, never shorter than the runner counts with.
+func TestRevertAfterRoundsUp(t *testing.T) {
+	for d, want := range map[time.Duration]int{10 * time.Second: 10, 10500 * time.Millisecond: 11, 10001 * time.Millisecond: 11} {
+		if got := (&Change{RevertAfter: d}).header().RevertAfter; got != want {
+			t.Errorf("revert_after for %v = %d, want %d", d, got, want)
+		}
+	}
+}

@@ -129,7 +129,7 @@ type runHeader struct {
 	Install     bool   `sh:"install"`
 	Enable      bool   `sh:"enable_restore"`
 	ApplyDelay  string `sh:"apply_delay"`  // seconds, for sleep
-	RevertAfter int    `sh:"revert_after"` // whole seconds
+	RevertAfter int    `sh:"revert_after"` // whole seconds, rounded up: never before the runner expects it
 	LockTTL     int    `sh:"lock_ttl"`     // whole seconds
 	AptLimit    int    `sh:"apt_limit"`    // whole seconds
 	ExitLocked  int    `sh:"exit_locked"`
@@ -154,7 +154,7 @@ func (c *Change) header() runHeader {
 		Operator: c.Operator, ExpectV4: c.ExpectV4, ExpectV6: c.ExpectV6,
 		Install: c.Install, Enable: c.EnableRestore,
 		ApplyDelay:  fmt.Sprintf("%.2f", ApplyDelay.Seconds()),
-		RevertAfter: int(c.RevertAfter / time.Second), LockTTL: int(c.lockTTL() / time.Second),
+		RevertAfter: int((c.RevertAfter + time.Second - 1) / time.Second), LockTTL: int(c.lockTTL() / time.Second),
 		AptLimit:   int(AptLimit / time.Second),
 		ExitLocked: ExitLocked, ExitDrift: ExitDrift, ExitTest: ExitTestFailed,
 		ExitApply: ExitApplyFailed, ExitNotNew: ExitNotNew, ExitNotLive: ExitNotApplied, ExitPersist: ExitPersistFailed,

@@ -56,20 +56,11 @@ rules_of() {
 live_is() { own "$1" | cmp -s - "$2"; }
 # hold and release: the run's own lock, taken in turn by the applier,
 # confirm and the dead-man, so that whichever comes second sees what the
-# first did. A holder that died (killed, or the Pi rebooted) leaves its
-# pid, and the lock is taken over. hold fails after 30 s.
-hold() {
-  i=0
-  until mkdir "$rundir/busy" 2>/dev/null; do
-    p=
-    read -r p <"$rundir/busy/pid" 2>/dev/null || true
-    if [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null; then rm -rf "$rundir/busy"; continue; fi
-    i=$((i + 1)); [ $i -lt 600 ] || return 1
-    sleep 0.05
-  done
-  echo $$ >"$rundir/busy/pid"
-}
-release() { rm -rf "$rundir/busy"; }
+# first did: flock(1) on fd 6, which the kernel drops with a holder that
+# dies (killed, or the Pi rebooted), so there is nothing stale to take
+# over. hold fails after 30 s.
+hold() { exec 6>>"$rundir/busy"; flock -w 30 6; }
+release() { exec 6>&-; }
 # lock_is_ours: the lock names this run.
 lock_is_ours() {
   [ -f "$lockfile" ] || return 1
