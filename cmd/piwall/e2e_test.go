@@ -1139,3 +1139,91 @@ func TestE2EHostilePis(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EHostServices: the Pi's own network keeps working under piwall's
+// rules: a DHCP lease renews (busybox's udhcpd on another Pi, 30-second
+// leases, busybox's udhcpc on the Pi, which renews by unicast from udp/68 at
+// half the lease), and the Pi's .local name answers through avahi-daemon,
+// resolved from another Pi (first with mdns = false, where it must not).
+func TestE2EHostServices(t *testing.T) {
+	l := e2eLabOf(t, lab.Config{Pis: 4, Systemd: true})
+	client, server, avahi, asker := l.Pis[0], l.Pis[1], l.Pis[2], l.Pis[3]
+	install := func(p lab.Pi, pkgs string) {
+		onPi(t, l, p, "sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "+pkgs+" </dev/null >/dev/null'")
+	}
+	install(server, "busybox-static")
+	install(client, "busybox-static")
+	onPi(t, l, server, `sudo -n sh -c 'printf "start 198.18.9.100\nend 198.18.9.110\ninterface eth0\noption subnet 255.255.0.0\noption lease 30\nmin_lease 10\nlease_file /var/lib/udhcpd.leases\n" >/etc/udhcpd.conf &&
+touch /var/lib/udhcpd.leases && setsid busybox udhcpd -f /etc/udhcpd.conf </dev/null >/var/log/udhcpd.log 2>&1 &'`)
+	// The client's script only adds the address, with the lease's
+	// lifetime: one it does not renew is gone when the lease ends. Its
+	// UDP conntrack entries last 5 s (its network namespace's own
+	// setting): with real leases, hours apart, a renewal finds none and
+	// is a new connection, where with 30-second ones it would pass as a
+	// reply of the last.
+	onPi(t, l, client, "sudo -n sysctl -q -w net.netfilter.nf_conntrack_udp_timeout=5 net.netfilter.nf_conntrack_udp_timeout_stream=5")
+	onPi(t, l, client, `sudo -n sh -c 'cat >/etc/lab-udhcpc.sh <<"EOF"
+#!/bin/sh
+case "$1" in
+  bound|renew) ip addr replace "$ip/$mask" dev "$interface" valid_lft "$lease" preferred_lft "$lease" && echo "$1" >>/var/log/lab-dhcp.log ;;
+esac
+EOF
+chmod 755 /etc/lab-udhcpc.sh && setsid busybox udhcpc -f -i eth0 -s /etc/lab-udhcpc.sh </dev/null >/var/log/udhcpc.log 2>&1 &'`)
+	install(avahi, "avahi-daemon libnss-mdns")
+	install(asker, "avahi-daemon avahi-utils libnss-mdns")
+
+	leased := func() string {
+		out := onPi(t, l, client, "ip -o -4 addr show dev eth0 | grep -o '198\\.18\\.9\\.[0-9]*/16.*dynamic' || true")
+		return strings.TrimSpace(out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for leased() == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("pi-01 got no lease: %s", onPi(t, l, client, "cat /var/log/udhcpc.log; sudo -n cat /var/log/lab-dhcp.log || true"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	resolves := func() (string, bool) {
+		// A fresh asker: what its avahi-daemon cached does not count.
+		onPi(t, l, asker, "sudo -n systemctl restart avahi-daemon && sleep 2")
+		out, err := l.Run(context.Background(), asker, "avahi-resolve -4 -n pi-03.local")
+		return strings.TrimSpace(out), err == nil && strings.Contains(out, avahi.Addrs.V4.String())
+	}
+	if out, ok := resolves(); !ok {
+		t.Fatalf("pi-03.local does not resolve before piwall: %q", out)
+	}
+
+	t.Run("mdns = false drops the answers", func(t *testing.T) {
+		off := labPlan(t, l, adminSSH, "  mdns = false", "20s")
+		piwall(t, 0, "apply", off, "--yes", "--limit", avahi.Name)
+		if out, ok := resolves(); ok {
+			t.Errorf("pi-03.local resolves with mdns = false: %q", out)
+		}
+	})
+
+	t.Run("kept by default", func(t *testing.T) {
+		site := labPlan(t, l, adminSSH, "", "20s")
+		stdout, _ := piwall(t, 0, "plan", site, "--limit", client.Name+","+avahi.Name)
+		for _, want := range []string{"keeps dhcp: eth0's 198.18.9.", "keeps mdns: avahi-daemon runs (mdns = false turns it off)", "keeps mld: IPv6 is up on eth0"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("plan: no %q in\n%s", want, stdout)
+			}
+		}
+		piwall(t, 0, "apply", site, "--yes", "--limit", client.Name+","+avahi.Name)
+		before := strings.Count(onPi(t, l, client, "sudo -n cat /var/log/lab-dhcp.log"), "renew")
+		// Three renewals at half of a 30-second lease; a client whose
+		// unicast renewal is dropped renews only when rebinding, at 7/8.
+		time.Sleep(50 * time.Second)
+		renewed := strings.Count(onPi(t, l, client, "sudo -n cat /var/log/lab-dhcp.log"), "renew") - before
+		if renewed < 3 {
+			t.Errorf("%d renewals in 50 s of 30-second leases, want at least 3:\n%s", renewed, onPi(t, l, server, "sudo -n cat /var/log/udhcpd.log"))
+		}
+		if leased() == "" {
+			t.Error("pi-01 lost its leased address")
+		}
+		if out, ok := resolves(); !ok {
+			t.Errorf("pi-03.local does not resolve under piwall's rules: %q", out)
+		}
+		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", client.Name+","+avahi.Name)
+	})
+}
