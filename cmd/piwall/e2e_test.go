@@ -504,6 +504,16 @@ func TestE2ELockoutAndPersistence(t *testing.T) {
 	})
 }
 
+// reboot reboots a lab Pi, as a power cycle would, within a minute.
+func reboot(t *testing.T, l *lab.Lab, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Reboot(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // piwallProcess runs piwall as a process of its own, which the fault
 // tests kill.
 func piwallProcess(t *testing.T, point string, args ...string) (string, error) {
@@ -986,11 +996,7 @@ iptables -I INPUT 1 -s 198.18.0.1/32 -j ACCEPT && fail2ban-client set sshd banip
 		if !strings.Contains(stdout, "was set aside before installing netfilter-persistent, which would have loaded it: /etc/iptables/rules.v4 → /etc/iptables/rules.v4.before-piwall-") {
 			t.Errorf("apply does not say it set the stale file aside:\n%s", stdout)
 		}
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := l.Reboot(rctx, stale.Name); err != nil {
-			t.Fatal(err)
-		}
+		reboot(t, l, stale.Name)
 		piwall(t, 0, "plan", site, "--detailed-exitcode", "--limit", stale.Name)
 	})
 
@@ -1019,11 +1025,7 @@ iptables -I INPUT 1 -s 198.18.0.1/32 -j ACCEPT && fail2ban-client set sshd banip
 		}
 		onPi(t, l, stale, "sudo -n systemctl disable -q nftables")
 		piwall(t, 0, "apply", next, "--yes", "--limit", stale.Name)
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := l.Reboot(rctx, stale.Name); err != nil {
-			t.Fatal(err)
-		}
+		reboot(t, l, stale.Name)
 		piwall(t, 0, "plan", next, "--detailed-exitcode", "--limit", stale.Name)
 	})
 
@@ -1067,11 +1069,7 @@ iptables -I INPUT 1 -s 198.18.0.1/32 -j ACCEPT && fail2ban-client set sshd banip
 		if left := onPi(t, l, stale, "ls -A /etc/iptables"); strings.TrimSpace(left) != "filler" {
 			t.Errorf("left in /etc/iptables: %q", left)
 		}
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := l.Reboot(rctx, stale.Name); err != nil {
-			t.Fatal(err)
-		}
+		reboot(t, l, stale.Name)
 		stale = l.Pis[4]
 		if v4, v6 := persisted(t, l, stale); v4 != persisted4 || v6 != persisted6 {
 			t.Errorf("after the reboot, the persisted rules are not those of before")
@@ -1089,11 +1087,7 @@ iptables -I INPUT 1 -s 198.18.0.1/32 -j ACCEPT && fail2ban-client set sshd banip
 		if lock := onPi(t, l, hot, "sudo -n cat /var/lib/piwall/lock"); !strings.Contains(lock, "boot=") {
 			t.Fatalf("no lock after the kill: %q", lock)
 		}
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := l.Reboot(rctx, hot.Name); err != nil {
-			t.Fatal(err)
-		}
+		reboot(t, l, hot.Name)
 		hot = l.Pis[1]
 		stdout, _ := piwall(t, 0, "plan", site, "--limit", hot.Name)
 		if !strings.Contains(stdout, "was left by a run the host's reboot ended; the next apply or rollback takes it over") {

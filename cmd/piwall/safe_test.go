@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/piwall/piwall/runner/sim"
 )
 
 func TestEscapeControls(t *testing.T) {
@@ -56,12 +54,7 @@ func FuzzEscapeControls(f *testing.F) {
 // A host's rule comments and lock reach the plan escaped: they cannot
 // clear or rewrite the lines around them.
 func TestPlanEscapesHostText(t *testing.T) {
-	dir := t.TempDir()
-	f, err := sim.Start(1, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
+	f, dir := startSim(t, 1)
 	site := simSite(t, f, dir, "tcp/443")
 	f.Hosts[0].SetLive("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" +
 		"-A INPUT -s 192.0.2.9/32 -m comment --comment \"\x1b[1A\x1b[2Kfine\" -j ACCEPT\nCOMMIT\n")

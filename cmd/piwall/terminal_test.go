@@ -65,6 +65,19 @@ func (s *screen) waitFor(t *testing.T, want string) string {
 	return ""
 }
 
+// startSim starts n simulated hosts, their keys in the directory it
+// returns, for the test's length.
+func startSim(t *testing.T, n int) (*sim.Fleet, string) {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := sim.Start(n, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f, dir
+}
+
 // simSite writes a plan for the simulated hosts: allow is the port range
 // of its outbound entry, so that two plans differ.
 func simSite(t *testing.T, f *sim.Fleet, dir, allow string) string {
@@ -111,12 +124,7 @@ rollout {
 // over them or over the prompt while it waits, the prompt says what will
 // happen, and the rollout's own progress follows the answer.
 func TestTerminalPromptAndProgress(t *testing.T) {
-	dir := t.TempDir()
-	f, err := sim.Start(2, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
+	f, dir := startSim(t, 2)
 	first, second := simSite(t, f, dir, "tcp/443"), simSite(t, f, dir, "tcp/8443")
 	if code, out, errOut := runPiwall(t, "apply", first, "--yes"); code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
