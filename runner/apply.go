@@ -210,7 +210,8 @@ func prepareError(res Result, user string) error {
 	stderr := strings.TrimSpace(string(res.Stderr))
 	switch res.Status {
 	case modules.ExitLocked:
-		return fmt.Errorf("another run holds the lock: %s", strings.Join(strings.Fields(stderr), " "))
+		return modules.WithHint(fmt.Errorf("another run holds the lock: %s", strings.Join(strings.Fields(stderr), " ")),
+			"wait for that run, or its lock's expiry; if no run is under way (its controller crashed) and it must go now: sudo rm /var/lib/piwall/lock on the host")
 	case modules.ExitDrift:
 		return modules.WithHint(fmt.Errorf("the host's rules changed since the plan: %s", stderr), "run piwall plan again")
 	case modules.ExitTestFailed:

@@ -646,6 +646,7 @@ func TestFleetApply(t *testing.T) {
 			wantStatus: Failed,
 			wantStep:   "prepare",
 			wantErr:    "another run holds the lock: locked by: run=0123abcd operator=bob@laptop since=1700000000 expires=1700000600",
+			wantHint:   "sudo rm /var/lib/piwall/lock",
 			wantConns:  "1 facts upload prepare closed",
 			wantEvents: planned + ", uploading, preparing, done",
 		},
