@@ -26,9 +26,12 @@ type Change struct {
 	// EnableRestore: confirm enables netfilter-persistent once the rules
 	// are persisted, so that the boot loads them.
 	EnableRestore bool
-	Operator      string // user@machine, for the lock and the generation's metadata
-	Source        string // what the rulesets came from (plan digest, or "rollback to N")
-	Kind          string // "apply" or "rollback"
+	// RulesInert: nothing loads the rules files at boot today; prepare
+	// sets any it finds aside before installing or enabling anything.
+	RulesInert bool
+	Operator   string // user@machine, for the lock and the generation's metadata
+	Source     string // what the rulesets came from (plan digest, or "rollback to N")
+	Kind       string // "apply" or "rollback"
 	// ExpectV4 and ExpectV6 are the digests of the live rulesets the change
 	// was planned against: prepare refuses to go on if they changed since.
 	// Empty skips the check.

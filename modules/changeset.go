@@ -25,6 +25,9 @@ type ChangeSet struct {
 	// EnableRestore: netfilter-persistent is disabled, and apply enables
 	// it, so that the boot loads the rules.
 	EnableRestore bool
+	// RulesInert: nothing loads the host's rules files at boot today
+	// (netfilter-persistent missing, without its plugins, or disabled).
+	RulesInert bool
 	// Ephemeral says why the rules persisted on the host are gone at its
 	// next boot (an overlay or tmpfs root); apply refuses such a host
 	// unless told the rules are meant to last until then.
@@ -132,6 +135,7 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 		}
 	}
 	c.EnableRestore = f.Restore.disabled()
+	c.RulesInert = !f.Tools["netfilter-persistent"] || len(f.Restore.missing()) > 0 || c.EnableRestore
 	if c.Ephemeral != "" {
 		c.Warnings = append(c.Warnings, c.Ephemeral+"; apply refuses it unless --until-reboot")
 	}

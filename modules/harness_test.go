@@ -330,7 +330,8 @@ func (h *fakeHost) change(run string) *Change {
 	return &Change{
 		Run: run, NewV4: newV4, NewV6: newV6, Foreign: h.foreign.Text(),
 		RevertAfter: time.Minute, Install: f.NeedsIptables(), EnableRestore: f.Restore.disabled(),
-		Operator: "op@laptop", Source: "plan 0123abcd", Kind: "apply",
+		RulesInert: !f.Tools["netfilter-persistent"] || len(f.Restore.missing()) > 0 || f.Restore.disabled(),
+		Operator:   "op@laptop", Source: "plan 0123abcd", Kind: "apply",
 		ExpectV4: v4, ExpectV6: v6, Paths: h.paths,
 	}
 }

@@ -128,6 +128,7 @@ type runHeader struct {
 	ExpectV6    string `sh:"expect_v6"`
 	Install     bool   `sh:"install"`
 	Enable      bool   `sh:"enable_restore"`
+	RulesInert  bool   `sh:"rules_inert"`
 	ApplyDelay  string `sh:"apply_delay"`  // seconds, for sleep
 	RevertAfter int    `sh:"revert_after"` // whole seconds, rounded up: never before the runner expects it
 	LockTTL     int    `sh:"lock_ttl"`     // whole seconds
@@ -152,7 +153,7 @@ func (c *Change) header() runHeader {
 		RulesV4New: p.rulesNew("v4", c.Run), RulesV6New: p.rulesNew("v6", c.Run),
 		SystemdDir: p.SystemdDir, BootID: p.BootID, Uptime: p.Uptime, PolicyRCD: p.PolicyRCD,
 		Operator: c.Operator, ExpectV4: c.ExpectV4, ExpectV6: c.ExpectV6,
-		Install: c.Install, Enable: c.EnableRestore,
+		Install: c.Install, Enable: c.EnableRestore, RulesInert: c.RulesInert,
 		ApplyDelay:  fmt.Sprintf("%.2f", ApplyDelay.Seconds()),
 		RevertAfter: int((c.RevertAfter + time.Second - 1) / time.Second), LockTTL: int(c.lockTTL() / time.Second),
 		AptLimit:   int(AptLimit / time.Second),

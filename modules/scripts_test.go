@@ -254,6 +254,31 @@ func TestScriptStaleRulesBeforeInstall(t *testing.T) {
 			t.Error("prepare left its policy-rc.d behind")
 		}
 	})
+	t.Run("installed, then refused", func(t *testing.T) {
+		// netfilter-persistent is on the host now, enabled: the stale file
+		// must not come back for the next boot to load.
+		h := setUp(t)
+		h.misbehave("fail", "iptables-restore--test", "iptables-restore: line 3 failed")
+		c := h.change("s4")
+		if r := h.prepare(c); r.code != ExitTestFailed {
+			t.Fatalf("prepare: exit %d, want %d", r.code, ExitTestFailed)
+		}
+		if _, ok := h.file(h.paths.rules("v4")); ok {
+			t.Error("the stale rules.v4 is back, with netfilter-persistent installed to load it")
+		}
+		if got, _ := h.file(h.paths.rules("v4") + ".before-piwall-s4"); got != stale {
+			t.Errorf("the set-aside file holds %q", got)
+		}
+	})
+	t.Run("a policy-rc.d a killed piwall left", func(t *testing.T) {
+		h := setUp(t)
+		writeFile(t, h.paths.PolicyRCD, "#!/bin/sh\n# piwall: no service starts while it installs iptables\nexit 101\n")
+		c, _ := prepared(t, h, "s5")
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		if _, err := os.Stat(h.paths.PolicyRCD); err == nil {
+			t.Error("the policy-rc.d piwall left is still there")
+		}
+	})
 	t.Run("the host's own policy-rc.d", func(t *testing.T) {
 		h := setUp(t)
 		const own = "#!/bin/sh\n# the image's own\nexit 101\n"
@@ -959,7 +984,7 @@ func TestScriptBootRestore(t *testing.T) {
 		h.unit("netfilter-persistent", "disabled")
 		c, _ := prepared(t, h, "b3")
 		h.waitStatus(c, StatusApplied, 5*time.Second)
-		h.misbehave("fail", "systemctl", "Failed to enable unit: Read-only file system")
+		h.misbehave("fail", "systemctl enable", "Failed to enable unit: Read-only file system")
 		r := h.confirm(c)
 		if r.code != ExitPersistFailed || !strings.Contains(r.stderr, "enabling netfilter-persistent: Failed to enable unit") {
 			t.Errorf("confirm: exit %d, stderr %q; want %d", r.code, r.stderr, ExitPersistFailed)
@@ -1011,5 +1036,60 @@ func TestScriptSlowSync(t *testing.T) {
 	}
 	if st := h.status(c); st.Status != StatusConfirmed {
 		t.Errorf("status %q, want confirmed", st.Status)
+	}
+}
+
+// TestScriptRevertWithoutItsLock: a dead-man that cannot open the run's
+// lock (a disk remounted read-only, say) still puts the old rules back.
+func TestScriptRevertWithoutItsLock(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	c, _ := prepared(t, h, "w1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	busy := filepath.Join(c.RunDir(), "busy")
+	os.Remove(busy)
+	if err := os.Symlink(filepath.Join(h.root, "gone", "busy"), busy); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.fireTimer(c); r.code != 0 {
+		t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+	}
+	if h.live("v4") != oldV4 || h.live("v6") != oldV6 {
+		t.Errorf("live after the revert:\n%s\n%s", h.live("v4"), h.live("v6"))
+	}
+}
+
+// TestScriptRevertDisablesWhatConfirmEnabled: confirm enabled
+// netfilter-persistent for the new files and was stopped before the end;
+// the dead-man disables it again, so the boot loads nothing it did not.
+func TestScriptRevertDisablesWhatConfirmEnabled(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	h.unit("netfilter-persistent", "disabled")
+	c, _ := prepared(t, h, "x1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	// Confirm is stopped while it enables the service, after the enable
+	// took effect (a killed systemctl may have made its links already).
+	h.misbehave("block", "systemctl enable", "")
+	conf := h.login(c.ConfirmCommand(false))
+	conf.Env = h.env()
+	conf.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := conf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !h.called("systemctl enable") {
+		if time.Now().After(deadline) {
+			t.Fatalf("confirm never enabled the service; calls %q", h.calls())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.unit("netfilter-persistent", "enabled")
+	syscall.Kill(-conf.Process.Pid, syscall.SIGKILL)
+	conf.Wait()
+	os.Remove(filepath.Join(h.root, "block", "systemctl enable"))
+	if r := h.fireTimer(c); r.code != 0 {
+		t.Fatalf("revert: exit %d: %s", r.code, r.stderr)
+	}
+	if f := h.facts(FactsRequest{}); f.Restore.Units["netfilter-persistent"] != "disabled" {
+		t.Errorf("after the revert netfilter-persistent is %q, want disabled again", f.Restore.Units["netfilter-persistent"])
 	}
 }

@@ -58,9 +58,10 @@ live_is() { own "$1" | cmp -s - "$2"; }
 # confirm and the dead-man, so that whichever comes second sees what the
 # first did: flock(1) on fd 6, which the kernel drops with a holder that
 # dies (killed, or the Pi rebooted), so there is nothing stale to take
-# over. hold fails after 30 s.
-hold() { exec 6>>"$rundir/busy"; flock -w 30 6; }
-release() { exec 6>&-; }
+# over. hold fails after 30 s, or when the file cannot be opened (command
+# keeps a failed exec from ending the script: the dead-man must go on).
+hold() { { command exec 6<"$rundir/busy"; } 2>/dev/null && flock -w 30 6; }
+release() { exec 6<&-; }
 # lock_is_ours: the lock names this run.
 lock_is_ours() {
   [ -f "$lockfile" ] || return 1

@@ -104,8 +104,10 @@ for fam in 4 6; do
   cmp -s persist.v$fam "$rules" || persist_failed "$rules, read back, is not what was applied"
 done
 # The boot loads them only with netfilter-persistent enabled.
+# Recorded first: the dead-man disables it again if confirm stops short.
 if [ "$enable_restore" = true ]; then
-  e=$(systemctl enable netfilter-persistent.service 2>&1) || persist_failed "enabling netfilter-persistent: $e"
+  : >enabled
+  e=$(timeout 20 systemctl enable netfilter-persistent.service 2>&1) || persist_failed "enabling netfilter-persistent: $e"
 fi
 # Record the generation.
 cur=0

@@ -5,6 +5,9 @@
 set -eu
 mkdir -p "$gens" "$rundir"
 chmod 700 "$state"
+# The run's own lock (hold in common.sh), there before anyone holds it:
+# it is opened read-only, which a read-only disk still allows.
+: >"$rundir/busy"
 # Everything goes to a log, so that a connection that drops (piwall killed,
 # the network gone) cannot stop this script half-way through a failed
 # write; what piwall must read goes to fd 3, and on failure the log's tail
@@ -24,6 +27,8 @@ finish() {
   exit $st
 }
 trap finish EXIT
+# dash runs no EXIT trap for a signal it does not trap (a shutdown's TERM).
+trap 'exit 143' TERM INT
 fail() { echo "piwall: $*"; exit 1; }
 
 # 1. The lock: one change at a time. Its expiry is on the boot clock
@@ -71,35 +76,45 @@ rm -rf "$upload"
 cd "$rundir"
 sha256sum --quiet -c SHA256SUMS || fail "the uploaded files do not match their checksums"
 
-# 3. iptables and netfilter-persistent, from apt, without questions
-# (--reinstall: a plugin deleted from an installed package comes back), and
-# without loading rules unseen: rules files that nothing loads yet (left
-# by a removed package, baked into an image) are set aside, or the
-# package's start would make them live before the dead-man is armed, or
-# the next boot would; and policy-rc.d forbids starting services while
-# apt runs (unless the host has a policy of its own). Only piwall loads
-# rules, under its dead-man.
+# 3. Rules files that nothing loads at boot yet (netfilter-persistent
+# missing, without its plugins, or disabled; left by a removed package or
+# baked into an image) are set aside: installing or enabling the service
+# would load them, before the dead-man or at the next boot. They are put
+# back only if prepare fails before anything is installed.
+if [ "$rules_inert" = true ]; then
+  for f in "$rules_v4" "$rules_v6"; do
+    if [ -f "$f" ]; then
+      mv -f "$f" "$f.before-piwall-$run"
+      aside="$aside $f"
+      say "set-aside $f $f.before-piwall-$run"
+    fi
+  done
+fi
+
+# iptables and netfilter-persistent, from apt, without questions
+# (--reinstall: a plugin deleted from an installed package comes back),
+# and with policy-rc.d forbidding services to start while apt runs
+# (unless the host has a policy of its own; one piwall left, killed
+# half-way, is replaced). Only piwall loads rules, under its dead-man.
 if [ "$install" = true ] || ! command -v iptables-restore >/dev/null 2>&1 || ! command -v netfilter-persistent >/dev/null 2>&1; then
-  if ! command -v netfilter-persistent >/dev/null 2>&1; then
-    for f in "$rules_v4" "$rules_v6"; do
-      if [ -f "$f" ]; then
-        mv -f "$f" "$f.before-piwall-$run"
-        aside="$aside $f"
-        say "set-aside $f $f.before-piwall-$run"
-      fi
-    done
-  fi
+  if [ -f "$policy_rc_d" ] && grep -q '^# piwall: ' "$policy_rc_d"; then rm -f "$policy_rc_d"; fi
   if [ ! -e "$policy_rc_d" ] && printf '#!/bin/sh\n# piwall: no service starts while it installs iptables\nexit 101\n' >"$policy_rc_d"; then
     policy_ours=true
     chmod 755 "$policy_rc_d"
   fi
   export DEBIAN_FRONTEND=noninteractive
   printf '%s\n' 'iptables-persistent iptables-persistent/autosave_v4 boolean false' 'iptables-persistent iptables-persistent/autosave_v6 boolean false' | debconf-set-selections
-  # Each apt-get has apt_limit seconds (a hung mirror must not outlast the
-  # lock), and waits up to a minute for dpkg's lock (unattended-upgrades).
+  # Fetching has apt_limit seconds each (a hung mirror must not outlast
+  # the lock), and waits up to a minute for dpkg's lock
+  # (unattended-upgrades); dpkg itself is never cut short, which would
+  # leave it interrupted.
   timeout "$apt_limit" apt-get -o DPkg::Lock::Timeout=60 update -qq || fail "apt-get update failed (or took over $apt_limit s)"
-  timeout "$apt_limit" apt-get -o DPkg::Lock::Timeout=60 install -y -qq --reinstall iptables netfilter-persistent iptables-persistent </dev/null ||
-    fail "installing iptables failed (or took over $apt_limit s)"
+  pkgs="iptables netfilter-persistent iptables-persistent"
+  timeout "$apt_limit" apt-get -o DPkg::Lock::Timeout=60 install -y -qq --reinstall --download-only $pkgs </dev/null ||
+    fail "downloading iptables failed (or took over $apt_limit s)"
+  # From here on the packages may be on the host: what was set aside stays so.
+  aside=
+  apt-get -o DPkg::Lock::Timeout=60 install -y -qq --reinstall $pkgs </dev/null || fail "installing iptables failed"
   if $policy_ours; then rm -f "$policy_rc_d"; policy_ours=false; fi
   say installed
 fi

@@ -21,6 +21,8 @@ for fam in 4 6; do
     rm -f "$rules"
   fi
 done
+# A service confirm enabled for the new files goes back to disabled.
+if [ -e enabled ]; then systemctl disable netfilter-persistent.service >/dev/null 2>&1 || failed="$failed systemctl-disable"; fi
 if [ -f generation ]; then
   n=$(printf %04d "$(cat generation)")
   sed -i 's/"outcome":"applied"/"outcome":"reverted"/' "$gens/$n.json"

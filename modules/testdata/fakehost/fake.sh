@@ -12,11 +12,13 @@
 #   slow/KEY           makes the call sleep that many seconds first
 #   short/KEY          makes cp write only that many bytes, then fail, as on
 #                      a full disk
-#   units/NAME         what systemctl is-enabled says of a service
+#   units/NAME         what systemctl is-enabled says of a service (enable
+#                      and disable set it)
 #   dpkg/PACKAGE       dpkg's status of an installed package
 #
 # KEY is the tool's name, with "--test" appended for iptables-restore
-# --test, " update" or " install" for apt-get, "-dir" for sync of a
+# --test, " update" or " install" for apt-get, " SUBCOMMAND" for systemctl,
+# "-dir" for sync of a
 # directory, and "-rules" for cp into $FAKE_RULES_DIR. cp and tr are this
 # machine's, at $FAKE_ROOT/real, behind fake.sh's misbehaviour.
 set -u
@@ -27,6 +29,7 @@ key=$tool
 case "$tool $*" in
   *-restore\ --test*) key="$tool--test" ;;
   apt-get\ *) for a; do case "$a" in update | install) key="$tool $a" && break ;; esac; done ;;
+  systemctl\ *) key="$tool $1" ;;
   sync\ *) [ -d "${1:-}" ] && key=sync-dir ;;
   cp\ *)
     for last; do :; done
@@ -92,6 +95,7 @@ case "$tool" in
       stop) u=${2%.timer}; rm -f "$root/timers/$u" ;;
       is-enabled) [ -f "$root/units/$2" ] || exit 1; cat "$root/units/$2" ;;
       enable) echo enabled >"$root/units/$2" ;;
+      disable) echo disabled >"$root/units/$2" ;;
     esac
     ;;
   dpkg-query)
@@ -105,7 +109,9 @@ case "$tool" in
     # install puts the firewall's tools on the PATH, and its postinst
     # starts netfilter-persistent as deb-systemd-invoke does: unless
     # policy-rc.d answers 101, which forbids it, the rules files go live.
-    if [ "$key" = "apt-get install" ]; then
+    download=false
+    for a; do [ "$a" = --download-only ] && download=true; done
+    if [ "$key" = "apt-get install" ] && ! $download; then
       for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent; do
         ln -sf "$root/fake.sh" "$root/bin/$t"
       done
