@@ -154,7 +154,7 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	ch := &modules.Change{
 		Run:   randomHex(8),
 		NewV4: cs.Desired.V4.Text(), NewV6: cs.Desired.V6.Text(), Foreign: cs.Foreign.Text(),
-		RevertAfter: revert, Install: cs.Install, EnableRestore: cs.EnableRestore,
+		RevertAfter: revert, Install: cs.Install, EnableRestore: cs.EnableRestore, RulesInert: cs.RulesInert,
 		Operator: opt.Operator, Source: cs.Source, Kind: opt.Kind,
 		ExpectV4: cs.ExpectV4, ExpectV6: cs.ExpectV6,
 	}
@@ -180,12 +180,9 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	// Whatever happened, the first connection is done with: close it
 	// without waiting, it may be frozen.
 	go a.Close()
-	if err == nil && res.Status != 0 {
-		return Outcome{Status: Failed, Err: s.fail("prepare", prepareError(res, s.Target.User))}
-	}
 	var warnings []string
-	// A prepare whose answer was cut short says less; what it did say
-	// still counts.
+	// A prepare whose answer was cut short, or that failed, says less;
+	// what it did say still counts.
 	report, _ := modules.ParsePrepare(res.Stdout)
 	if report.StaleLock != "" {
 		warnings = append(warnings, "took over a stale lock: "+report.StaleLock)
@@ -195,6 +192,9 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	}
 	for _, w := range warnings {
 		s.fleet.emit(s.Target.Label, Warning, w)
+	}
+	if err == nil && res.Status != 0 {
+		return Outcome{Status: Failed, Err: s.fail("prepare", prepareError(res, s.Target.User)), Warnings: warnings}
 	}
 	// A prepare whose answer was lost may have armed and applied: the new
 	// connection finds out.
