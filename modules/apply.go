@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/piwall/piwall/modules/firewall"
 )
 
 // Change is a run that changes a host's rulesets: an apply or a rollback.
@@ -36,9 +38,30 @@ type Change struct {
 	// was planned against: prepare refuses to go on if they changed since.
 	// Empty skips the check.
 	ExpectV4, ExpectV6 string
+	// Sets is the `ipset restore` document of the address sets the new
+	// rules match, holding the addresses the plan saw; Names the names'
+	// refresher's configuration (NamesConf). Both empty when the rules
+	// match no name's set: confirm then stops the refresher.
+	Sets, Names string
 	// Paths are where the scripts keep their state: the zero value for a
 	// host, a temporary directory in tests.
 	Paths Paths
+}
+
+// NamesConf is the configuration of a host's names' refresher: how often
+// it runs and how long an address stays after its name last answered
+// with it (whole seconds), then each name with its two sets. Empty when d
+// matches no name's set.
+func NamesConf(d *firewall.Desired) string {
+	if len(d.Sets) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "refresh %d\ngrace %d\n", int(d.Refresh/time.Second), int(d.Grace()/time.Second))
+	for _, s := range d.Sets {
+		fmt.Fprintf(&b, "name %s %s %s\n", s.V4, s.V6, s.Name)
+	}
+	return b.String()
 }
 
 // RunDir is where a run keeps its files on the host.
@@ -89,6 +112,9 @@ func (c *Change) Files() map[string][]byte {
 		"revert.sh":  []byte(c.script("revert.sh")),
 		"meta.json":  c.meta(),
 		"foreign.re": []byte(c.Foreign),
+		"sets":       []byte(c.Sets),
+		"names":      []byte(c.Names),
+		"refresh.sh": []byte(c.refresher()),
 	}
 	names := make([]string, 0, len(files))
 	for n := range files {

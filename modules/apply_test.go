@@ -49,7 +49,7 @@ func TestChangeFiles(t *testing.T) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	want := []string{"SHA256SUMS", "apply.sh", "confirm.sh", "foreign.re", "meta.json", "new.v4", "new.v6", "prepare.sh", "revert.sh"}
+	want := []string{"SHA256SUMS", "apply.sh", "confirm.sh", "foreign.re", "meta.json", "names", "new.v4", "new.v6", "prepare.sh", "refresh.sh", "revert.sh", "sets"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Fatalf("Files() = %q, want %q", names, want)
 	}

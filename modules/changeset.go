@@ -20,7 +20,12 @@ type ChangeSet struct {
 	Desired    *firewall.Desired
 	Foreign    *firewall.Foreign
 	Changes    []firewall.Change
-	Install    bool   // iptables and netfilter-persistent are missing
+	// Sets is the `ipset restore` document of the address sets the desired
+	// rules match (firewall.Desired.SetsText), Names the host's names'
+	// refresher's configuration (NamesConf); a rollback takes both from
+	// the generation it goes back to.
+	Sets, Names string
+	Install     bool   // iptables and netfilter-persistent are missing
 	InstallWhy string // what is missing, when Install
 	// EnableRestore: netfilter-persistent is disabled, and apply enables
 	// it, so that the boot loads the rules.
@@ -87,10 +92,11 @@ func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := Compare(h.Name, d, foreign, f)
+	c, err := Compare(h.Name, d, foreign, f, d.SetsText())
 	if err != nil {
 		return nil, err
 	}
+	c.Names = NamesConf(d)
 	c.Kept = kept
 	if h.Policy.DNS.Mode == "system" {
 		for _, r := range f.Resolvers {
@@ -105,8 +111,9 @@ func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 
 // Compare diffs desired rulesets, piwall's part, against piwall's part of
 // a host's live ones, and checks the tables the host will then hold (its
-// others' rules first) admit the operator.
-func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Facts) (*ChangeSet, error) {
+// others' rules first, the address sets as sets fills them) admit the
+// operator.
+func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Facts, sets string) (*ChangeSet, error) {
 	if err := bothBackends(f); err != nil {
 		return nil, err
 	}
@@ -123,12 +130,19 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 		}
 	}
 	c := &ChangeSet{
-		Host: host, Desired: d, Foreign: foreign, Facts: f,
+		Host: host, Desired: d, Foreign: foreign, Facts: f, Sets: sets,
 		Install:     f.NeedsIptables(),
 		Fingerprint: f.Fingerprint(foreign),
 		Ephemeral:   f.RulesFS.Ephemeral(),
 	}
-	if c.Install {
+	// Rules that match address sets need ipset, and ipset-persistent to
+	// load the sets at boot before the rules: without it the boot's
+	// iptables-restore refuses the rules, and the host boots open.
+	setsMissing := sets != "" && (!f.Tools["ipset"] || !f.Restore.setsLoad())
+	if setsMissing && !c.Install {
+		c.Install = true
+		c.InstallWhy = "the rules match names' address sets: ipset and ipset-persistent are not installed"
+	} else if c.Install {
 		c.InstallWhy = "not installed"
 		if m := f.Restore.missing(); len(m) > 0 && f.Tools["netfilter-persistent"] {
 			c.InstallWhy = "the boot would not load the rules: missing " + strings.Join(m, ", ")
@@ -155,7 +169,7 @@ func Compare(host string, d *firewall.Desired, foreign *firewall.Foreign, f *Fac
 		merged[fam] = foreign.Merge(d.Family(fam), f.Live[fam])
 	}
 	if f.Operator.IsValid() {
-		if err := firewall.CheckSSH(merged[firewall.IPv4], merged[firewall.IPv6], f.Operator, f.Self, uint16(f.SSHPort), f.Iface); err != nil {
+		if err := firewall.CheckSSH(merged[firewall.IPv4], merged[firewall.IPv6], f.Operator, f.Self, uint16(f.SSHPort), f.Iface, firewall.ParseSetMembers(sets)); err != nil {
 			c.Lockout = WithHint(err, fmt.Sprintf("the plan must admit %s → tcp/%d; --force applies it anyway, and the dead-man reverts it", f.Operator, f.SSHPort))
 		}
 	}
@@ -256,10 +270,15 @@ func Rollback(host string, f *Facts, open bool) (*ChangeSet, error) {
 			return nil, fmt.Errorf("%s, %s: %w", what, r.fam, err)
 		}
 	}
-	c, err := Compare(host, d, foreign, f)
+	sets, names := "", ""
+	if !open {
+		sets, names = f.RollbackTo.Sets, f.RollbackTo.Names
+	}
+	c, err := Compare(host, d, foreign, f, sets)
 	if err != nil {
 		return nil, err
 	}
+	c.Names = names
 	c.Source = source
 	return c, nil
 }

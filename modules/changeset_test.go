@@ -365,7 +365,7 @@ func TestCompareRefusesOthersLines(t *testing.T) {
 	if d.V6, err = firewall.Parse(OpenRuleset); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Compare("pi-01", d, foreign, f); err == nil || !strings.Contains(err.Error(), `":f2b-sshd - [0:0]", which the plan declares someone else's`) {
+	if _, err := Compare("pi-01", d, foreign, f, ""); err == nil || !strings.Contains(err.Error(), `":f2b-sshd - [0:0]", which the plan declares someone else's`) {
 		t.Errorf("Compare: %v", err)
 	}
 }

@@ -71,6 +71,9 @@ type Lock struct {
 type GenerationRules struct {
 	Number int    // below 1 when there is no generation before the current one
 	V4, V6 string // the rulesets, as the host keeps them
+	// Sets and Names are the generation's address sets and names'
+	// refresher configuration; empty for one that matched no name.
+	Sets, Names string
 	Found  bool   // the host has both rulesets of the generation
 }
 
@@ -233,7 +236,7 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			}
 		case "name":
 			f.parseName(s.lines)
-		case "generation-v4", "generation-v6":
+		case "generation-v4", "generation-v6", "generation-sets", "generation-names":
 			err = f.parseGeneration(s)
 		case "history":
 			for _, line := range s.lines {
@@ -457,9 +460,14 @@ func (f *Facts) parseGeneration(s factSection) error {
 	if strings.TrimSpace(body) == "error" || strings.HasSuffix(body, "\nerror") || strings.TrimSpace(body) == "" {
 		return nil // not on the host; Rollback says so
 	}
-	if s.name == "generation-v6" {
+	switch s.name {
+	case "generation-v6":
 		f.RollbackTo.V6 = body + "\n"
-	} else {
+	case "generation-sets":
+		f.RollbackTo.Sets = body + "\n"
+	case "generation-names":
+		f.RollbackTo.Names = body + "\n"
+	default:
 		f.RollbackTo.V4 = body + "\n"
 	}
 	return nil

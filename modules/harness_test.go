@@ -39,14 +39,14 @@ var hostTools = []string{
 }
 
 // systemTools are the rest of fake.sh's names: a Pi has them installed.
-var systemTools = []string{"systemd-run", "systemctl", "apt-get", "debconf-set-selections", "sync", "dpkg-query"}
+var systemTools = []string{"systemd-run", "systemctl", "apt-get", "debconf-set-selections", "sync", "dpkg-query", "getent"}
 
 // realTools are what the scripts and fake.sh run of a host's own: linked
 // from this machine.
 var realTools = []string{
 	"cat", "cp", "mv", "rm", "mkdir", "chmod", "sed", "tail", "tr", "cmp",
-	"sha256sum", "date", "getconf", "setsid", "sleep", "pkill", "ln", "touch", "getent",
-	"grep", "awk", "flock", "timeout",
+	"sha256sum", "date", "getconf", "setsid", "sleep", "pkill", "ln", "touch",
+	"grep", "awk", "flock", "timeout", "sort", "cut",
 }
 
 // wrappedTools are real tools that fake.sh stands in front of, to make
@@ -107,8 +107,9 @@ func newFakeHost(t *testing.T, o hostOpts) *fakeHost {
 		UFWConf:    filepath.Join(root, "etc/ufw/ufw.conf"),
 		Mountinfo:  filepath.Join(root, "proc/mountinfo"),
 		Cmdline:    filepath.Join(root, "proc/cmdline"),
+		UnitDir:    filepath.Join(root, "etc/systemd/system"),
 	}}
-	for _, d := range []string{"bin", "real", "timers", "fail", "block", "slow", "short", "tmp", "etc", "usr/sbin", "proc", "units", "usr/share/netfilter-persistent/plugins.d"} {
+	for _, d := range []string{"bin", "real", "timers", "fail", "block", "slow", "short", "tmp", "etc", "usr/sbin", "proc", "units", "sets", "dns", "etc/systemd/system", "usr/share/netfilter-persistent/plugins.d"} {
 		mkdir(t, filepath.Join(root, d))
 	}
 	if o.systemd {

@@ -53,6 +53,13 @@ func (r Restore) missing() []string {
 	return out
 }
 
+// setsLoad reports whether the boot loads the persisted address sets
+// before the rules that match them: ipset-persistent and its plugin,
+// where the host says which packages and plugins it has.
+func (r Restore) setsLoad() bool {
+	return (r.Packages == nil || r.Packages["ipset-persistent"] == "ii") && (r.Plugins == nil || r.Plugins["10-ipset"])
+}
+
 // conflict is a service enabled on the host that would undo piwall's
 // rules at boot, with what to do about it; "" when there is none.
 func (r Restore) conflict() (what, hint string) {

@@ -39,6 +39,8 @@ type SavedHost struct {
 	V4          string `json:"v4"`          // desired rulesets, canonical text (Ruleset.Text)
 	V6          string `json:"v6"`
 	Foreign     string `json:"foreign,omitempty"` // the declaration of others' rules (Foreign.Text)
+	Sets        string `json:"sets,omitempty"`    // the address sets the rules match (ChangeSet.Sets)
+	Names       string `json:"names,omitempty"`   // the names' refresher's configuration (ChangeSet.Names)
 }
 
 // ErrHostChanged is the error of SavedPlan.ChangeSet for a host whose facts
@@ -57,6 +59,7 @@ func NewSavedPlan(planPath, planDigest string, sets []*ChangeSet) *SavedPlan {
 		sp.Hosts = append(sp.Hosts, SavedHost{
 			Host: cs.Host, Fingerprint: cs.Fingerprint,
 			V4: cs.Desired.V4.Text(), V6: cs.Desired.V6.Text(), Foreign: cs.Foreign.Text(),
+			Sets: cs.Sets, Names: cs.Names,
 		})
 	}
 	return sp
@@ -237,10 +240,11 @@ func (sp *SavedPlan) ChangeSet(host string, f *Facts) (*ChangeSet, error) {
 		if d.V6, err = parseSaved(h.V6); err != nil {
 			return nil, fmt.Errorf("saved IPv6 rules: %w", err)
 		}
-		cs, err := Compare(host, d, foreign, f)
+		cs, err := Compare(host, d, foreign, f, h.Sets)
 		if err != nil {
 			return nil, err
 		}
+		cs.Names = h.Names
 		cs.Source = sp.PlanDigest
 		return cs, nil
 	}

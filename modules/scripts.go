@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/piwall/piwall/modules/firewall"
 )
 
 // The scripts that run on a host are files of their own under scripts/:
@@ -48,6 +50,7 @@ type Paths struct {
 	Mountinfo  string // the mounts, for the file system the rules are kept on
 	Cmdline    string // the kernel's command line
 	Proc       string // the processes, for the daemons that run
+	UnitDir    string // where the names' refresher's systemd units go
 }
 
 // defaultPaths are the places on a host.
@@ -66,6 +69,7 @@ var defaultPaths = Paths{
 	Mountinfo:  "/proc/self/mountinfo",
 	Cmdline:    "/proc/cmdline",
 	Proc:       "/proc",
+	UnitDir:    "/etc/systemd/system",
 }
 
 // resolved returns p with each empty field set to its default.
@@ -91,6 +95,14 @@ func (p Paths) runDir(run string) string {
 	return p.resolved().StateDir + "/runs/" + run
 }
 func (p Paths) uploadDir(run string) string { return p.resolved().UploadRoot + "/piwall-" + run }
+
+// namesDir is where the names' refresher, its configuration and each
+// name's state live.
+func (p Paths) namesDir() string { return p.resolved().StateDir + "/names" }
+
+// setsFile is the persisted address sets, which ipset-persistent loads at
+// boot before the rules.
+func (p Paths) setsFile() string { return p.resolved().RulesDir + "/ipsets" }
 
 // rules is the persisted rules file of a family: "v4" or "v6".
 func (p Paths) rules(fam string) string { return p.resolved().RulesDir + "/rules." + fam }
@@ -123,6 +135,11 @@ type runHeader struct {
 	BootID      string `sh:"boot_id"`
 	Uptime      string `sh:"uptime"`
 	PolicyRCD   string `sh:"policy_rc_d"`
+	NamesDir    string `sh:"names_dir"`
+	SetsFile    string `sh:"sets_file"`
+	SetsFileNew string `sh:"sets_file_new"`
+	UnitDir     string `sh:"unit_dir"`
+	SetPrefix   string `sh:"set_prefix"`
 	Operator    string `sh:"operator"`
 	ExpectV4    string `sh:"expect_v4"`
 	ExpectV6    string `sh:"expect_v6"`
@@ -152,6 +169,8 @@ func (c *Change) header() runHeader {
 		RulesDir: p.RulesDir, RulesV4: p.rules("v4"), RulesV6: p.rules("v6"),
 		RulesV4New: p.rulesNew("v4", c.Run), RulesV6New: p.rulesNew("v6", c.Run),
 		SystemdDir: p.SystemdDir, BootID: p.BootID, Uptime: p.Uptime, PolicyRCD: p.PolicyRCD,
+		NamesDir: p.namesDir(), SetsFile: p.setsFile(), SetsFileNew: p.RulesDir + "/.ipsets.piwall-" + c.Run,
+		UnitDir: p.UnitDir, SetPrefix: firewall.SetPrefix,
 		Operator: c.Operator, ExpectV4: c.ExpectV4, ExpectV6: c.ExpectV6,
 		Install: c.Install, Enable: c.EnableRestore, RulesInert: c.RulesInert,
 		ApplyDelay:  fmt.Sprintf("%.2f", ApplyDelay.Seconds()),
@@ -160,6 +179,22 @@ func (c *Change) header() runHeader {
 		ExitLocked: ExitLocked, ExitDrift: ExitDrift, ExitTest: ExitTestFailed,
 		ExitApply: ExitApplyFailed, ExitNotNew: ExitNotNew, ExitNotLive: ExitNotApplied, ExitPersist: ExitPersistFailed,
 	}
+}
+
+// refreshHeader is what the names' refresher knows.
+type refreshHeader struct {
+	PATH      string `sh:"PATH"`
+	NamesDir  string `sh:"names_dir"`
+	SetsFile  string `sh:"sets_file"`
+	SetPrefix string `sh:"set_prefix"`
+	MaxElem   int    `sh:"set_maxelem"`
+}
+
+// refresher is the names' refresher as confirm installs it.
+func (c *Change) refresher() string {
+	p := c.Paths.resolved()
+	return assignments(refreshHeader{PATH: p.PATH, NamesDir: p.namesDir(), SetsFile: p.setsFile(),
+		SetPrefix: firewall.SetPrefix, MaxElem: firewall.SetMaxElem}) + scriptFile("refresh.sh")
 }
 
 // factsHeader is what the facts script knows: where to look, and the

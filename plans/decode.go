@@ -1,6 +1,8 @@
 package plans
 
 import (
+	"time"
+
 	"fmt"
 	"math"
 	"net/netip"
@@ -27,7 +29,7 @@ var rootSchema = &hcl.BodySchema{
 
 var connectionAttrs = []hcl.AttributeSchema{
 	{Name: "user"}, {Name: "port"}, {Name: "identity_file"}, {Name: "sudo"},
-	{Name: "jump"}, {Name: "known_hosts"}, {Name: "revert_after"},
+	{Name: "jump"}, {Name: "known_hosts"}, {Name: "revert_after"}, {Name: "dns_refresh"},
 }
 
 var (
@@ -206,7 +208,31 @@ func decodeConnection(content *hcl.BodyContent, ctx *hcl.EvalContext, c *Connect
 			c.RevertAfter = nil
 		}
 	}
+	if a, ok := attrs["dns_refresh"]; ok {
+		c.DNSRefresh, d = refreshValue(a, ctx)
+		diags = append(diags, d...)
+	}
 	return diags
+}
+
+// refreshValue decodes dns_refresh: a duration from MinDNSRefresh to 24h,
+// or "0" for no refresher.
+func refreshValue(attr *hcl.Attribute, ctx *hcl.EvalContext) (*Value[time.Duration], hcl.Diagnostics) {
+	s, diags := stringValue(attr, ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	if s.V == "0" {
+		return &Value[time.Duration]{V: 0, Range: s.Range}, nil
+	}
+	d, err := time.ParseDuration(s.V)
+	if err != nil || d < MinDNSRefresh || d > 24*time.Hour {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid dns_refresh",
+			Detail: fmt.Sprintf("dns_refresh must be a duration from %s to 24h, like \"5m\", or \"0\" to compile the addresses a name has at plan time into the rules, not %q.",
+				MinDNSRefresh, s.V),
+			Subject: attr.Expr.Range().Ptr()}}
+	}
+	return &Value[time.Duration]{V: d, Range: s.Range}, nil
 }
 
 func (p *Plan) decodeRollout(blocks []*hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {

@@ -3,6 +3,7 @@ package plans
 import (
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -78,6 +79,13 @@ func (p *Plan) link() hcl.Diagnostics {
 		}
 		pol, d := p.merge(refs)
 		diags = append(diags, d...)
+		pol.DNSRefresh = DefaultDNSRefresh
+		for _, v := range []*Value[time.Duration]{h.Connection.DNSRefresh, p.Defaults.DNSRefresh} {
+			if v != nil {
+				pol.DNSRefresh = v.V
+				break
+			}
+		}
 		h.Policy = pol
 	}
 	return diags

@@ -586,3 +586,34 @@ rollout {
 		t.Errorf("rollout = %+v, want %+v", p.Rollout, want)
 	}
 }
+
+func TestDNSRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		defaults, host  string
+		want            time.Duration
+		wantDiagnostics string
+	}{
+		{name: "not written", want: DefaultDNSRefresh},
+		{name: "in defaults", defaults: `dns_refresh = "20s"`, want: 20 * time.Second},
+		{name: "the host's own wins", defaults: `dns_refresh = "20s"`, host: `dns_refresh = "1h"`, want: time.Hour},
+		{name: "off", host: `dns_refresh = "0"`, want: 0},
+		{name: "too often", host: `dns_refresh = "2s"`, wantDiagnostics: "Invalid dns_refresh"},
+		{name: "not a duration", defaults: `dns_refresh = "often"`, wantDiagnostics: "Invalid dns_refresh"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			site := "defaults {\n" + tc.defaults + "\n}\n" + kiosk + "host \"pi-01\" {\n  allowlists = [\"kiosk\"]\n" + tc.host + "\n}\n"
+			dir := writePlan(t, map[string]string{"site.hcl": site})
+			if tc.wantDiagnostics != "" {
+				_, diags := Load(dir, Options{})
+				if got := describe(diags); !strings.Contains(got, tc.wantDiagnostics) {
+					t.Errorf("diagnostics %q, want %q", got, tc.wantDiagnostics)
+				}
+				return
+			}
+			if got := host(t, mustLoad(t, dir, Options{}), "pi-01").Policy.DNSRefresh; got != tc.want {
+				t.Errorf("dns_refresh = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

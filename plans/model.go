@@ -65,6 +65,10 @@ type Connection struct {
 	Jump         *Value[string]
 	KnownHosts   *Value[string]
 	RevertAfter  *Value[time.Duration]
+	// DNSRefresh is how often the host re-resolves the plan's names and
+	// updates their address sets; 0: the addresses are compiled into the
+	// rules at plan time.
+	DNSRefresh *Value[time.Duration]
 }
 
 // Value is a setting together with where it was written.
@@ -208,6 +212,10 @@ type Policy struct {
 	KeepChains []string
 	Coexist    []string // the defaults' owners, then each allowlist's, each once
 	Keep       Keep
+	// DNSRefresh is the host's dns_refresh (its own, else the defaults',
+	// else DefaultDNSRefresh): names become address sets refreshed on the
+	// host this often; 0 compiles their addresses into the rules.
+	DNSRefresh time.Duration
 }
 
 // Keep says which of the host's own network services the rulesets keep
@@ -244,4 +252,10 @@ var (
 	// MinRevertAfter is the shortest revert_after: time for a confirmation
 	// over a new connection on a slow link.
 	MinRevertAfter = 10 * time.Second
+	// DefaultDNSRefresh: a CDN's or pool's answers live for minutes; a
+	// refresh every five keeps a host within one TTL or two of them
+	// without a lookup storm on a fleet.
+	DefaultDNSRefresh = 5 * time.Minute
+	// MinDNSRefresh keeps a refresher from hammering the host's resolver.
+	MinDNSRefresh = 10 * time.Second
 )

@@ -458,7 +458,7 @@ func want(t *testing.T, hosts map[string]*fakeHost) Want {
 		desired[label] = d
 	}
 	return Want{ChangeSet: func(t inventory.Target, f *modules.Facts) (*modules.ChangeSet, error) {
-		return modules.Compare(t.Label, desired[t.Label], nil, f)
+		return modules.Compare(t.Label, desired[t.Label], nil, f, desired[t.Label].SetsText())
 	}}
 }
 

@@ -72,8 +72,16 @@ func TestRender(t *testing.T) {
 		t.Fatalf("render: exit %d: %s", code, stderr)
 	}
 	docs := strings.SplitAfter(stdout, "COMMIT\n")
-	if len(docs) != 3 || docs[2] != "" {
-		t.Fatalf("render: want an IPv4 and an IPv6 document, got:\n%s", stdout)
+	if len(docs) != 3 || !strings.HasPrefix(docs[2], "# piwall render: host kiosk-01, address sets (") {
+		t.Fatalf("render: want an IPv4 and an IPv6 document, then the address sets, got:\n%s", stdout)
+	}
+	// The sets the rules match, as ipset restore reads them, holding the
+	// addresses the names have now.
+	set := firewall.SetName("dashboard.example.com", firewall.IPv4)
+	for _, want := range []string{"create " + set + " hash:ip family inet ", "add " + set + " 203.0.113.10\n"} {
+		if !strings.Contains(docs[2], want) {
+			t.Errorf("render: the address sets lack %q:\n%s", want, docs[2])
+		}
 	}
 	if !strings.HasPrefix(docs[0], "# piwall render: host kiosk-01, IPv4\n") || !strings.HasPrefix(docs[1], "# piwall render: host kiosk-01, IPv6\n") {
 		t.Errorf("render: documents out of order:\n%s", stdout)
@@ -85,7 +93,7 @@ func TestRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(v4.Text(), `-A OUTPUT -d 203.0.113.10/32 -p tcp -m tcp --dport 443 -m comment --comment "piwall: kiosk outbound 1: dashboard.example.com" -j ACCEPT`) {
+	if !strings.Contains(v4.Text(), `-A OUTPUT -p tcp -m set --match-set `+set+` dst -m tcp --dport 443 -m comment --comment "piwall: kiosk outbound 1: dashboard.example.com" -j ACCEPT`) {
 		t.Errorf("render: no rule for the dashboard:\n%s", v4.Text())
 	}
 

@@ -70,6 +70,13 @@ func runRender(ctx context.Context, c *command, args []string, std stdio) error 
 		}
 		fmt.Fprint(std.out, d.Family(fam).Text())
 	}
+	if len(d.Sets) > 0 {
+		fmt.Fprintf(std.out, "# piwall render: host %s, address sets (ipset restore; the host loads them before the rules and re-resolves their names every %s)\n", h.Name, d.Refresh)
+		for _, s := range d.Sets {
+			fmt.Fprintf(std.out, "# %s: %s, %s\n", s.Name, s.V4, s.V6)
+		}
+		fmt.Fprint(std.out, d.SetsText())
+	}
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 //	198.18.1.10   fd70:6977:616c::1:10    edge.cdn.lab, where dashboard.lab leads (tcp/443)
 //	198.18.1.11   fd70:6977:616c::1:11    api.lab (tcp/443)
 //	198.18.1.12   fd70:6977:616c::1:12    blocked.lab (tcp/443), never allowed by a plan
+//	198.18.1.21   fd70:6977:616c::1:21    api-next.lab (tcp/443), where a test moves api.lab
 //	198.18.1.53   fd70:6977:616c::1:53    ns.lab, the DNS server every Pi uses
 //	198.18.1.123  fd70:6977:616c::1:123   ntp.lab (udp/123)
 //	198.18.2.N    fd70:6977:616c::2:N     pi-NN, N = 1..50 (N written in decimal in both)
@@ -66,6 +67,7 @@ var Services = []Service{
 	{Name: "edge.cdn.lab", Proto: "tcp", Port: 443, Addrs: Addrs{addr("198.18.1.10"), addr("fd70:6977:616c::1:10")}, Banner: "dashboard"},
 	{Name: "api.lab", Proto: "tcp", Port: 443, Addrs: Addrs{addr("198.18.1.11"), addr("fd70:6977:616c::1:11")}, Banner: "api"},
 	{Name: "blocked.lab", Proto: "tcp", Port: 443, Addrs: Addrs{addr("198.18.1.12"), addr("fd70:6977:616c::1:12")}, Banner: "blocked"},
+	{Name: "api-next.lab", Proto: "tcp", Port: 443, Addrs: Addrs{addr("198.18.1.21"), addr("fd70:6977:616c::1:21")}, Banner: "api-next"},
 	{Name: "ntp.lab", Proto: "udp", Port: 123, Addrs: Addrs{addr("198.18.1.123"), addr("fd70:6977:616c::1:123")}, Banner: "ntp"},
 }
 

@@ -29,8 +29,9 @@ var basePackages = []string{"openssh-server", "iproute2", "sudo", "systemd", "sy
 
 // repoPackages, with every dependency the base lacks, make up the lab's apt
 // repository: what piwall installs, what the profiles run, and what the
-// tests install on a Pi (nftables, avahi and a DHCP client).
-var repoPackages = []string{"iptables", "netfilter-persistent", "iptables-persistent", "fail2ban", "python3-systemd", "docker.io", "busybox-static",
+// tests install on a Pi (nftables, avahi and a DHCP client). ipset and
+// ipset-persistent are what piwall installs for rules that match names.
+var repoPackages = []string{"iptables", "netfilter-persistent", "iptables-persistent", "ipset", "ipset-persistent", "fail2ban", "python3-systemd", "docker.io", "busybox-static",
 	"nftables", "avahi-daemon", "avahi-utils", "libnss-mdns", "isc-dhcp-client"}
 
 // repoMount is where each Pi sees the apt repository (read-only).

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The services namespace holds what a kiosk Pi talks to: a dashboard and an
@@ -19,12 +22,11 @@ import (
 
 // dnsRecords are the lab's names: every service, the name server, the
 // controller, the intruder and every Pi, each with an A and an AAAA record,
-// and the CNAME chain that leads dashboard.lab to edge.cdn.lab.
+// and the CNAME chain that leads dashboard.lab to edge.cdn.lab. The
+// services' names are in a hosts file of their own (servicesHosts), which
+// dnsmasq reads again on SIGHUP: a test can move a name while the lab runs.
 func dnsRecords(pis int) (hosts []string, cnameArgs []string) {
 	add := func(name string, a Addrs) { hosts = append(hosts, fmt.Sprintf("%s,%s,%s", name, a.V4, a.V6)) }
-	for _, s := range Services {
-		add(s.Name, s.Addrs)
-	}
 	add("ns.lab", DNS)
 	add("admin.lab", Controller)
 	add("intruder.lab", Intruder)
@@ -37,12 +39,80 @@ func dnsRecords(pis int) (hosts []string, cnameArgs []string) {
 	return hosts, cnameArgs
 }
 
+// servicesHosts is the hosts file of the services' names, as dnsmasq
+// reads it: each name with its addresses, one line each.
+func servicesHosts(records map[string][]netip.Addr) string {
+	var b strings.Builder
+	for _, s := range Services {
+		for _, a := range records[s.Name] {
+			fmt.Fprintf(&b, "%s %s\n", a, s.Name)
+		}
+	}
+	return b.String()
+}
+
+// defaultRecords are the services' names as the lab starts: each at its
+// own addresses.
+func defaultRecords() map[string][]netip.Addr {
+	m := map[string][]netip.Addr{}
+	for _, s := range Services {
+		m[s.Name] = []netip.Addr{s.Addrs.V4, s.Addrs.V6}
+	}
+	return m
+}
+
+// SetDNS makes the lab's DNS server answer name (a service's) with addrs
+// from now on, as a CDN moving a name would: the hosts file is written
+// again and dnsmasq, sent SIGHUP, reads it and forgets what it cached.
+func (l *Lab) SetDNS(name string, addrs ...netip.Addr) error {
+	recs := defaultRecords()
+	if b, err := os.ReadFile(l.Dir + "/dns.json"); err == nil {
+		if err := json.Unmarshal(b, &recs); err != nil {
+			return err
+		}
+	}
+	if _, ok := recs[name]; !ok {
+		return fmt.Errorf("lab dns: %s is not a service's name", name)
+	}
+	for _, a := range addrs {
+		if !inLab(a) {
+			return fmt.Errorf("lab dns: %s is outside the lab", a)
+		}
+	}
+	recs[name] = addrs
+	b, _ := json.Marshal(recs)
+	if err := os.WriteFile(l.Dir+"/dns.json", b, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(l.Dir+"/dns.hosts", []byte(servicesHosts(recs)), 0o644); err != nil {
+		return err
+	}
+	return l.signalDNS(unix.SIGHUP)
+}
+
+// PauseDNS stops the lab's DNS server answering (SIGSTOP: queries time out,
+// as in an outage), or lets it answer again.
+func (l *Lab) PauseDNS(paused bool) error {
+	if paused {
+		return l.signalDNS(unix.SIGSTOP)
+	}
+	return l.signalDNS(unix.SIGCONT)
+}
+
+func (l *Lab) signalDNS(sig unix.Signal) error {
+	if len(l.Services) == 0 || !l.Services[0].alive() {
+		return errors.New("lab dns: dnsmasq is not running")
+	}
+	return unix.Kill(l.Services[0].Pid, sig)
+}
+
 // dnsmasqArgs runs dnsmasq in the foreground as the lab's only name server:
-// authoritative for .lab, no upstream, nothing read from the machine's files.
-func dnsmasqArgs(pis int, logPath string) []string {
+// authoritative for .lab, no upstream, nothing read from the machine's
+// files; the services' names from hostsPath, read again on SIGHUP.
+func dnsmasqArgs(pis int, logPath, hostsPath string) []string {
 	args := []string{
 		"--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
-		"--no-resolv", "--no-hosts", "--no-poll", "--local=/lab/", "--domain-needed",
+		"--no-resolv", "--no-hosts", "--addn-hosts=" + hostsPath, "--no-poll", "--local=/lab/", "--domain-needed",
 		"--bind-interfaces", "--listen-address=" + DNS.V4.String(), "--listen-address=" + DNS.V6.String(),
 		"--user=nobody", "--log-queries", "--log-facility=" + logPath,
 	}
@@ -76,7 +146,11 @@ func startServices(ctx context.Context, pis int, dir string) ([]Proc, error) {
 		return nil, err
 	}
 	defer log.Close()
-	dnsmasq := exec.Command("ip", append([]string{"netns", "exec", svcNetns, "dnsmasq"}, dnsmasqArgs(pis, dir+"/dnsmasq.log")...)...)
+	// dnsmasq runs as nobody: the hosts file must be readable by all.
+	if err := os.WriteFile(dir+"/dns.hosts", []byte(servicesHosts(defaultRecords())), 0o644); err != nil {
+		return nil, err
+	}
+	dnsmasq := exec.Command("ip", append([]string{"netns", "exec", svcNetns, "dnsmasq"}, dnsmasqArgs(pis, dir+"/dnsmasq.log", dir+"/dns.hosts")...)...)
 	listeners := exec.Command("ip", "netns", "exec", svcNetns, exe)
 	listeners.Env = []string{roleEnv + "=services"}
 	var procs []Proc

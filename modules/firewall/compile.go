@@ -1,12 +1,14 @@
 package firewall
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/piwall/piwall/plans"
 )
@@ -63,6 +65,114 @@ type Services struct {
 type Desired struct {
 	V4, V6 *Ruleset
 	Names  []Resolution // the names the rulesets use, in the order written
+	// Sets are the address sets the rulesets match names by, when the host
+	// refreshes them (dns_refresh); empty when the names' addresses are
+	// compiled into the rules.
+	Sets []NameSet
+	// Refresh is how often the host re-resolves the names of Sets.
+	Refresh time.Duration
+}
+
+// Grace is how long an address a name no longer answers with stays in its
+// set: three refreshes. Round-robin and CDN answers rotate within a
+// record's TTL (seconds to minutes), and a program that resolved the name
+// keeps using its answer for about as long; three refreshes also ride out
+// two lookups that answered with only part of a pool.
+func (d *Desired) Grace() time.Duration { return 3 * d.Refresh }
+
+// NameSet is the pair of address sets (ipset hash:ip, one a family) that a
+// DNS name of the plan becomes on a host that refreshes its names. The
+// rules match the set, never its addresses, so the rules stay the same
+// while the name moves and the host's refresher updates the set.
+type NameSet struct {
+	Name   string `json:"name"`
+	V4, V6 string // the sets' names on the host
+}
+
+// SetName is the name of the address set that holds name's addresses of
+// one family on a host: piwall's prefix, a digest of the name (a set name
+// has at most 31 bytes, a DNS name up to 253) and the family.
+func SetName(name string, fam Family) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSuffix(name, "."))))
+	return fmt.Sprintf("piwall-%x-%d", sum[:6], fam)
+}
+
+// SetPrefix starts the name of every set piwall makes.
+const SetPrefix = "piwall-"
+
+// Set returns the set of one family of a NameSet.
+func (n NameSet) Set(f Family) string {
+	if f == IPv6 {
+		return n.V6
+	}
+	return n.V4
+}
+
+// SetsText is the document `ipset restore` reads to make d's sets, each
+// holding the addresses its name has now: what the host loads before the
+// rules that match them, and what render shows beside the rules. A set
+// holds at most SetMaxElem addresses: a name's answers over the refresh's
+// grace window, not a network.
+func (d *Desired) SetsText() string {
+	var b strings.Builder
+	members := d.SetMembers()
+	for _, s := range d.Sets {
+		for _, fam := range []Family{IPv4, IPv6} {
+			set, inet := s.Set(fam), "inet"
+			if fam == IPv6 {
+				inet = "inet6"
+			}
+			fmt.Fprintf(&b, "create %s hash:ip family %s hashsize 64 maxelem %d\n", set, inet, SetMaxElem)
+			for _, a := range members[set] {
+				fmt.Fprintf(&b, "add %s %s\n", set, a)
+			}
+		}
+	}
+	return b.String()
+}
+
+// ParseSetMembers reads the members of each set an `ipset restore`
+// document (SetsText, or what ipset save printed) makes: its "create" and
+// "add" lines; it ignores every other line.
+func ParseSetMembers(text string) map[string][]netip.Addr {
+	m := map[string][]netip.Addr{}
+	for line := range strings.Lines(text) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "create":
+			if _, ok := m[f[1]]; !ok {
+				m[f[1]] = nil
+			}
+		case len(f) >= 3 && f[0] == "add":
+			if a, err := netip.ParseAddr(f[2]); err == nil {
+				m[f[1]] = append(m[f[1]], a.Unmap())
+			}
+		}
+	}
+	return m
+}
+
+// SetMaxElem bounds a name's set.
+const SetMaxElem = 1024
+
+// SetMembers maps each set of d to the addresses its name has now, for the
+// lockout check: an inbound name admits what it resolves to now, no more.
+func (d *Desired) SetMembers() map[string][]netip.Addr {
+	m := map[string][]netip.Addr{}
+	for _, s := range d.Sets {
+		m[s.V4], m[s.V6] = nil, nil
+		for _, r := range d.Names {
+			if r.Name != s.Name {
+				continue
+			}
+			for _, a := range r.Addrs {
+				if set := s.Set(family(a)); !slices.Contains(m[set], a.Unmap()) {
+					m[set] = append(m[set], a.Unmap())
+				}
+			}
+		}
+	}
+	return m
 }
 
 // Family returns the desired ruleset of one family.
@@ -138,8 +248,14 @@ func Compile(in Input) (*Desired, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if pol.DNSRefresh > 0 {
+		d.Refresh = pol.DNSRefresh
+		for _, r := range d.Names {
+			d.Sets = append(d.Sets, NameSet{Name: r.Name, V4: SetName(r.Name, IPv4), V6: SetName(r.Name, IPv6)})
+		}
+	}
 	for _, fam := range []Family{IPv4, IPv6} {
-		rs, err := compileFamily(fam, in, resolvers)
+		rs, err := compileFamily(fam, in, resolvers, pol.DNSRefresh > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +297,7 @@ func (b *chainBuilder) add(chain string, tokens ...string) {
 	c.Rules = append(c.Rules, &Rule{Tokens: tokens})
 }
 
-func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, error) {
+func compileFamily(fam Family, in Input, resolvers []netip.Addr, sets bool) (*Ruleset, error) {
 	pol := in.Policy
 	b := &chainBuilder{fam: fam, chains: map[string]*Chain{
 		"INPUT": {Name: "INPUT", Policy: "DROP"}, "FORWARD": {Name: "FORWARD", Policy: "DROP"}, "OUTPUT": {Name: "OUTPUT", Policy: "DROP"},
@@ -215,12 +331,12 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, erro
 		}
 		for _, peer := range e.Peers {
 			comment := saveString(entryComment(e, peer))
-			for _, pfx := range peerPrefixes(peer, in.Names, fam) {
+			for _, m := range peerMatches(peer, in.Names, fam, peerFlag, sets) {
 				if len(e.Ports) == 0 {
-					b.add(chain, append(peerMatch(peerFlag, pfx), "-m", "comment", "--comment", comment, "-j", "ACCEPT")...)
+					b.add(chain, m.with(nil, "-m", "comment", "--comment", comment, "-j", "ACCEPT")...)
 				}
 				for _, port := range e.Ports {
-					b.add(chain, append(append(peerMatch(peerFlag, pfx), portMatch(fam, port)...), "-m", "comment", "--comment", comment, "-j", "ACCEPT")...)
+					b.add(chain, m.with(portMatch(fam, port), "-m", "comment", "--comment", comment, "-j", "ACCEPT")...)
 				}
 			}
 		}
@@ -232,8 +348,8 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr) (*Ruleset, erro
 				chain, peerFlag = "OUTPUT", "-d"
 			}
 			for _, peer := range e.Peers {
-				for _, pfx := range peerPrefixes(peer, in.Names, fam) {
-					b.add(chain, append(append(peerMatch(peerFlag, pfx), echoRequest(fam)...), "-m", "comment", "--comment", saveString(entryComment(e, peer)), "-j", "ACCEPT")...)
+				for _, m := range peerMatches(peer, in.Names, fam, peerFlag, sets) {
+					b.add(chain, m.with(echoRequest(fam), "-m", "comment", "--comment", saveString(entryComment(e, peer)), "-j", "ACCEPT")...)
 				}
 			}
 		}
@@ -290,19 +406,48 @@ func entryComment(e *plans.Entry, peer plans.Endpoint) string {
 	return c
 }
 
-// peerPrefixes are the networks of a peer in one family, as iptables-save
-// prints them (addresses with /32 or /128).
-func peerPrefixes(peer plans.Endpoint, names map[string]Resolution, fam Family) []string {
+// peerSel is how a rule picks a peer: by address (-s or -d, which
+// iptables-save prints before the protocol) or by address set (-m set,
+// which it prints after the protocol, among the other matches).
+type peerSel struct {
+	addr []string // -s/-d ADDR, or nothing for every address
+	set  []string // -m set --match-set SET src|dst
+}
+
+// with is the rule's tokens: the peer match, the protocol match proto
+// (-p first), then rest.
+func (m peerSel) with(proto []string, rest ...string) []string {
+	out := append([]string{}, m.addr...)
+	if len(proto) >= 2 && proto[0] == "-p" {
+		out = append(out, proto[:2]...)
+		proto = proto[2:]
+	}
+	out = append(out, m.set...)
+	out = append(out, proto...)
+	return append(out, rest...)
+}
+
+// peerMatches are the matches of a peer in one family: its network, as
+// iptables-save prints it (addresses with /32 or /128), a name's
+// addresses, or, where the host refreshes names, the name's set.
+func peerMatches(peer plans.Endpoint, names map[string]Resolution, fam Family, flag string, sets bool) []peerSel {
 	if peer.Name == "" {
 		if family(peer.Prefix.Addr()) != fam {
 			return nil
 		}
-		return []string{prefixString(peer.Prefix)}
+		return []peerSel{{addr: peerMatch(flag, prefixString(peer.Prefix))}}
 	}
-	var out []string
+	if sets {
+		dir := "dst"
+		if flag == "-s" {
+			dir = "src"
+		}
+		return []peerSel{{set: []string{"-m", "set", "--match-set", SetName(peer.Name, fam), dir}}}
+	}
+	var out []peerSel
 	for _, a := range names[peer.Name].Addrs {
 		if family(a) == fam {
-			out = append(out, hostPrefix(a))
+			out = append(out, peerSel{addr: peerMatch(flag, hostPrefix(a))})
 		}
 	}
 	return out

@@ -282,6 +282,7 @@ func TestCompileGolden(t *testing.T) {
 			c.checkGolden(t, "want.v4", d.V4.Text())
 			c.checkGolden(t, "want.v6", d.V6.Text())
 			c.checkGolden(t, "want.names", formatNames(d.Names))
+			c.checkGolden(t, "want.sets", d.SetsText())
 			if *update {
 				c.write(t)
 			}

@@ -51,7 +51,10 @@ func Describe(chain string, r *Rule) string {
 		}
 	}
 	s := verb + " " + dir + " " + what
-	if peer := f[peerFlag]; peer != "" {
+	if set := f["--match-set"]; set != "" {
+		_, written, _ := strings.Cut(strings.TrimPrefix(comment, "piwall: "), ": ")
+		s += " " + toFrom + " " + written + " (as the host resolves it, set " + set + ")"
+	} else if peer := f[peerFlag]; peer != "" {
 		s += " " + toFrom + " " + peerName(peer, comment)
 	} else if _, written, ok := strings.Cut(strings.TrimPrefix(comment, "piwall: "), ": "); ok {
 		// An entry for 0.0.0.0/0 or ::/0 has no -s or -d: iptables-save
@@ -83,6 +86,12 @@ func ruleFields(r *Rule) (map[string]string, bool) {
 	f := map[string]string{}
 	args := r.Args()
 	for i := 0; i < len(args); i += 2 {
+		if args[i] == "--match-set" && i+2 < len(args) {
+			// A set and the direction it is matched in.
+			f["--match-set"] = args[i+1]
+			i++
+			continue
+		}
 		if !known[args[i]] || i+1 >= len(args) {
 			return f, false
 		}

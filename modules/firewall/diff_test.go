@@ -73,7 +73,7 @@ func TestDiffGolden(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{"fresh-host", "already-applied", "drift-rule-added-by-hand", "docker-chains-kept", "rule-order-changed", "foreign-chain"} {
+	for _, want := range []string{"fresh-host", "already-applied", "drift-rule-added-by-hand", "docker-chains-kept", "rule-order-changed", "foreign-chain", "names-moved-sets-unchanged"} {
 		if !names[want] {
 			t.Errorf("no Diff case %q in testdata/diff", want)
 		}

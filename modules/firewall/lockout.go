@@ -3,6 +3,7 @@ package firewall
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -19,6 +20,9 @@ type Packet struct {
 	// TCPFlags are the flags of a tcp packet ("SYN" opens a connection);
 	// nil when not known.
 	TCPFlags []string
+	// Sets are the members of the address sets the table matches with -m
+	// set, as the host holds them; a set not listed may hold anything.
+	Sets map[string][]netip.Addr
 }
 
 // Verdict is what a filter table does with a packet.
@@ -201,6 +205,12 @@ func (e *evaluator) matches(r *Rule) match {
 			m = addrTypeMatch(val, p.Chain == "OUTPUT")
 		case "--dst-type":
 			m = addrTypeMatch(val, p.Chain == "INPUT")
+		case "--match-set":
+			if i+2 >= len(args) {
+				return matchMaybe
+			}
+			m = setMatch(p.Sets, val, args[i+2], p.Src, p.Dst)
+			i++
 		case "--mark":
 			// A packet just arrived or just made carries no mark.
 			m = markMatch(val)
@@ -229,6 +239,22 @@ func (e *evaluator) matches(r *Rule) match {
 		}
 	}
 	return result
+}
+
+// setMatch matches the packet's source or destination (dirs "src" or
+// "dst"; the first of a list) against a set's members.
+func setMatch(sets map[string][]netip.Addr, set, dirs string, src, dst netip.Addr) match {
+	members, known := sets[set]
+	if !known {
+		return matchMaybe
+	}
+	a := src
+	if d, _, _ := strings.Cut(dirs, ","); d == "dst" {
+		a = dst
+	} else if d != "src" {
+		return matchMaybe
+	}
+	return boolMatch(slices.Contains(members, a.Unmap()))
 }
 
 func boolMatch(b bool) match {
@@ -375,18 +401,20 @@ func contains(list []string, s string) bool {
 // static lockout check piwall makes before it applies anything.
 //
 // iface is the host's interface the connection arrives on and its replies
-// leave by ("" when not known: every interface match may then match).
-func CheckSSH(rs4, rs6 *Ruleset, operator, host netip.Addr, port uint16, iface string) error {
+// leave by ("" when not known: every interface match may then match);
+// sets hold the members of the address sets the rules match, a name's
+// set the addresses it has now.
+func CheckSSH(rs4, rs6 *Ruleset, operator, host netip.Addr, port uint16, iface string, sets map[string][]netip.Addr) error {
 	operator, host = operator.Unmap(), host.Unmap()
 	rs := rs4
 	if !operator.Is4() {
 		rs = rs6
 	}
-	in := Packet{Chain: "INPUT", In: iface, Src: operator, Dst: host, Proto: "tcp", DPort: port, State: "NEW", TCPFlags: []string{"SYN"}}
+	in := Packet{Chain: "INPUT", In: iface, Src: operator, Dst: host, Proto: "tcp", DPort: port, State: "NEW", TCPFlags: []string{"SYN"}, Sets: sets}
 	if v := Evaluate(rs, in); !v.Accept {
 		return fmt.Errorf("a new SSH connection from %s to tcp/%d would be dropped (by %s)", operator, port, v.By)
 	}
-	out := Packet{Chain: "OUTPUT", Out: iface, Src: host, Dst: operator, Proto: "tcp", State: "ESTABLISHED"}
+	out := Packet{Chain: "OUTPUT", Out: iface, Src: host, Dst: operator, Proto: "tcp", State: "ESTABLISHED", Sets: sets}
 	if v := Evaluate(rs, out); !v.Accept {
 		return fmt.Errorf("the replies of SSH on tcp/%d to %s would be dropped (by %s)", port, operator, v.By)
 	}

@@ -75,6 +75,7 @@ func TestEvaluateCompiledRuleset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tt.packet.Sets = d.SetMembers()
 			v := Evaluate(d.Family(tt.fam), tt.packet)
 			if v.Accept != tt.accept {
 				t.Errorf("Evaluate: got accept=%v (by %s), want %v", v.Accept, v.By, tt.accept)
@@ -86,17 +87,17 @@ func TestEvaluateCompiledRuleset(t *testing.T) {
 func TestCheckSSH(t *testing.T) {
 	a := netip.MustParseAddr
 	d := lockoutDesired(t, lockoutPlan)
-	if err := CheckSSH(d.V4, d.V6, a("198.18.0.1"), a("198.18.2.1"), 22, "eth0"); err != nil {
+	if err := CheckSSH(d.V4, d.V6, a("198.18.0.1"), a("198.18.2.1"), 22, "eth0", d.SetMembers()); err != nil {
 		t.Errorf("admin over IPv4: %v", err)
 	}
-	if err := CheckSSH(d.V4, d.V6, a("fd70:6977:616c::1"), a("fd70:6977:616c::2:1"), 22, "eth0"); err != nil {
+	if err := CheckSSH(d.V4, d.V6, a("fd70:6977:616c::1"), a("fd70:6977:616c::2:1"), 22, "eth0", d.SetMembers()); err != nil {
 		t.Errorf("admin over IPv6: %v", err)
 	}
-	err := CheckSSH(d.V4, d.V6, a("198.18.0.66"), a("198.18.2.1"), 22, "eth0")
+	err := CheckSSH(d.V4, d.V6, a("198.18.0.66"), a("198.18.2.1"), 22, "eth0", d.SetMembers())
 	if err == nil || !strings.Contains(err.Error(), "policy DROP") {
 		t.Errorf("intruder: got %v, want dropped by policy DROP", err)
 	}
-	err = CheckSSH(d.V4, d.V6, a("198.18.0.1"), a("198.18.2.1"), 2222, "eth0")
+	err = CheckSSH(d.V4, d.V6, a("198.18.0.1"), a("198.18.2.1"), 2222, "eth0", d.SetMembers())
 	if err == nil {
 		t.Errorf("admin to a port the plan does not open: got nil, want an error")
 	}
@@ -222,7 +223,7 @@ func TestCheckSSHWithOthersRules(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err = CheckSSH(f.Merge(own, live), d.V6, admin, pi, 22, tt.iface)
+			err = CheckSSH(f.Merge(own, live), d.V6, admin, pi, 22, tt.iface, nil)
 			if (err != nil) != tt.refused {
 				t.Errorf("CheckSSH: %v; want refused %v", err, tt.refused)
 			}
@@ -252,5 +253,50 @@ func TestEvaluateFollowsEachChainOnce(t *testing.T) {
 	p := Packet{Chain: "INPUT", In: "eth0", Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.18.2.1"), Proto: "tcp", DPort: 22, State: "NEW", TCPFlags: []string{"SYN"}}
 	if v := Evaluate(rs, p); !v.Accept {
 		t.Errorf("Evaluate: %+v, want accepted (every way returns, then tcp/22 is accepted)", v)
+	}
+}
+
+// TestCheckSSHInboundName: an inbound name (an admin's dynamic DNS)
+// admits the addresses it has now, no more; a set whose members are not
+// known admits nothing for sure.
+func TestCheckSSHInboundName(t *testing.T) {
+	const plan = `
+allowlist "kiosk" {
+  inbound {
+    from  = ["admin.dyn.example"]
+    ports = ["tcp/22"]
+  }
+}
+host "pi" {
+  address    = "198.18.2.1"
+  allowlists = ["kiosk"]
+}
+`
+	a := netip.MustParseAddr
+	pol := loadPlan(t, plan).Host("pi").Policy
+	d, err := Compile(Input{Policy: pol, Resolvers: []netip.Addr{a("198.18.1.53")},
+		Names: map[string]Resolution{"admin.dyn.example": {Name: "admin.dyn.example", Addrs: []netip.Addr{a("198.18.0.1")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Sets) != 1 {
+		t.Fatalf("sets %+v, want one for admin.dyn.example", d.Sets)
+	}
+	for _, tt := range []struct {
+		name     string
+		operator netip.Addr
+		sets     map[string][]netip.Addr
+		admitted bool
+	}{
+		{"the name's address now", a("198.18.0.1"), d.SetMembers(), true},
+		{"another address", a("198.18.0.2"), d.SetMembers(), false},
+		{"members unknown", a("198.18.0.1"), nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckSSH(d.V4, d.V6, tt.operator, a("198.18.2.1"), 22, "eth0", tt.sets)
+			if (err == nil) != tt.admitted {
+				t.Errorf("CheckSSH: %v, want admitted %v", err, tt.admitted)
+			}
+		})
 	}
 }

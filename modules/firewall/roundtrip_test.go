@@ -33,8 +33,8 @@ func available() []backend {
 
 // TestRoundTrip holds the compiler to the canonical form against the real
 // iptables: every golden case's want.v4 and want.v6, restored in a network
-// namespace of the test's own and saved back, comes out byte for byte as
-// it went in; it parses back to the same Text; and the desired ruleset
+// namespace of the test's own and saved back (after ipset restore of its
+// sets), comes out byte for byte as it went in; it parses back to the same Text; and the desired ruleset
 // differs in nothing from what is now live.
 func TestRoundTrip(t *testing.T) {
 	cases := loadGolden(t, "compile")
@@ -50,8 +50,13 @@ func TestRoundTrip(t *testing.T) {
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
-					ns := newNetns(t, b.restore4, b.restore6, b.save4, b.save6)
 					d := compileCase(t, c)
+					ns := newNetns(t, b.restore4, b.restore6, b.save4, b.save6)
+					if len(d.Sets) > 0 {
+						// The sets first, as the host loads them: a rule
+						// that matches a missing set does not load.
+						ns.run(t, d.SetsText(), "ipset", "restore")
+					}
 					for _, f := range []struct {
 						fam           Family
 						want          string

@@ -77,7 +77,7 @@ done
 # read-only or full disk fails the confirmation, the dead-man stays armed
 # and reverts.
 persist_failed() {
-  rm -f "$rules_v4_new" "$rules_v6_new"
+  rm -f "$rules_v4_new" "$rules_v6_new" "$sets_file_new"
   echo "saving the rules failed: $*" >&2
   exit "$exit_persist_failed"
 }
@@ -103,6 +103,46 @@ for fam in 4 6; do
   rules_of $fam
   cmp -s persist.v$fam "$rules" || persist_failed "$rules, read back, is not what was applied"
 done
+# The address sets the rules match, persisted where ipset-persistent loads
+# them at boot, before the rules: piwall's sets as they are now, others'
+# as the file held them; written the same way.
+if [ -s names ] || { [ -f persisted.sets ] && awk -v p="$set_prefix" 'index($2, p) == 1 { f = 1 } END { exit !f }' persisted.sets; }; then
+  {
+    if [ -f persisted.sets ]; then awk -v p="$set_prefix" 'index($2, p) != 1' persisted.sets; fi
+    while read -r kind a b name; do
+      if [ "$kind" = name ]; then ipset save "$a" && ipset save "$b"; fi
+    done <names
+  } >persist.sets || persist_failed "reading the address sets"
+  e=$(cp persist.sets "$sets_file_new" 2>&1) || persist_failed "$e"
+  e=$(sync "$sets_file_new" 2>&1) || persist_failed "$e"
+  e=$(mv -f "$sets_file_new" "$sets_file" 2>&1) || persist_failed "$e"
+  e=$(sync "$rules_dir" 2>&1) || persist_failed "$e"
+  cmp -s persist.sets "$sets_file" || persist_failed "$sets_file, read back, is not what was made"
+fi
+# The names' refresher, started for the new names: a systemd timer (its
+# first run at boot comes after netfilter-persistent has loaded the sets
+# and rules), else a loop of its own. Before the disarm: were confirm
+# stopped, the dead-man puts the names the host refreshed back.
+if [ -s names ]; then
+  e=$(mkdir -p "$names_dir" 2>&1 && cp refresh.sh "$names_dir/refresh.sh.new" && mv -f "$names_dir/refresh.sh.new" "$names_dir/refresh.sh" &&
+    cp names "$names_dir/conf.new" && mv -f "$names_dir/conf.new" "$names_dir/conf" 2>&1) || persist_failed "installing the names' refresher: $e"
+  read -r _ every <names
+  if [ -d "$systemd_dir" ]; then
+    printf '[Unit]\nDescription=piwall: refresh the address sets of the plan'"'"'s names\nAfter=netfilter-persistent.service network-online.target\n\n[Service]\nType=oneshot\nExecStart=/bin/sh %s\n' \
+      "$names_dir/refresh.sh" >"$unit_dir/piwall-names.service" &&
+      printf '[Unit]\nDescription=piwall: refresh the address sets of the plan'"'"'s names every %ss\n\n[Timer]\nOnBootSec=10s\nOnUnitActiveSec=%ss\nAccuracySec=1s\n\n[Install]\nWantedBy=timers.target\n' \
+        "$every" "$every" >"$unit_dir/piwall-names.timer" || persist_failed "writing the refresher's units in $unit_dir"
+    e=$(timeout 20 systemctl daemon-reload 2>&1 && timeout 20 systemctl enable piwall-names.timer 2>&1 && timeout 20 systemctl restart piwall-names.timer 2>&1) ||
+      persist_failed "starting the names' refresher: $e"
+  else
+    if [ -f "$names_dir/loop.pid" ]; then kill "$(cat "$names_dir/loop.pid")" 2>/dev/null || true; fi
+    setsid sh -c "while :; do sh '$names_dir/refresh.sh'; sleep $every; done" </dev/null >/dev/null 2>&1 3>&- 4>&- 6>&- &
+    echo $! >"$names_dir/loop.pid"
+  fi
+elif [ -f "$names_dir/conf" ]; then
+  # Nothing to refresh any more: it stops with the run (below).
+  rm -f "$names_dir/conf"
+fi
 # The boot loads them only with netfilter-persistent enabled.
 # Recorded first: the dead-man disables it again if confirm stops short.
 if [ "$enable_restore" = true ]; then
@@ -119,12 +159,13 @@ now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 c=$(printf %04d "$cur")
 if [ "$cur" -eq 0 ] || ! cmp -s saved.v4 "$gens/$c.v4" || ! cmp -s saved.v6 "$gens/$c.v6"; then
   n=$(printf %04d "$next")
-  cp saved.v4 "$gens/$n.v4"; cp saved.v6 "$gens/$n.v6"
+  cp saved.v4 "$gens/$n.v4"; cp saved.v6 "$gens/$n.v6"; cp saved.sets "$gens/$n.sets"
+  if [ -f saved.names ]; then cp saved.names "$gens/$n.names"; else : >"$gens/$n.names"; fi
   printf '{"number":%d,"time":"%s","operator":"","kind":"found","plan":"","run":"%s","outcome":"replaced"}\n' "$next" "$now" "$run" >"$gens/$n.json"
   next=$((next + 1))
 fi
 n=$(printf %04d "$next")
-cp new.v4 "$gens/$n.v4"; cp new.v6 "$gens/$n.v6"
+cp new.v4 "$gens/$n.v4"; cp new.v6 "$gens/$n.v6"; cp sets "$gens/$n.sets"; cp names "$gens/$n.names"
 sed -e "s/\"number\":0/\"number\":$next/" -e "s/\"time\":\"[^\"]*\"/\"time\":\"$now\"/" meta.json >"$gens/$n.json"
 echo "$cur" >previous_current
 echo "$next" >generation
@@ -143,4 +184,21 @@ case "$deadman" in
 esac
 echo confirmed >status
 unlock
+# The change is final: what the old names left behind goes. No name left:
+# the refresher and its state; and every set of piwall's that the live
+# rules no longer match (destroy refuses a set a rule matches).
+if [ ! -s names ]; then
+  if [ -d "$systemd_dir" ] && [ -f "$unit_dir/piwall-names.timer" ]; then
+    systemctl disable --now piwall-names.timer >/dev/null 2>&1 || true
+    rm -f "$unit_dir/piwall-names.timer" "$unit_dir/piwall-names.service"
+    systemctl daemon-reload >/dev/null 2>&1 || true
+  fi
+  if [ -f "$names_dir/loop.pid" ]; then kill "$(cat "$names_dir/loop.pid")" 2>/dev/null || true; fi
+  rm -rf "$names_dir"
+fi
+if command -v ipset >/dev/null 2>&1; then
+  for s in $(ipset list -n 2>/dev/null); do
+    case "$s" in "$set_prefix"*) grep -q " $s " names 2>/dev/null || ipset destroy "$s" 2>/dev/null || true ;; esac
+  done
+fi
 echo "confirmed generation=$next"

@@ -18,7 +18,7 @@ facts() {
   set -- $ssh_connection
   if [ -n "${1:-}" ]; then ip -o route get "$1" 2>/dev/null || true; fi
   sec tools
-  for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent systemd-run apt-get getent; do
+  for t in iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore netfilter-persistent systemd-run apt-get getent ipset; do
     command -v "$t" >/dev/null 2>&1 && echo "$t"
   done
   # The live rules as iptables-save prints them: piwall normalizes and
@@ -62,8 +62,8 @@ facts() {
   # plugins, and whether its service and those that load another
   # firewall at boot (or flush this one) are enabled.
   sec restore
-  dpkg-query -W -f='package ${Package} ${db:Status-Abbrev}\n' iptables netfilter-persistent iptables-persistent 2>/dev/null || true
-  for p in 15-ip4tables 25-ip6tables; do
+  dpkg-query -W -f='package ${Package} ${db:Status-Abbrev}\n' iptables netfilter-persistent iptables-persistent ipset ipset-persistent 2>/dev/null || true
+  for p in 10-ipset 15-ip4tables 25-ip6tables; do
     [ -x "$plugins_dir/$p" ] && echo "plugin $p"
   done
   if [ -d "$systemd_dir" ]; then
@@ -111,7 +111,7 @@ rollback_to() {
     if [ -f "$current" ]; then read -r cur <"$current"; fi
     g=$((cur - 1))
   fi
-  for fam in v4 v6; do
+  for fam in v4 v6 sets names; do
     sec "generation-$fam"; echo "$g"; cat "$gens/$(printf %04d "$g").$fam" 2>/dev/null || echo error
   done
 }

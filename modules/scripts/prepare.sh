@@ -96,7 +96,12 @@ fi
 # and with policy-rc.d forbidding services to start while apt runs
 # (unless the host has a policy of its own; one piwall left, killed
 # half-way, is replaced). Only piwall loads rules, under its dead-man.
-if [ "$install" = true ] || ! command -v iptables-restore >/dev/null 2>&1 || ! command -v netfilter-persistent >/dev/null 2>&1; then
+# Rules that match names need ipset, and ipset-persistent, whose plugin
+# loads the sets at boot before the rules that match them.
+sets_needed=false
+[ -s sets ] && sets_needed=true
+if [ "$install" = true ] || ! command -v iptables-restore >/dev/null 2>&1 || ! command -v netfilter-persistent >/dev/null 2>&1 ||
+  { $sets_needed && ! command -v ipset >/dev/null 2>&1; }; then
   if [ -f "$policy_rc_d" ] && grep -q '^# piwall: ' "$policy_rc_d"; then rm -f "$policy_rc_d"; fi
   if [ ! -e "$policy_rc_d" ] && printf '#!/bin/sh\n# piwall: no service starts while it installs iptables\nexit 101\n' >"$policy_rc_d"; then
     policy_ours=true
@@ -110,6 +115,7 @@ if [ "$install" = true ] || ! command -v iptables-restore >/dev/null 2>&1 || ! c
   # leave it interrupted.
   timeout "$apt_limit" apt-get -o DPkg::Lock::Timeout=60 update -qq || fail "apt-get update failed (or took over $apt_limit s)"
   pkgs="iptables netfilter-persistent iptables-persistent"
+  if $sets_needed; then pkgs="$pkgs ipset ipset-persistent"; fi
   timeout "$apt_limit" apt-get -o DPkg::Lock::Timeout=60 install -y -qq --reinstall --download-only $pkgs </dev/null ||
     fail "downloading iptables failed (or took over $apt_limit s)"
   # From here on the packages may be on the host: what was set aside stays so.
@@ -137,6 +143,24 @@ for fam in 4 6; do
   rules_of $fam
   if [ -f "$rules" ]; then cp "$rules" persisted.v$fam; fi
 done
+# The names the host refreshes now, and the sets persisted: the dead-man
+# puts them back too.
+if [ -f "$names_dir/conf" ]; then cp "$names_dir/conf" saved.names; fi
+: >saved.sets
+if command -v ipset >/dev/null 2>&1; then
+  for s in $(ipset list -n 2>/dev/null); do
+    case "$s" in "$set_prefix"*) ipset save "$s" >>saved.sets ;; esac
+  done
+fi
+if [ -f "$sets_file" ]; then cp "$sets_file" persisted.sets; fi
+
+# The address sets the new rules match, made (or kept, with the plan's
+# addresses added) before the rules are tested: a rule that matches a
+# missing set does not load. Sets hold addresses only piwall's rules
+# match; the refresher keeps them true from here on.
+if $sets_needed; then
+  ipset -exist restore <sets || { echo "ipset restore refused the address sets"; exit "$exit_test_failed"; }
+fi
 
 # 5. The new rules, tested by the kernel without loading them, as the
 # applier will load them.

@@ -21,6 +21,18 @@ for fam in 4 6; do
     rm -f "$rules"
   fi
 done
+if [ -f persisted.sets ]; then
+  cp persisted.sets "$sets_file.revert" && mv -f "$sets_file.revert" "$sets_file"
+elif [ -f "$sets_file" ] && [ -f persist.sets ] && cmp -s persist.sets "$sets_file"; then
+  rm -f "$sets_file"
+fi
+# The names the host refreshed before (the sets they fill were never
+# destroyed during the run).
+if [ -f saved.names ]; then
+  cp saved.names "$names_dir/conf.revert" && mv -f "$names_dir/conf.revert" "$names_dir/conf"
+elif [ -s names ]; then
+  rm -f "$names_dir/conf"
+fi
 # A service confirm enabled for the new files goes back to disabled.
 if [ -e enabled ]; then systemctl disable netfilter-persistent.service >/dev/null 2>&1 || failed="$failed systemctl-disable"; fi
 if [ -f generation ]; then

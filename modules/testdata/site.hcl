@@ -1,6 +1,11 @@
 # The plan of the modules tests. The facts recorded under testdata/facts/
 # come from Pis that run, or are about to run, these hosts' rules: see
-# facts_record_test.go.
+# facts_record_test.go. Their rules hold the names' addresses (dns_refresh
+# = "0"); names_test.go covers the hosts that refresh their names.
+
+defaults {
+  dns_refresh = "0"
+}
 
 allowlist "kiosk" {
   inbound {

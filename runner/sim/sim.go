@@ -48,6 +48,7 @@ type Host struct {
 	generation int
 	gens       map[int][2]string // every generation's rulesets, as confirm records them
 	installed  bool
+	ipset      bool          // installed by an apply whose rules match address sets
 	lock       string        // the lock file's lines
 	files      sftp.Handlers // what was uploaded
 }
@@ -244,6 +245,9 @@ func (h *Host) facts(script string, w io.Writer, from *net.TCPAddr) int {
 		b.WriteString("iptables\nip6tables\niptables-save\nip6tables-save\niptables-restore\nip6tables-restore\nnetfilter-persistent\n")
 	}
 	b.WriteString("apt-get\ngetent\n")
+	if h.ipset {
+		b.WriteString("ipset\n")
+	}
 	for i, fam := range []string{"v4", "v6"} {
 		sec(fam)
 		if h.live[i] != "" {
@@ -326,8 +330,9 @@ func (h *Host) prepare(run string, w, errw io.Writer) int {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	report := modules.PrepareReport{Installed: !h.installed, DeadMan: modules.DeadManSystemd, Started: true}
+	report := modules.PrepareReport{Installed: !h.installed || (len(files["sets"]) > 0 && !h.ipset), DeadMan: modules.DeadManSystemd, Started: true}
 	h.installed = true
+	h.ipset = h.ipset || len(files["sets"]) > 0
 	h.live = [2]string{string(files["new.v4"]), string(files["new.v6"])}
 	w.Write(modules.FormatPrepare(report))
 	return 0

@@ -15,6 +15,10 @@
 #   units/NAME         what systemctl is-enabled says of a service (enable
 #                      and disable set it)
 #   dpkg/PACKAGE       dpkg's status of an installed package
+#   sets/NAME          an address set: its create line, then an add line
+#                      per member (ipset restore, save, list -n, destroy)
+#   dns/NAME           getent ahosts NAME's addresses, one a line; no file:
+#                      the name does not resolve
 #
 # KEY is the tool's name, with "--test" appended for iptables-restore
 # --test, " update" or " install" for apt-get, " SUBCOMMAND" for systemctl,
@@ -67,11 +71,22 @@ case "$tool" in
     for a; do
       case "$a" in --test) test=true ;; --noflush) noflush=true ;; esac
     done
+    # As the kernel: a rule that matches a set that does not exist does
+    # not load.
+    cat >"$f.in"
+    for s in $(sed -n 's/.*--match-set \([^ ]*\) .*/\1/p' "$f.in"); do
+      if [ ! -f "$root/sets/$s" ]; then
+        echo "$tool v1.8.9 (nf_tables): Set $s doesn't exist." >&2
+        rm -f "$f.in"
+        exit 2
+      fi
+    done
     if $noflush; then
       [ -f "$f" ] || : >"$f"
-      awk -v live="$f" -f "$root/restore.awk" >"$f.new" || { rm -f "$f.new"; exit 1; }
+      awk -v live="$f" -f "$root/restore.awk" <"$f.in" >"$f.new" || { rm -f "$f.new" "$f.in"; exit 1; }
+      rm -f "$f.in"
     else
-      cat >"$f.new"
+      mv -f "$f.in" "$f.new"
     fi
     if $test; then rm -f "$f.new"; else mv -f "$f.new" "$f"; fi
     ;;
@@ -118,6 +133,12 @@ case "$tool" in
       mkdir -p "$root/dpkg"
       for p in iptables netfilter-persistent iptables-persistent; do echo ii >"$root/dpkg/$p"; done
       for p in 15-ip4tables 25-ip6tables; do printf '#!/bin/sh\n' >"$FAKE_PLUGINS_DIR/$p" && chmod 755 "$FAKE_PLUGINS_DIR/$p"; done
+      case " $* " in
+        *" ipset "*)
+          ln -sf "$root/fake.sh" "$root/bin/ipset"
+          for p in ipset ipset-persistent; do echo ii >"$root/dpkg/$p"; done
+          printf '#!/bin/sh\n' >"$FAKE_PLUGINS_DIR/10-ipset" && chmod 755 "$FAKE_PLUGINS_DIR/10-ipset" ;;
+      esac
       # The package enables its service on a first install only.
       [ -f "$root/units/netfilter-persistent.service" ] || echo enabled >"$root/units/netfilter-persistent.service"
       st=0
@@ -129,6 +150,48 @@ case "$tool" in
         done
       fi
     fi
+    ;;
+  ipset)
+    # sets/NAME: the set's create line, then its members as add lines.
+    mkdir -p "$root/sets"
+    exist=false
+    if [ "${1:-}" = -exist ]; then exist=true; shift; fi
+    case "${1:-}" in
+      restore)
+        while read -r cmd name rest; do
+          set_f=$root/sets/$name
+          case "$cmd" in
+            create)
+              if [ ! -f "$set_f" ]; then echo "create $name $rest" >"$set_f"
+              elif ! $exist; then echo "ipset v7.17: Set cannot be created: set with the same name already exists" >&2; exit 1; fi ;;
+            add | del)
+              [ -f "$set_f" ] || { echo "ipset v7.17: The set with the given name does not exist" >&2; exit 1; }
+              if grep -qxF "add $name $rest" "$set_f"; then
+                if [ "$cmd" = del ]; then grep -vxF "add $name $rest" "$set_f" >"$set_f.new"; mv -f "$set_f.new" "$set_f"
+                elif ! $exist; then echo "ipset v7.17: Element cannot be added to the set: it's already added" >&2; exit 1; fi
+              elif [ "$cmd" = add ]; then echo "add $name $rest" >>"$set_f"
+              elif ! $exist; then echo "ipset v7.17: Element cannot be deleted from the set: it's not added" >&2; exit 1; fi ;;
+          esac
+        done ;;
+      save)
+        if [ -n "${2:-}" ]; then
+          [ -f "$root/sets/$2" ] || { echo "ipset v7.17: The set with the given name does not exist" >&2; exit 1; }
+          cat "$root/sets/$2"
+        else
+          for set_f in "$root/sets"/*; do [ -f "$set_f" ] && cat "$set_f"; done
+        fi ;;
+      list) for set_f in "$root/sets"/*; do [ -f "$set_f" ] && echo "${set_f##*/}"; done ;;
+      destroy)
+        if cat "$root/live.v4" "$root/live.v6" 2>/dev/null | grep -q -- "--match-set $2 "; then
+          echo "ipset v7.17: Set cannot be destroyed: it is in use by a kernel component" >&2; exit 1
+        fi
+        rm -f "$root/sets/$2" ;;
+    esac
+    ;;
+  getent)
+    # getent ahosts NAME, as glibc prints it: each address three times.
+    [ -f "$root/dns/$2" ] || exit 2
+    while read -r a; do printf '%s STREAM %s\n%s DGRAM\n%s RAW\n' "$a" "$2" "$a" "$a"; done <"$root/dns/$2"
     ;;
   debconf-set-selections) cat >>"$root/debconf" ;;
   cp | tr) exec "$root/real/$tool" "$@" ;;
