@@ -17,16 +17,16 @@ type ChangeSet struct {
 	// Desired is piwall's part of the host's filter tables; Foreign says
 	// what of the live tables is someone else's, never compared, changed
 	// or persisted.
-	Desired    *firewall.Desired
-	Foreign    *firewall.Foreign
-	Changes    []firewall.Change
+	Desired *firewall.Desired
+	Foreign *firewall.Foreign
+	Changes []firewall.Change
 	// Sets is the `ipset restore` document of the address sets the desired
 	// rules match (firewall.Desired.SetsText), Names the host's names'
 	// refresher's configuration (NamesConf); a rollback takes both from
 	// the generation it goes back to.
 	Sets, Names string
 	Install     bool   // iptables and netfilter-persistent are missing
-	InstallWhy string // what is missing, when Install
+	InstallWhy  string // what is missing, when Install
 	// EnableRestore: netfilter-persistent is disabled, and apply enables
 	// it, so that the boot loads the rules.
 	EnableRestore bool

@@ -74,7 +74,7 @@ type GenerationRules struct {
 	// Sets and Names are the generation's address sets and names'
 	// refresher configuration; empty for one that matched no name.
 	Sets, Names string
-	Found  bool   // the host has both rulesets of the generation
+	Found       bool // the host has both rulesets of the generation
 }
 
 // NeedsIptables reports whether iptables must be installed first.
