@@ -96,7 +96,7 @@ func checkHost(t *testing.T, h *plans.Host) {
 			if !from.Is4() {
 				host = self6
 			}
-			if err := firewall.CheckSSH(d.V4, d.V6, from, host, 22, ""); err != nil {
+			if err := firewall.CheckSSH(d.V4, d.V6, from, host, 22, "", d.SetMembers()); err != nil {
 				t.Errorf("%s: %v", h.Name, err)
 			}
 			admitted++

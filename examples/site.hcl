@@ -27,6 +27,7 @@ defaults {
   identity_file = "~/.ssh/id_ed25519"
   known_hosts   = "~/.ssh/known_hosts"
   revert_after  = "60s"
+  dns_refresh   = "5m" # each Pi re-resolves the names below this often ("0": addresses frozen at plan time)
 }
 
 allowlist "kiosk" {

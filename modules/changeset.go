@@ -3,7 +3,11 @@ package modules
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/piwall/piwall/modules/firewall"
 	"github.com/piwall/piwall/plans"
@@ -21,12 +25,15 @@ type ChangeSet struct {
 	Foreign *firewall.Foreign
 	Changes []firewall.Change
 	// Sets is the `ipset restore` document of the address sets the desired
-	// rules match (firewall.Desired.SetsText), Names the host's names'
-	// refresher's configuration (NamesConf); a rollback takes both from
-	// the generation it goes back to.
-	Sets, Names string
-	Install     bool   // iptables and netfilter-persistent are missing
-	InstallWhy  string // what is missing, when Install
+	// rules match (firewall.Desired.SetsText), NamesConf the host's names'
+	// refresher's configuration; a rollback takes both from the
+	// generation it goes back to.
+	Sets, NamesConf string
+	// Refresh says, for each name the host refreshes, what its sets hold
+	// and how the refresher has fared.
+	Refresh    []NameReport
+	Install    bool   // iptables and netfilter-persistent are missing
+	InstallWhy string // what is missing, when Install
 	// EnableRestore: netfilter-persistent is disabled, and apply enables
 	// it, so that the boot loads the rules.
 	EnableRestore bool
@@ -72,19 +79,27 @@ func (c *ChangeSet) Counts() (add, remove, update int) {
 // NewChangeSet computes a host's change set from its merged allowlists and
 // its facts.
 func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
-	if len(f.NameErrors) > 0 {
-		var msgs []string
-		for _, name := range firewall.Names(h.Policy) {
-			if e, ok := f.NameErrors[name]; ok {
-				msgs = append(msgs, name+" "+e)
-			}
+	names := maps.Clone(f.Names)
+	var msgs, warnings []string
+	for _, name := range firewall.Names(h.Policy) { // errors of names this host does not use do not count
+		e, failed := f.NameErrors[name]
+		if !failed {
+			continue
 		}
-		if len(msgs) > 0 { // errors of names this host does not use do not count
-			return nil, errors.New(strings.Join(msgs, "; "))
+		// A name the host refreshes keeps its last-known addresses through
+		// a failed lookup, on the host and so in the plan.
+		if st := f.Refreshed[name]; h.Policy.DNSRefresh > 0 && st != nil && len(st.Addrs) > 0 {
+			names[name] = firewall.Resolution{Name: name, Addrs: st.Addrs}
+			warnings = append(warnings, fmt.Sprintf("%s %s; its sets keep the addresses last seen (%s), as the host's refresher does", name, e, addrList(st.Addrs)))
+			continue
 		}
+		msgs = append(msgs, name+" "+e)
+	}
+	if len(msgs) > 0 {
+		return nil, errors.New(strings.Join(msgs, "; "))
 	}
 	svc, kept := services(h.Policy.Keep, f, h.Address.V)
-	d, err := firewall.Compile(firewall.Input{Policy: h.Policy, Names: f.Names, Resolvers: f.Resolvers, Services: svc})
+	d, err := firewall.Compile(firewall.Input{Policy: h.Policy, Names: names, Resolvers: f.Resolvers, Services: svc})
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +111,9 @@ func NewChangeSet(h *plans.Host, f *Facts) (*ChangeSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Names = NamesConf(d)
+	c.NamesConf = NamesConf(d)
+	c.Refresh = nameReports(d, f)
+	c.Warnings = append(warnings, c.Warnings...)
 	c.Kept = kept
 	if h.Policy.DNS.Mode == "system" {
 		for _, r := range f.Resolvers {
@@ -278,10 +295,74 @@ func Rollback(host string, f *Facts, open bool) (*ChangeSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Names = names
+	c.NamesConf = names
 	c.Source = source
 	return c, nil
 }
 
 // OpenRuleset is the emergency opening: no rules, every policy ACCEPT.
 const OpenRuleset = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+
+// NameReport is what plan says of a name the host refreshes: what its
+// sets hold now, what the name answers with now that they do not hold yet
+// (the next refresh adds it) and what they hold that it no longer answers
+// with (kept for the grace window), and the refresher's last runs.
+type NameReport struct {
+	Name      string        `json:"name"`
+	Sets      []string      `json:"sets"`
+	Every     time.Duration `json:"-"`
+	EverySecs int           `json:"every_seconds"` // Every, in --json
+	Held      []netip.Addr  `json:"held"`
+	New       []netip.Addr  `json:"new,omitempty"`
+	Gone      []netip.Addr  `json:"gone,omitempty"`
+	Refreshed *time.Time    `json:"refreshed,omitempty"`
+	Failed    *time.Time    `json:"failed,omitempty"`
+	Error     string        `json:"error,omitempty"`
+}
+
+// nameReports compares each name's addresses now with what the host's
+// refresher keeps of it; a name the host does not refresh yet holds what
+// the plan saw, once applied.
+func nameReports(d *firewall.Desired, f *Facts) []NameReport {
+	var out []NameReport
+	for _, s := range d.Sets {
+		r := NameReport{Name: s.Name, Sets: []string{s.V4, s.V6}, Every: d.Refresh, EverySecs: int(d.Refresh / time.Second)}
+		var now []netip.Addr
+		for _, res := range d.Names {
+			if res.Name == s.Name {
+				now = res.Addrs
+			}
+		}
+		if st := f.Refreshed[s.Name]; st != nil {
+			r.Held = st.Addrs
+			if !st.Refreshed.IsZero() {
+				r.Refreshed = &st.Refreshed
+			}
+			if !st.Failed.IsZero() {
+				r.Failed, r.Error = &st.Failed, st.Error
+			}
+		}
+		for _, a := range now {
+			if !slices.Contains(r.Held, a) {
+				r.New = append(r.New, a)
+			}
+		}
+		if _, failed := f.NameErrors[s.Name]; !failed {
+			for _, a := range r.Held {
+				if !slices.Contains(now, a) {
+					r.Gone = append(r.Gone, a)
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func addrList(addrs []netip.Addr) string {
+	var s []string
+	for _, a := range addrs {
+		s = append(s, a.String())
+	}
+	return strings.Join(s, ", ")
+}

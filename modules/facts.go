@@ -49,6 +49,9 @@ type Facts struct {
 	Persisted  map[firewall.Family]string
 	Names      map[string]firewall.Resolution
 	NameErrors map[string]string
+	// Refreshed is what the host's names' refresher keeps of each name it
+	// refreshes, by name; empty on a host that refreshes none.
+	Refreshed map[string]*NameState
 	// RollbackTo is the generation FactsRequest.Rollback asked for, as the
 	// host numbered it; nil when none was asked for.
 	RollbackTo *GenerationRules
@@ -129,7 +132,7 @@ func FactsScript(marker string, req FactsRequest) string {
 	var b strings.Builder
 	b.WriteString(assignments(factsHeader{
 		PATH: p.PATH, Marker: marker,
-		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(),
+		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(), NamesDir: p.namesDir(),
 		RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), ResolvConf: p.ResolvConf, BootID: p.BootID,
 		RulesDir: p.RulesDir, SystemdDir: p.SystemdDir, PluginsDir: p.PluginsDir, UFWConf: p.UFWConf,
 		Mountinfo: p.Mountinfo, Cmdline: p.Cmdline, Proc: p.Proc,
@@ -161,6 +164,7 @@ func ParseFacts(out, marker string) (*Facts, error) {
 		Persisted:  map[firewall.Family]string{},
 		Names:      map[string]firewall.Resolution{},
 		NameErrors: map[string]string{},
+		Refreshed:  map[string]*NameState{},
 	}
 	sections, err := splitSections(out, marker)
 	if err != nil {
@@ -236,6 +240,8 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			}
 		case "name":
 			f.parseName(s.lines)
+		case "refresher":
+			err = f.parseRefresher(s.lines)
 		case "generation-v4", "generation-v6", "generation-sets", "generation-names":
 			err = f.parseGeneration(s)
 		case "history":
@@ -508,4 +514,79 @@ func parseLock(lines []string) (*Lock, error) {
 		return nil, nil
 	}
 	return &l, nil
+}
+
+// NameState is what a host's names' refresher keeps of one name: the
+// addresses its sets hold, each with when the name last answered with it,
+// and how its last refreshes went.
+type NameState struct {
+	Name      string
+	Set       string // its IPv4 set, which names its state on the host
+	Addrs     []netip.Addr
+	LastSeen  map[netip.Addr]time.Time
+	Refreshed time.Time // the last lookup that answered; zero: none yet
+	Failed    time.Time // the last lookup that did not, when after Refreshed
+	Error     string    // what it said
+}
+
+// parseRefresher reads the refresher section: "name SET NAME", then its
+// "addr ADDR SECONDS", "refreshed SECONDS" and "failed SECONDS MESSAGE"
+// lines (seconds since 1970).
+func (f *Facts) parseRefresher(lines []string) error {
+	var cur *NameState
+	secs := func(s string) (time.Time, error) {
+		if s == "" {
+			return time.Time{}, nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%q is not seconds since 1970", s)
+		}
+		return time.Unix(n, 0).UTC(), nil
+	}
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if fields[0] == "name" {
+			if len(fields) != 3 {
+				return fmt.Errorf("refresher: %q: want name SET NAME", line)
+			}
+			cur = &NameState{Set: fields[1], Name: fields[2], LastSeen: map[netip.Addr]time.Time{}}
+			f.Refreshed[cur.Name] = cur
+			continue
+		}
+		if cur == nil {
+			return fmt.Errorf("refresher: %q before a name", line)
+		}
+		var err error
+		switch fields[0] {
+		case "addr":
+			if len(fields) != 3 {
+				return fmt.Errorf("refresher: %q: want addr ADDR SECONDS", line)
+			}
+			a, perr := netip.ParseAddr(fields[1])
+			if perr != nil {
+				return fmt.Errorf("refresher: %w", perr)
+			}
+			cur.Addrs = append(cur.Addrs, a.Unmap())
+			cur.LastSeen[a.Unmap()], err = secs(fields[2])
+		case "refreshed":
+			cur.Refreshed, err = secs(strings.Join(fields[1:], ""))
+		case "failed":
+			if len(fields) < 2 {
+				return fmt.Errorf("refresher: %q: want failed SECONDS MESSAGE", line)
+			}
+			cur.Failed, err = secs(fields[1])
+			cur.Error = strings.Join(fields[2:], " ")
+		}
+		if err != nil {
+			return fmt.Errorf("refresher: %w", err)
+		}
+	}
+	for _, st := range f.Refreshed {
+		firewall.SortAddrs(st.Addrs)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -28,11 +29,7 @@ var (
 // refreshed every refresh, with the addresses the plan saw.
 func namesDesired(t *testing.T, refresh time.Duration, addrs ...string) *firewall.Desired {
 	t.Helper()
-	pol := &plans.Policy{DNS: plans.DNS{Mode: "none"}, DNSRefresh: refresh,
-		Outbound: []*plans.Entry{{Allowlist: "kiosk", Direction: plans.Outbound, Index: 1,
-			Peers: []plans.Endpoint{{Name: apiName}}, Ports: []plans.Port{{Proto: "tcp", From: 443, To: 443}}}},
-		Inbound: []*plans.Entry{{Allowlist: "kiosk", Direction: plans.Inbound, Index: 1,
-			Peers: []plans.Endpoint{{Prefix: netip.MustParsePrefix("192.168.1.50/32")}}, Ports: []plans.Port{{Proto: "tcp", From: 22, To: 22}}}}}
+	pol := namesPolicy(refresh)
 	r := firewall.Resolution{Name: apiName}
 	for _, a := range addrs {
 		r.Addrs = append(r.Addrs, netip.MustParseAddr(a))
@@ -42,6 +39,16 @@ func namesDesired(t *testing.T, refresh time.Duration, addrs ...string) *firewal
 		t.Fatal(err)
 	}
 	return d
+}
+
+// namesPolicy is an allowlist that admits SSH from 192.168.1.50 and
+// reaches api.example.com by name, refreshed every refresh.
+func namesPolicy(refresh time.Duration) *plans.Policy {
+	return &plans.Policy{DNS: plans.DNS{Mode: "none"}, DNSRefresh: refresh,
+		Outbound: []*plans.Entry{{Allowlist: "kiosk", Direction: plans.Outbound, Index: 1,
+			Peers: []plans.Endpoint{{Name: apiName}}, Ports: []plans.Port{{Proto: "tcp", From: 443, To: 443}}}},
+		Inbound: []*plans.Entry{{Allowlist: "kiosk", Direction: plans.Inbound, Index: 1,
+			Peers: []plans.Endpoint{{Prefix: netip.MustParsePrefix("192.168.1.50/32")}}, Ports: []plans.Port{{Proto: "tcp", From: 22, To: 22}}}}}
 }
 
 // namesChange is a run of d on h.
@@ -272,5 +279,64 @@ func TestScriptNamesRemoved(t *testing.T) {
 	}
 	if !h.called("systemctl disable --now piwall-names.timer") {
 		t.Errorf("the refresher's timer was not stopped; calls %q", h.calls())
+	}
+}
+
+// TestNamesPlan: what plan makes of a name the host refreshes, from the
+// facts the harness's host prints: the refresher's state read back, a
+// name that moved reported as such, and a name that does not resolve now
+// planned with its last-known addresses and a warning, where a name never
+// resolved is an error.
+func TestNamesPlan(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	h.installed()
+	d := namesDesired(t, time.Minute, "203.0.113.7")
+	c := namesChange(h, "n6", d)
+	h.resolves(apiName, "203.0.113.7")
+	if r := h.prepare(c); r.code != 0 {
+		t.Fatalf("prepare: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	if r := h.confirm(c); r.code != 0 {
+		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
+	}
+	h.refresh()
+	host := &plans.Host{Name: "pi", Address: plans.Value[string]{V: "192.168.1.11"}, Policy: namesPolicy(time.Minute)}
+	plan := func() (*ChangeSet, error) {
+		return NewChangeSet(host, h.facts(FactsRequest{Names: []string{apiName}}))
+	}
+
+	h.resolves(apiName, "203.0.113.8")
+	cs, err := plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.Refresh) != 1 {
+		t.Fatalf("Refresh = %+v, want api.example.com's", cs.Refresh)
+	}
+	r := cs.Refresh[0]
+	if fmt.Sprint(r.Held, r.New, r.Gone) != "[203.0.113.7] [203.0.113.8] [203.0.113.7]" || r.Refreshed == nil || r.Failed != nil {
+		t.Errorf("report %+v: want held 203.0.113.7, new and gone, refreshed, no failure", r)
+	}
+	if !cs.Unchanged() {
+		t.Errorf("a name that moved is not a change of the rules: %v", cs.Changes)
+	}
+
+	h.resolves(apiName)
+	h.refresh()
+	cs, err = plan()
+	if err != nil {
+		t.Fatalf("a name with last-known addresses: %v", err)
+	}
+	if len(cs.Warnings) == 0 || !strings.Contains(cs.Warnings[0], "its sets keep the addresses last seen (203.0.113.7)") {
+		t.Errorf("warnings %q", cs.Warnings)
+	}
+	if r := cs.Refresh[0]; r.Failed == nil || r.Gone != nil {
+		t.Errorf("report %+v: want the failure, and nothing gone", r)
+	}
+
+	os.RemoveAll(h.paths.namesDir())
+	if _, err := plan(); err == nil || !strings.Contains(err.Error(), apiName+" does not resolve") {
+		t.Errorf("a name never resolved: %v, want an error", err)
 	}
 }

@@ -40,7 +40,7 @@ type SavedHost struct {
 	V6          string `json:"v6"`
 	Foreign     string `json:"foreign,omitempty"` // the declaration of others' rules (Foreign.Text)
 	Sets        string `json:"sets,omitempty"`    // the address sets the rules match (ChangeSet.Sets)
-	Names       string `json:"names,omitempty"`   // the names' refresher's configuration (ChangeSet.Names)
+	Names       string `json:"names,omitempty"`   // the names' refresher's configuration (ChangeSet.NamesConf)
 }
 
 // ErrHostChanged is the error of SavedPlan.ChangeSet for a host whose facts
@@ -59,7 +59,7 @@ func NewSavedPlan(planPath, planDigest string, sets []*ChangeSet) *SavedPlan {
 		sp.Hosts = append(sp.Hosts, SavedHost{
 			Host: cs.Host, Fingerprint: cs.Fingerprint,
 			V4: cs.Desired.V4.Text(), V6: cs.Desired.V6.Text(), Foreign: cs.Foreign.Text(),
-			Sets: cs.Sets, Names: cs.Names,
+			Sets: cs.Sets, Names: cs.NamesConf,
 		})
 	}
 	return sp
@@ -244,7 +244,7 @@ func (sp *SavedPlan) ChangeSet(host string, f *Facts) (*ChangeSet, error) {
 		if err != nil {
 			return nil, err
 		}
-		cs.Names = h.Names
+		cs.NamesConf = h.Names
 		cs.Source = sp.PlanDigest
 		return cs, nil
 	}

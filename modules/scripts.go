@@ -206,6 +206,7 @@ type factsHeader struct {
 	Gens       string `sh:"gens"`
 	Lock       string `sh:"lockfile"`
 	Foreign    string `sh:"foreign_state"`
+	NamesDir   string `sh:"names_dir"`
 	RulesV4    string `sh:"rules_v4"`
 	RulesV6    string `sh:"rules_v6"`
 	ResolvConf string `sh:"resolv_conf"`

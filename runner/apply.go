@@ -157,7 +157,7 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		RevertAfter: revert, Install: cs.Install, EnableRestore: cs.EnableRestore, RulesInert: cs.RulesInert,
 		Operator: opt.Operator, Source: cs.Source, Kind: opt.Kind,
 		ExpectV4: cs.ExpectV4, ExpectV6: cs.ExpectV6,
-		Sets: cs.Sets, Names: cs.Names,
+		Sets: cs.Sets, Names: cs.NamesConf,
 	}
 	s.step("uploading")
 	uctx, cancel := context.WithTimeout(ctx, tm.upload)

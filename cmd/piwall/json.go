@@ -37,11 +37,14 @@ type jsonHost struct {
 	EnableRestore bool   `json:"enable_restore,omitempty"`
 	Ephemeral     string `json:"ephemeral,omitempty"`
 	// Kept: the host\'s own services the rules keep working, and why.
-	Kept     []string              `json:"kept,omitempty"`
-	Names    []firewall.Resolution `json:"names,omitempty"`
-	Changes  []firewall.Change     `json:"changes,omitempty"`
-	Lockout  string                `json:"lockout,omitempty"`
-	Warnings []string              `json:"warnings,omitempty"`
+	Kept  []string              `json:"kept,omitempty"`
+	Names []firewall.Resolution `json:"names,omitempty"`
+	// Refresh: each name the host refreshes, what its sets hold, what
+	// changed since the last refresh, and the last refresh and failure.
+	Refresh  []modules.NameReport `json:"refresh,omitempty"`
+	Changes  []firewall.Change    `json:"changes,omitempty"`
+	Lockout  string               `json:"lockout,omitempty"`
+	Warnings []string             `json:"warnings,omitempty"`
 }
 
 type jsonOutcome struct {
@@ -83,7 +86,7 @@ func jsonChanges(c *runner.Changes, outs []runner.Outcome) jsonDoc {
 		}
 		if cs := h.ChangeSet; cs != nil {
 			j.Install, j.Names, j.Changes, j.Warnings = cs.Install, cs.Desired.Names, cs.Changes, cs.Warnings
-			j.Backend = cs.Facts.Backend
+			j.Backend, j.Refresh = cs.Facts.Backend, cs.Refresh
 			j.InstallWhy, j.EnableRestore, j.Ephemeral, j.Kept = cs.InstallWhy, cs.EnableRestore, cs.Ephemeral, cs.Kept
 			if cs.Lockout != nil {
 				j.Lockout = cs.Lockout.Error()

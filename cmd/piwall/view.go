@@ -10,8 +10,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/piwall/piwall/modules"
 	"github.com/piwall/piwall/modules/firewall"
@@ -56,6 +58,9 @@ func printChangeSet(w io.Writer, h runner.HostChanges, raw bool) {
 	}
 	for _, r := range cs.Desired.Names {
 		fmt.Fprintf(w, "  name: %s\n", resolutionLine(r))
+	}
+	for _, r := range cs.Refresh {
+		fmt.Fprintf(w, "  refresh: %s\n", refreshLine(r))
 	}
 	for _, k := range cs.Kept {
 		fmt.Fprintf(w, "  keeps %s\n", k)
@@ -142,4 +147,39 @@ func printOutcomes(w io.Writer, outs []runner.Outcome, counts map[runner.HostSta
 	}
 	fmt.Fprintf(w, "Done: %d applied, %d unchanged, %d reverted, %d failed, %d skipped.\n",
 		counts[runner.Applied], counts[runner.Unchanged], counts[runner.Reverted], counts[runner.Failed], counts[runner.Skipped])
+}
+
+// refreshLine says what the host's refresher keeps of a name: "api.lab
+// every 5m0s, last 14:03:10Z; sets hold 198.18.1.11; next refresh adds
+// 198.18.1.21; kept for the grace window: 198.18.1.11; last lookup failed
+// at 14:04:10Z: ...".
+func refreshLine(r modules.NameReport) string {
+	s := fmt.Sprintf("%s every %s", r.Name, r.Every)
+	switch {
+	case r.Refreshed != nil:
+		s += ", last " + r.Refreshed.Format(time.TimeOnly+"Z07:00")
+	case r.Held == nil:
+		s += ", not refreshed on the host yet: apply fills its sets with the addresses above"
+	}
+	if r.Held != nil {
+		s += "; sets hold " + addrs(r.Held)
+	}
+	if len(r.New) > 0 && r.Held != nil {
+		s += "; next refresh adds " + addrs(r.New)
+	}
+	if len(r.Gone) > 0 {
+		s += "; kept for the grace window: " + addrs(r.Gone)
+	}
+	if r.Failed != nil {
+		s += "; last lookup failed at " + r.Failed.Format(time.TimeOnly+"Z07:00") + ": " + r.Error
+	}
+	return s
+}
+
+func addrs(as []netip.Addr) string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return strings.Join(out, ", ")
 }

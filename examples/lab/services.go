@@ -108,13 +108,15 @@ func (l *Lab) signalDNS(sig unix.Signal) error {
 
 // dnsmasqArgs runs dnsmasq in the foreground as the lab's only name server:
 // authoritative for .lab, no upstream, nothing read from the machine's
-// files; the services' names from hostsPath, read again on SIGHUP.
+// files; the services' names from hostsPath, read again on SIGHUP. It
+// stays root: it reads that file after it would have dropped privileges,
+// and the lab's directory may be private (a test's temporary one).
 func dnsmasqArgs(pis int, logPath, hostsPath string) []string {
 	args := []string{
 		"--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
 		"--no-resolv", "--no-hosts", "--addn-hosts=" + hostsPath, "--no-poll", "--local=/lab/", "--domain-needed",
 		"--bind-interfaces", "--listen-address=" + DNS.V4.String(), "--listen-address=" + DNS.V6.String(),
-		"--user=nobody", "--log-queries", "--log-facility=" + logPath,
+		"--user=root", "--log-queries", "--log-facility=" + logPath,
 	}
 	hosts, cnames := dnsRecords(pis)
 	for _, h := range hosts {
@@ -146,7 +148,6 @@ func startServices(ctx context.Context, pis int, dir string) ([]Proc, error) {
 		return nil, err
 	}
 	defer log.Close()
-	// dnsmasq runs as nobody: the hosts file must be readable by all.
 	if err := os.WriteFile(dir+"/dns.hosts", []byte(servicesHosts(defaultRecords())), 0o644); err != nil {
 		return nil, err
 	}

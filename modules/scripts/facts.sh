@@ -57,6 +57,19 @@ facts() {
   sec lock; show "$lockfile"
   sec boot; show "$boot_id"
   sec foreign; show "$foreign_state"
+  # The names' refresher: each name it refreshes, the addresses its sets
+  # keep with when each was last seen, and its last refresh.
+  sec refresher
+  if [ -f "$names_dir/conf" ]; then
+    while read -r kind a b name; do
+      [ "$kind" = name ] || continue
+      echo "name $a $name"
+      if [ -f "$names_dir/state/$a" ]; then
+        while read -r l; do echo "addr $l"; done <"$names_dir/state/$a"
+      fi
+      show "$names_dir/state/$a.status"
+    done <"$names_dir/conf"
+  fi
   # Whether the boot loads the persisted files: the packages' state in
   # dpkg ("ii" when installed and configured), netfilter-persistent's
   # plugins, and whether its service and those that load another
