@@ -30,6 +30,7 @@ func printPlan(w io.Writer, c *runner.Changes, raw bool) {
 			}
 		case runner.PlanUnchanged:
 			fmt.Fprintf(w, "%s: no changes.\n", hostHeader(h))
+			printNames(w, h.ChangeSet)
 			printWarnings(w, h.ChangeSet)
 		default:
 			printChangeSet(w, h, raw)
@@ -56,12 +57,7 @@ func printChangeSet(w io.Writer, h runner.HostChanges, raw bool) {
 	if cs.EnableRestore {
 		fmt.Fprintf(w, "  boot: netfilter-persistent is disabled, so the boot would not load the rules; apply enables it\n")
 	}
-	for _, r := range cs.Desired.Names {
-		fmt.Fprintf(w, "  name: %s\n", resolutionLine(r))
-	}
-	for _, r := range cs.Refresh {
-		fmt.Fprintf(w, "  refresh: %s\n", refreshLine(r))
-	}
+	printNames(w, cs)
 	for _, k := range cs.Kept {
 		fmt.Fprintf(w, "  keeps %s\n", k)
 	}
@@ -147,6 +143,18 @@ func printOutcomes(w io.Writer, outs []runner.Outcome, counts map[runner.HostSta
 	}
 	fmt.Fprintf(w, "Done: %d applied, %d unchanged, %d reverted, %d failed, %d skipped.\n",
 		counts[runner.Applied], counts[runner.Unchanged], counts[runner.Reverted], counts[runner.Failed], counts[runner.Skipped])
+}
+
+// printNames shows each name as the host resolves it now and, where the
+// host refreshes it, what its refresher keeps: for a host with changes or
+// without, since a name can move while the rules stay.
+func printNames(w io.Writer, cs *modules.ChangeSet) {
+	for _, r := range cs.Desired.Names {
+		fmt.Fprintf(w, "  name: %s\n", resolutionLine(r))
+	}
+	for _, r := range cs.Refresh {
+		fmt.Fprintf(w, "  refresh: %s\n", refreshLine(r))
+	}
 }
 
 // refreshLine says what the host's refresher keeps of a name: "api.lab
