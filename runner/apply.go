@@ -110,6 +110,7 @@ func (s *session) gather(ctx context.Context, req modules.FactsRequest) (*module
 		c.Close()
 		return nil, nil, s.fail("facts", err)
 	}
+	cnameChains(ctx, c, f)
 	return f, c, nil
 }
 

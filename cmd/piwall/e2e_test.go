@@ -1288,8 +1288,10 @@ func TestE2ENames(t *testing.T) {
 			t.Fatal(err)
 		}
 		stdout, _ := piwall(t, 0, "plan", site, "--detailed-exitcode")
-		if !strings.Contains(stdout, "refresh: api.lab every 20s") {
-			t.Errorf("plan does not say how api.lab is refreshed:\n%s", stdout)
+		for _, want := range []string{"refresh: api.lab every 20s, last ", "name: dashboard.lab → dashboard.cdn.lab → edge.cdn.lab → 198.18.1.10"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("plan lacks %q:\n%s", want, stdout)
+			}
 		}
 		if err := l.SetDNS("api.lab", next.V6, api.V4); err != nil {
 			t.Fatal(err)

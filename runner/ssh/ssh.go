@@ -451,6 +451,12 @@ func (c *conn) upload(dir string, files map[string][]byte) error {
 	return nil
 }
 
+// DialFromHost opens a TCP connection from the host to addr, over a
+// direct-tcpip channel of this connection (runner.HostDialer).
+func (c *conn) DialFromHost(ctx context.Context, addr string) (net.Conn, error) {
+	return c.client.DialContext(ctx, "tcp", addr)
+}
+
 func (c *conn) Close() error {
 	err := c.client.Close()
 	if c.via != nil {
