@@ -1093,3 +1093,131 @@ func TestScriptRevertDisablesWhatConfirmEnabled(t *testing.T) {
 		t.Errorf("after the revert netfilter-persistent is %q, want disabled again", f.Restore.Units["netfilter-persistent"])
 	}
 }
+
+// TestScriptRevertRestoreFails: the dead-man fires while iptables-restore
+// fails: the run's status says the revert failed and which tool failed,
+// never "reverted", so nobody is told the old rules are back.
+func TestScriptRevertRestoreFails(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	c, _ := prepared(t, h, "t1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	h.misbehave("fail", "iptables-restore", "iptables-restore v1.8.9 (nf_tables): line 2 failed")
+	h.fireTimer(c)
+	if got, _ := h.file(filepath.Join(c.RunDir(), "status")); strings.TrimSpace(got) != "failed revert: iptables-restore" {
+		t.Errorf("status file %q, want %q", strings.TrimSpace(got), "failed revert: iptables-restore")
+	}
+	if st := h.status(c); st.Status != StatusFailed || st.Detail != "revert: iptables-restore" || st.LiveIsSaved {
+		t.Errorf("status = %+v, want failed, detail %q, the saved rules not live", st, "revert: iptables-restore")
+	}
+	if h.live("v4") != newV4 {
+		t.Errorf("live v4 = %q, want the new rules still there", h.live("v4"))
+	}
+}
+
+// TestScriptConfirmTwiceAtOnce: a second confirm of a run (a retry)
+// starts while the first is still flushing the rules directory on a slow
+// SD card: both answer the generation the run recorded, and the history
+// holds the rules found and the run's rules, no extra generation.
+func TestScriptConfirmTwiceAtOnce(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	c, _ := prepared(t, h, "u1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	h.misbehave("slow", "sync-dir", "0.5")
+	var confs [2]*exec.Cmd
+	var outs, errs [2]strings.Builder
+	for i := range confs {
+		confs[i] = h.login(c.ConfirmCommand(false))
+		confs[i].Env = h.env()
+		confs[i].Stdout, confs[i].Stderr = &outs[i], &errs[i]
+	}
+	if err := confs[0].Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !h.called("sync " + h.paths.RulesDir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("confirm never synced the rules directory; calls %q", h.calls())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Well inside the first's sync, and late enough that the two can
+	// never reach the generations side by side: without the run's lock
+	// the second records a generation of its own.
+	time.Sleep(250 * time.Millisecond)
+	if err := confs[1].Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i, conf := range confs {
+		err := conf.Wait()
+		gen, perr := ParseConfirm([]byte(outs[i].String()))
+		if err != nil || perr != nil || gen != 2 {
+			t.Errorf("confirm %d: %v, generation %d, %v: %s; want generation 2", i+1, err, gen, perr, errs[i].String())
+		}
+	}
+	f := h.facts(FactsRequest{History: true})
+	var nums []int
+	for _, g := range f.History {
+		nums = append(nums, g.Number)
+	}
+	if f.Generation != 2 || !slices.Equal(nums, []int{1, 2}) {
+		t.Errorf("after two confirms at once: generation %d, generations %v; want 2 and [1 2]", f.Generation, nums)
+	}
+	for fam, want := range map[string]string{"v4": newV4, "v6": newV6} {
+		if got, _ := h.file(h.paths.rules(fam)); got != want {
+			t.Errorf("persisted %s = %q, want the new rules", fam, got)
+		}
+	}
+}
+
+// TestScriptConfirmAndRevertInterleaved: on a host whose rules are
+// persisted already, the dead-man fires while confirm is flushing the rules
+// directory. Whichever wins, the host ends in one consistent state: the new
+// rules live and persisted, the run confirmed and its generation recorded;
+// or the old rules live and persisted, the run reverted, no generation
+// recorded and confirm failing. Never a mix of the two.
+func TestScriptConfirmAndRevertInterleaved(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	mkdir(t, h.paths.RulesDir)
+	writeFile(t, h.paths.rules("v4"), oldV4)
+	writeFile(t, h.paths.rules("v6"), oldV6)
+	c, _ := prepared(t, h, "v1")
+	h.waitStatus(c, StatusApplied, 5*time.Second)
+	h.misbehave("slow", "sync-dir", "1")
+	conf := make(chan result, 1)
+	go func() { conf <- h.confirm(c) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !h.called("sync " + h.paths.RulesDir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("confirm never synced the rules directory; calls %q", h.calls())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rev := h.fireTimer(c)
+	r := <-conf
+	// which names a rules text: "old", "new", or the text itself.
+	which := func(text, oldText, newText string) string {
+		switch text {
+		case oldText:
+			return "old"
+		case newText:
+			return "new"
+		}
+		return strconv.Quote(text)
+	}
+	gen, perr := ParseConfirm([]byte(r.stdout))
+	persV4, _ := h.file(h.paths.rules("v4"))
+	persV6, _ := h.file(h.paths.rules("v6"))
+	st := h.status(c)
+	f := h.facts(FactsRequest{History: true})
+	state := fmt.Sprintf("live %s/%s, persisted %s/%s, status %s, generation %d, confirm exit %d (%q), revert exit %d (%q)",
+		which(h.live("v4"), oldV4, newV4), which(h.live("v6"), oldV6, newV6), which(persV4, oldV4, newV4), which(persV6, oldV6, newV6),
+		st.Status, f.Generation, r.code, strings.TrimSpace(r.stdout+r.stderr), rev.code, strings.TrimSpace(rev.stderr))
+	confirmedState := h.live("v4") == newV4 && h.live("v6") == newV6 && persV4 == newV4 && persV6 == newV6 &&
+		st.Status == StatusConfirmed && r.code == 0 && perr == nil && gen == 2 && f.Generation == 2 &&
+		len(f.History) == 2 && f.History[1].Outcome == "applied" && f.History[1].Run == c.Run
+	revertedState := h.live("v4") == oldV4 && h.live("v6") == oldV6 && persV4 == oldV4 && persV6 == oldV6 &&
+		st.Status == StatusReverted && st.LiveIsSaved && r.code != 0 && perr != nil && f.Generation == 0
+	if !confirmedState && !revertedState {
+		t.Errorf("a mix of confirmed and reverted: %s", state)
+	}
+}
