@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,6 +42,10 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&r.facts, "facts-timeout", runner.DefaultFactsTimeout, "how long a host may take to answer the facts command before it fails alone")
 }
 
+// systemSSHConfig is the system's ssh_config, read after the user's; a
+// variable so that tests can point it elsewhere.
+var systemSSHConfig = "/etc/ssh/ssh_config"
+
 // inventoryEnv is the operator's machine as inventory sees it.
 func inventoryEnv() (inventory.Env, error) {
 	env := inventory.Env{}
@@ -54,14 +57,9 @@ func inventoryEnv() (inventory.Env, error) {
 	if u, err := user.Current(); err == nil {
 		env.LocalUser = u.Username
 	}
-	b, err := os.ReadFile(filepath.Join(home, ".ssh", "config"))
-	switch {
-	case err == nil:
-		if env.SSHConfig, err = inventory.ParseSSHConfig(string(b)); err != nil {
-			return env, fmt.Errorf("~/.ssh/config: %w", err)
-		}
-	case !errors.Is(err, os.ErrNotExist):
-		return env, err
+	// As ssh: the user's file, then the system's; a missing one is none.
+	if env.SSHConfig, err = inventory.LoadSSHConfig(filepath.Join(home, ".ssh", "config"), systemSSHConfig, home); err != nil {
+		return env, fmt.Errorf("ssh_config: %w", err)
 	}
 	return env, nil
 }
@@ -149,7 +147,11 @@ func loadTargets(path string, rf *remoteFlags, std stdio) (*plans.Plan, []invent
 	if err != nil {
 		return nil, nil, err
 	}
-	targets, err := inventory.Select(inventory.Targets(p, env), rf.limit)
+	all, err := inventory.Targets(p, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	targets, err := inventory.Select(all, rf.limit)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,7 +186,9 @@ func lookupHosts(hosts []string, planArg string, rf *remoteFlags, std stdio) (*p
 		case err != nil:
 			return nil, nil, err
 		default:
-			fromPlan = inventory.Targets(p, env)
+			if fromPlan, err = inventory.Targets(p, env); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	targets, err := inventory.Lookup(hosts, fromPlan, env)
