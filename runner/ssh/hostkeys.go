@@ -12,6 +12,8 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/piwall/piwall/inventory"
 )
 
 // HostKeyError is a host key piwall refuses: unknown (not in known_hosts)
@@ -46,11 +48,12 @@ func (e *HostKeyError) hint() string {
 
 func (e *HostKeyError) Unwrap() error { return e.underlying }
 
-// hostKeyChecker checks host keys against known_hosts files and, when
-// asked, records unknown ones in the first file.
+// hostKeyChecker checks host keys against known_hosts files (the
+// user's, then the system's) and, when asked, records unknown ones in the
+// user's first file.
 type hostKeyChecker struct {
 	label     string
-	files     []string
+	files     []string // the user's files, where an accepted key goes
 	acceptNew bool
 	callback  gossh.HostKeyCallback
 }
@@ -58,12 +61,15 @@ type hostKeyChecker struct {
 // knownHostsMu serializes appends to known_hosts files across goroutines.
 var knownHostsMu sync.Mutex
 
-func newHostKeyChecker(label string, files []string, acceptNew bool) (*hostKeyChecker, error) {
-	cb, err := knownHostsDB(files)
+func newHostKeyChecker(t inventory.Target, acceptNew bool) (*hostKeyChecker, error) {
+	if len(t.KnownHosts) == 0 {
+		return nil, fmt.Errorf("%s: no known_hosts file to check the host key against", t.Label)
+	}
+	cb, err := knownHostsDB(append(append([]string(nil), t.KnownHosts...), t.GlobalKnownHosts...))
 	if err != nil {
 		return nil, err
 	}
-	return &hostKeyChecker{label: label, files: files, acceptNew: acceptNew, callback: cb}, nil
+	return &hostKeyChecker{label: t.Label, files: t.KnownHosts, acceptNew: acceptNew, callback: cb}, nil
 }
 
 // knownHostsDBs caches parsed known_hosts files: a fleet's hosts share one
@@ -102,6 +108,9 @@ func knownHostsDB(files []string) (gossh.HostKeyCallback, error) {
 }
 
 func (h *hostKeyChecker) check(hostname string, remote net.Addr, key gossh.PublicKey) error {
+	if _, ok := remote.(*net.TCPAddr); !ok {
+		remote = &net.TCPAddr{IP: net.IPv4zero} // knownhosts wants one; it looks hostname up
+	}
 	var err error
 	if h.callback != nil {
 		if err = h.callback(hostname, remote, key); err == nil {
@@ -128,14 +137,13 @@ func (h *hostKeyChecker) check(hostname string, remote net.Addr, key gossh.Publi
 	return h.record(hostname, remote, key)
 }
 
-// record appends a newly accepted key to the first known_hosts file.
-func (h *hostKeyChecker) record(hostname string, remote net.Addr, key gossh.PublicKey) error {
+// record appends a newly accepted key to the first known_hosts file,
+// under the name it was looked up by (as ssh with CheckHostIP no, its
+// default: the address a ProxyCommand or a jump host reaches is not one).
+func (h *hostKeyChecker) record(hostname string, _ net.Addr, key gossh.PublicKey) error {
 	knownHostsMu.Lock()
 	defer knownHostsMu.Unlock()
 	addrs := []string{knownhosts.Normalize(hostname)}
-	if r := knownhosts.Normalize(remote.String()); r != addrs[0] {
-		addrs = append(addrs, r)
-	}
 	if err := os.MkdirAll(filepath.Dir(h.files[0]), 0o700); err != nil {
 		return err
 	}
