@@ -185,3 +185,48 @@ func requireSeeds(f *testing.F, name string, min int) {
 		f.Fatalf("seed corpus testdata/fuzz/%s has %d files, want at least %d", name, len(entries), min)
 	}
 }
+
+// TestLoadSSHConfigSystemAfterUser reads the system's file after the
+// user's, as ssh does without -F: Debian's /etc/ssh/ssh_config says
+// HashKnownHosts yes, and the user's file wins where it says otherwise.
+func TestLoadSSHConfigSystemAfterUser(t *testing.T) {
+	dir := t.TempDir()
+	system := filepath.Join(dir, "ssh_config")
+	os.WriteFile(system, []byte("Include /nonexistent/ssh_config.d/*.conf\nHost *\n    SendEnv LANG LC_*\n    HashKnownHosts yes\n    GSSAPIAuthentication yes\n    User system\n"), 0o644)
+	user := filepath.Join(dir, "config")
+	os.WriteFile(user, []byte("Host pi-02\n  HashKnownHosts no\nHost *\n  User pi\n"), 0o600)
+	for _, tc := range []struct {
+		name, user, alias, wantUser string
+		wantHash                    bool
+	}{
+		{"the system's setting where the user's says nothing", user, "pi-01", "pi", true},
+		{"the user's setting first", user, "pi-02", "pi", false},
+		{"no user file", filepath.Join(dir, "none"), "pi-01", "system", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadSSHConfig(tc.user, system, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := cfg.Resolve(tc.alias, Env{Home: dir, LocalUser: "op"}, SSHOverrides{})
+			if err != nil || h.HashKnownHosts != tc.wantHash || h.User != tc.wantUser {
+				t.Errorf("Resolve(%s) = %+v, %v; want HashKnownHosts %v, user %s", tc.alias, h, err, tc.wantHash, tc.wantUser)
+			}
+		})
+	}
+}
+
+// TestLoadSSHConfigPermissions refuses, as ssh does, an included file
+// others may write: it could name any ProxyCommand.
+func TestLoadSSHConfigPermissions(t *testing.T) {
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	config := filepath.Join(home, ".ssh", "config")
+	os.WriteFile(config, []byte("Include shared\n"), 0o600)
+	shared := filepath.Join(home, ".ssh", "shared")
+	os.WriteFile(shared, []byte("ProxyCommand evil\n"), 0o600)
+	os.Chmod(shared, 0o666)
+	if _, err := LoadSSHConfig(config, "", home); err == nil || !strings.Contains(err.Error(), "config:1: Include: "+shared+": bad permissions") {
+		t.Errorf("got %v, want the world-writable include refused", err)
+	}
+}

@@ -25,6 +25,7 @@ type remoteFlags struct {
 	limit     string
 	parallel  int
 	acceptNew bool
+	insecure  bool
 	raw       bool
 	stats     bool
 	json      bool
@@ -36,6 +37,7 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.limit, "limit", "", "only the hosts that match `PATTERN`: labels or groups, globs, ! to exclude (pi-0*,!pi-03)")
 	fs.IntVar(&r.parallel, "parallel", 0, "`N` hosts in flight at once (default: the plan's rollout.parallel)")
 	fs.BoolVar(&r.acceptNew, "accept-new-host-keys", false, "record the host keys of hosts known_hosts does not know yet (changed keys are refused always)")
+	fs.BoolVar(&r.insecure, "insecure-ignore-host-keys", false, "accept any host key of the hosts whose ssh_config turns checking off (StrictHostKeyChecking no, UserKnownHostsFile /dev/null), which piwall otherwise refuses")
 	fs.BoolVar(&r.raw, "raw", false, "show changes as iptables lines instead of words")
 	fs.BoolVar(&r.json, "json", false, "print JSON on stdout instead of text (see README.md)")
 	fs.BoolVar(&r.stats, "stats", false, "count, per host, the SSH connections, remote commands and uploads (on stderr)")
@@ -76,7 +78,7 @@ func operator() string {
 
 // newDialer makes the SSH dialer of a run.
 func newDialer(r *remoteFlags) *ssh.Dialer {
-	d := &ssh.Dialer{AcceptNewHostKeys: r.acceptNew}
+	d := &ssh.Dialer{AcceptNewHostKeys: r.acceptNew, InsecureIgnoreHostKeys: r.insecure}
 	if r.stats {
 		d.Stats = &ssh.Stats{}
 	}

@@ -35,6 +35,11 @@ type Dialer struct {
 	// not know yet (in the target's first known_hosts file) instead of
 	// refusing it. A changed key is refused always.
 	AcceptNewHostKeys bool
+	// InsecureIgnoreHostKeys accepts any host key of a target whose
+	// ssh_config turns checking off (StrictHostKeyChecking no,
+	// UserKnownHostsFile /dev/null); without it such a target is
+	// refused. Other targets' keys are checked all the same.
+	InsecureIgnoreHostKeys bool
 	// Passphrase asks for the passphrase of an encrypted key file; nil
 	// when there is no terminal to ask on.
 	Passphrase func(keyFile string) ([]byte, error)
@@ -164,7 +169,7 @@ func closeAll(clients []*gossh.Client) {
 // by: HostKeyAlias, else the lowercased address, with the port when it is
 // not 22.
 func (d *Dialer) handshake(ctx context.Context, t inventory.Target, nc net.Conn) (*gossh.Client, error) {
-	hostKeys, err := newHostKeyChecker(t, d.AcceptNewHostKeys)
+	hostKeys, err := newHostKeyChecker(t, d.AcceptNewHostKeys, d.InsecureIgnoreHostKeys)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -190,7 +195,7 @@ func (d *Dialer) handshake(ctx context.Context, t inventory.Target, nc net.Conn)
 		nc.Close()
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
-			return nil, modules.WithHint(hk, hk.hint())
+			return nil, hk.withHints()
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			return nil, modules.WithHint(fmt.Errorf("authenticating as %s on %s: %w", t.User, t.Addr(), err), "check the user and key: identity_file, ssh-agent, ~/.ssh/config")
