@@ -24,7 +24,10 @@ import (
 // home directory, ~/.ssh/config the one ssh is given; its comment says
 // what it covers and, on lines of their own,
 //
-//	check: ALIAS...            both must agree on every compared keyword
+//	check: ALIAS...            both must agree on every compared keyword; an
+//	                           alias written ssh://USER@ALIAS:PORT gives the
+//	                           user and port as ssh's command line does (and
+//	                           as the plan's user and port are given)
 //	fail: ALIAS TEXT           ssh refuses the alias; so must piwall, saying TEXT
 //	refuse: ALIAS TEXT         ssh accepts it, piwall refuses it, saying TEXT
 //	                           (a keyword that would change the connection and
@@ -124,12 +127,20 @@ func compareWithSSH(t *testing.T, config, home, alias string, env Env) {
 		t.Errorf("%s: ssh -G: %v", alias, err)
 		return
 	}
-	h, err := env.SSHConfig.Resolve(alias, env, SSHOverrides{})
+	host, over := alias, SSHOverrides{}
+	if strings.HasPrefix(alias, "ssh://") {
+		hop, err := ParseJumpHop(alias)
+		if err != nil {
+			t.Fatalf("%s: %v", alias, err)
+		}
+		host, over = hop.Host, SSHOverrides{User: hop.User, Port: hop.Port}
+	}
+	h, err := env.SSHConfig.Resolve(host, env, over)
 	if err != nil {
 		t.Errorf("%s: Resolve: %v (ssh -G accepts it)", alias, err)
 		return
 	}
-	if _, err := env.target(alias, SSHOverrides{}); err != nil {
+	if _, err := env.target(host, over); err != nil {
 		t.Errorf("%s: target: %v", alias, err)
 	}
 	ours := map[string]string{

@@ -135,9 +135,10 @@ const maxJumpDepth = 8
 // file and line: an unknown keyword, a keyword piwall does not implement,
 // Match exec, a token a keyword does not take.
 func (c *SSHConfig) Resolve(alias string, env Env, over SSHOverrides) (*SSHHost, error) {
-	e := &evaluation{env: env, alias: alias, host: alias, over: over}
+	e := &evaluation{env: env, alias: alias, host: alias, over: over,
+		vals: map[string]string{}, where: map[string]string{}, lists: map[string][]string{}, refused: map[string]bool{}}
 	if over.User != "" {
-		e.set("user", over.User)
+		e.vals["user"] = over.User
 	}
 	if over.Port != 0 {
 		e.port = over.Port
@@ -199,17 +200,7 @@ type evaluation struct {
 	refused                         map[string]bool
 }
 
-func (e *evaluation) set(key, v string) {
-	if e.vals == nil {
-		e.vals, e.where, e.lists, e.refused = map[string]string{}, map[string]string{}, map[string][]string{}, map[string]bool{}
-	}
-	if _, ok := e.vals[key]; !ok {
-		e.vals[key] = v
-	}
-}
-
 func (e *evaluation) files(c *SSHConfig) error {
-	e.set("", "") // makes the maps
 	if c == nil {
 		return nil
 	}
@@ -347,7 +338,10 @@ func (e *evaluation) match(l configLine) (bool, error) {
 		}
 		attributes++
 		if attr == "canonical" || attr == "final" {
-			if attr == "final" && !neg {
+			// ssh 9.2 makes a second pass for any Match final it reads,
+			// negated or not, active or not; Match canonical alone makes
+			// none.
+			if attr == "final" {
 				e.wantFinal = true
 			}
 			if e.final == neg {
