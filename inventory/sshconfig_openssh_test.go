@@ -140,9 +140,60 @@ func compareWithSSH(t *testing.T, config, home, alias string, env Env) {
 		t.Errorf("%s: Resolve: %v (ssh -G accepts it)", alias, err)
 		return
 	}
-	if _, err := env.target(host, over); err != nil {
+	compareHost(t, alias, h, theirs)
+	tg, err := env.target(host, over)
+	if err != nil {
 		t.Errorf("%s: target: %v", alias, err)
+		return
 	}
+	// Each jump host is what ssh -G says of it, given the jump's user and
+	// port (ssh dials it as ssh -l USER -p PORT HOST), the first with its
+	// own ProxyJump (the later ones get -J, the hops before them).
+	for i, spec := range strings.Split(tg.Jump, ",") {
+		if tg.Jump == "" {
+			break
+		}
+		hop, err := ParseJumpHop(spec)
+		if err != nil {
+			t.Fatalf("%s: hop %q: %v", alias, spec, err)
+		}
+		// As ssh -J dials a hop: ssh -l USER -p PORT HOST.
+		var opts []string
+		if hop.User != "" {
+			opts = append(opts, "-l", hop.User)
+		}
+		if hop.Port != 0 {
+			opts = append(opts, "-p", strconv.Itoa(hop.Port))
+		}
+		dest := strings.Join(append(opts, hop.Host), " ")
+		o := SSHOverrides{User: hop.User, Port: hop.Port}
+		if i > 0 {
+			o.ProxyJump = "none"
+		}
+		theirs, err := sshG(config, home, hop.Host, map[string]string{"HOME": home, "PIWALL_KEYS": "/srv/piwall keys"}, opts...)
+		if err != nil {
+			t.Errorf("%s: hop %s: ssh -G: %v", alias, dest, err)
+			continue
+		}
+		if i > 0 {
+			delete(theirs, "proxyjump")
+			delete(theirs, "proxycommand")
+		}
+		hh, err := env.SSHConfig.Resolve(hop.Host, env, o)
+		if err != nil {
+			t.Errorf("%s: hop %s: Resolve: %v", alias, dest, err)
+			continue
+		}
+		compareHost(t, alias+" hop "+dest, hh, theirs)
+		if got := tg.Hops[i]; got.Address != hh.HostName || got.User != hh.User || got.Port != hh.Port {
+			t.Errorf("%s: hop %d of the target is %s@%s:%d, want %s@%s:%d", alias, i, got.User, got.Address, got.Port, hh.User, hh.HostName, hh.Port)
+		}
+	}
+}
+
+// compareHost compares a resolution with what ssh -G printed.
+func compareHost(t *testing.T, alias string, h *SSHHost, theirs map[string][]string) {
+	t.Helper()
 	ours := map[string]string{
 		"hostname":              h.HostName,
 		"user":                  h.User,
@@ -164,6 +215,9 @@ func compareWithSSH(t *testing.T, config, home, alias string, env Env) {
 	}
 	for _, key := range []string{"hostname", "user", "port", "identityfile", "certificatefile", "proxyjump", "proxycommand",
 		"userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "identitiesonly", "identityagent", "hashknownhosts", "stricthostkeychecking"} {
+		if (key == "proxyjump" || key == "proxycommand") && theirs[key] == nil && strings.Contains(alias, " hop ") {
+			continue // a later hop: ssh -G was not given the -J that overrides them
+		}
 		want := strings.Join(theirs[key], "\n")
 		if ours[key] != want {
 			t.Errorf("%s: %s: piwall has %q, ssh -G says %q", alias, key, ours[key], want)
@@ -180,8 +234,9 @@ func yesOrNo(b bool) string {
 
 // sshG runs ssh -G with only the given config file, in an environment of
 // vars alone, and returns each keyword's values.
-func sshG(config, home, alias string, vars map[string]string) (map[string][]string, error) {
-	cmd := exec.Command("ssh", "-G", "-F", config, "--", alias)
+func sshG(config, home, alias string, vars map[string]string, opts ...string) (map[string][]string, error) {
+	args := append(append([]string{"-G", "-F", config}, opts...), "--", alias)
+	cmd := exec.Command("ssh", args...)
 	cmd.Dir = home
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range vars {
