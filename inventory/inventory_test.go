@@ -356,6 +356,69 @@ Host loop-hop
 	}
 }
 
+// TestTargetsConnectionSettings checks what a target takes of ssh_config
+// beyond address, user and port, expanded as the dialer uses it.
+func TestTargetsConnectionSettings(t *testing.T) {
+	env := testEnv(t, `Host pi-01
+  HostName Pi-01.Shop.LAN
+  IdentityAgent ~/.ssh/agent-%h.sock
+  IdentitiesOnly yes
+  CertificateFile ~/.ssh/%n-cert.pub
+  HostKeyAlias Kiosk-01
+  GlobalKnownHostsFile ~/.ssh/global_hosts /etc/ssh/ssh_known_hosts
+  HashKnownHosts yes
+  StrictHostKeyChecking accept-new
+  ConnectTimeout 5
+  ProxyCommand nc %h %p %r %n %%
+Host pi-02
+  IdentityAgent none
+  ProxyCommand none
+  ProxyJump bastion
+`)
+	got, err := env.target("pi-01", SSHOverrides{User: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Target{
+		Label: "pi-01", Address: "pi-01.shop.lan", Port: 22, User: "admin",
+		IdentityFiles: opensshDefaults().IdentityFiles, UseAgent: true,
+		IdentityAgent: "/home/op/.ssh/agent-pi-01.shop.lan.sock", IdentitiesOnly: true,
+		CertificateFiles: []string{"/home/op/.ssh/pi-01-cert.pub"},
+		ProxyCommand:     "nc pi-01.shop.lan 22 admin pi-01 %", HostKeyAlias: "kiosk-01",
+		KnownHosts: opensshDefaults().KnownHosts, GlobalKnownHosts: []string{"/home/op/.ssh/global_hosts", "/etc/ssh/ssh_known_hosts"},
+		HashKnownHosts: true, StrictHostKeyChecking: "accept-new", ConnectTimeout: 5 * time.Second,
+		Sudo: true, RevertAfter: 60 * time.Second,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	got, err = env.target("pi-02", SSHOverrides{})
+	if err != nil || got.UseAgent || got.IdentityAgent != "" || got.ProxyCommand != "" || got.Jump != "" || got.Hops != nil {
+		t.Errorf("IdentityAgent none, ProxyCommand none before a ProxyJump: got %+v, %v; want no agent, no proxy", got, err)
+	}
+}
+
+// TestTargetsSSHConfigErrors names the host, the file and the line.
+func TestTargetsSSHConfigErrors(t *testing.T) {
+	p := loadPlan(t, allowlistHCL+`
+host "pi-01" {
+  address    = "10.0.0.11"
+  allowlists = ["base"]
+}
+`)
+	for _, tc := range []struct{ config, want string }{
+		{"Host 10.0.0.*\n  Ciphers aes128-ctr\n", "host pi-01: ssh_config:2: ciphers aes128-ctr is not supported"},
+		{"Match host 10.0.0.11 exec true\n  User x\n", "host pi-01: ssh_config:1: Match exec is not supported"},
+		{"Host *\n  IdentityFile ~/.ssh/%j\n", "host pi-01: IdentityFile ~/.ssh/%j: \"/home/op/.ssh/%j\": unknown token %j"},
+		{"Host 10.0.0.11\n  ProxyJump 10.0.0.11\n", "host pi-01: ProxyJump loop: 10.0.0.11 -> 10.0.0.11"},
+	} {
+		_, err := Targets(p, testEnv(t, tc.config))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ssh_config %q: got %v, want an error saying %q", tc.config, err, tc.want)
+		}
+	}
+}
+
 func TestTargetsPlanOrderAndAddress(t *testing.T) {
 	p := loadPlan(t, allowlistHCL+`
 host "pi-03" {
