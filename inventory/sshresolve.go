@@ -462,7 +462,7 @@ func (e *evaluation) line(l configLine, active bool) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("%s: %s %s is not supported: %s", l.where(), l.key, strings.Join(l.args, " "), k.refused)
+		return fmt.Errorf("%s: %s %s is not supported: %s (keep it to the hosts that need it, in a Host or Match section that piwall's hosts do not match)", l.where(), l.key, strings.Join(l.args, " "), k.refused)
 	}
 	switch l.key {
 	case "identityfile":
