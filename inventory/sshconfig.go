@@ -108,7 +108,8 @@ func ParseSSHConfig(text string) (*SSHConfig, error) {
 }
 
 // checkPermissions refuses, as ssh does, a configuration file that others
-// may write: they could make ssh run any command through ProxyCommand.
+// may write, or that someone else owns: they could make ssh run any
+// command through ProxyCommand.
 func checkPermissions(name string) error {
 	if runtime.GOOS == "windows" {
 		return nil
@@ -119,6 +120,9 @@ func checkPermissions(name string) error {
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%s: bad permissions %v: others may write it (ssh refuses it too; chmod go-w %s)", name, fi.Mode().Perm(), name)
+	}
+	if !ownedByUserOrRoot(fi) {
+		return fmt.Errorf("%s: bad owner: neither you nor root owns it (ssh refuses it too)", name)
 	}
 	return nil
 }
