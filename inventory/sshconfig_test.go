@@ -230,3 +230,23 @@ func TestLoadSSHConfigPermissions(t *testing.T) {
 		t.Errorf("got %v, want the world-writable include refused", err)
 	}
 }
+
+// TestLoadSSHConfigOwner refuses, as ssh does, an included file that
+// neither the user nor root owns. Giving a file away needs root.
+func TestLoadSSHConfigOwner(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("skipped: giving a file to another user needs root")
+	}
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	config := filepath.Join(home, ".ssh", "config")
+	os.WriteFile(config, []byte("Include theirs\n"), 0o600)
+	theirs := filepath.Join(home, ".ssh", "theirs")
+	os.WriteFile(theirs, []byte("User them\n"), 0o600)
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSSHConfig(config, "", home); err == nil || !strings.Contains(err.Error(), theirs+": bad owner") {
+		t.Errorf("got %v, want the include someone else owns refused", err)
+	}
+}
