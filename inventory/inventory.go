@@ -227,7 +227,13 @@ func (env Env) resolve(alias string, over SSHOverrides, chain []string) (Target,
 	// the first hop's own ProxyJump or ProxyCommand apply, the others'
 	// give way to the chain, and each hop's user and port are those the
 	// jump names, else its own.
-	hops := strings.Split(h.ProxyJump, ",")
+	// ssh expands ProxyJump's tokens (%h, %n, %p, %r: the target's) in
+	// the command it makes of it.
+	jump, err := expandTokens(h.ProxyJump, "%hnpr", h.tokens)
+	if err != nil {
+		return Target{}, fmt.Errorf("ProxyJump %s: %w", h.ProxyJump, err)
+	}
+	hops := strings.Split(jump, ",")
 	for i, s := range hops {
 		hop, err := ParseJumpHop(s)
 		if err != nil {

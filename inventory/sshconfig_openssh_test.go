@@ -149,8 +149,12 @@ func compareWithSSH(t *testing.T, config, home, alias string, env Env) {
 	// Each jump host is what ssh -G says of it, given the jump's user and
 	// port (ssh dials it as ssh -l USER -p PORT HOST), the first with its
 	// own ProxyJump (the later ones get -J, the hops before them).
-	for i, spec := range strings.Split(tg.Jump, ",") {
-		if tg.Jump == "" {
+	jump, err := expandTokens(tg.Jump, "%hnpr", h.tokens)
+	if err != nil {
+		t.Fatalf("%s: ProxyJump %s: %v", alias, tg.Jump, err)
+	}
+	for i, spec := range strings.Split(jump, ",") {
+		if jump == "" {
 			break
 		}
 		hop, err := ParseJumpHop(spec)
