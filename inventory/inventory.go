@@ -49,9 +49,13 @@ type Target struct {
 	// unless the operator says so.
 	StrictHostKeyChecking string
 	ConnectTimeout        time.Duration // 0: the dialer's
-	Sudo                  bool          // privileged steps go through sudo -n when User is not root
-	RevertAfter           time.Duration
-	Host                  *plans.Host // nil for an address given on the command line
+	// Algorithms are those ssh_config sets (Ciphers, MACs,
+	// KexAlgorithms, HostKeyAlgorithms, PubkeyAcceptedAlgorithms),
+	// resolved as OpenSSH resolves them; a nil list: the dialer's own.
+	Algorithms  Algorithms
+	Sudo        bool // privileged steps go through sudo -n when User is not root
+	RevertAfter time.Duration
+	Host        *plans.Host // nil for an address given on the command line
 }
 
 // Addr is the host and port to dial.
@@ -187,7 +191,7 @@ func (env Env) resolve(alias string, over SSHOverrides, chain []string) (Target,
 		UseAgent: h.IdentityAgent != "none", IdentityAgent: h.IdentityAgent, IdentitiesOnly: h.IdentitiesOnly,
 		Jump: h.ProxyJump, HostKeyAlias: h.HostKeyAlias, KnownHosts: h.UserKnownHostsFiles,
 		HashKnownHosts: h.HashKnownHosts, StrictHostKeyChecking: h.StrictHostKeyChecking,
-		ConnectTimeout: h.ConnectTimeout, Sudo: true, RevertAfter: plans.DefaultRevertAfter,
+		ConnectTimeout: h.ConnectTimeout, Algorithms: h.SetAlgorithms, Sudo: true, RevertAfter: plans.DefaultRevertAfter,
 	}
 	if t.IdentityAgent == "none" {
 		t.IdentityAgent = ""

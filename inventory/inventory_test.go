@@ -407,7 +407,7 @@ host "pi-01" {
 }
 `)
 	for _, tc := range []struct{ config, want string }{
-		{"Host 10.0.0.*\n  Ciphers aes128-ctr\n", "host pi-01: ssh_config:2: ciphers aes128-ctr is not supported"},
+		{"Host 10.0.0.*\n  BindAddress 10.0.0.1\n", "host pi-01: ssh_config:2: bindaddress 10.0.0.1 is not supported"},
 		{"Match host 10.0.0.11 exec true\n  User x\n", "host pi-01: ssh_config:1: Match exec is not supported"},
 		{"Host *\n  IdentityFile ~/.ssh/%j\n", "host pi-01: IdentityFile ~/.ssh/%j: \"/home/op/.ssh/%j\": unknown token %j"},
 		{"Host 10.0.0.11\n  ProxyJump 10.0.0.11\n", "host pi-01: ProxyJump loop: 10.0.0.11 -> 10.0.0.11"},

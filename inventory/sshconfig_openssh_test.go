@@ -199,26 +199,32 @@ func compareWithSSH(t *testing.T, config, home, alias string, env Env) {
 func compareHost(t *testing.T, alias string, h *SSHHost, theirs map[string][]string) {
 	t.Helper()
 	ours := map[string]string{
-		"hostname":              h.HostName,
-		"user":                  h.User,
-		"port":                  strconv.Itoa(h.Port),
-		"identityfile":          strings.Join(h.IdentityFiles, "\n"),
-		"certificatefile":       strings.Join(h.CertificateFiles, "\n"),
-		"proxyjump":             h.ProxyJump,
-		"proxycommand":          h.ProxyCommand,
-		"userknownhostsfile":    strings.Join(h.UserKnownHostsFiles, " "),
-		"globalknownhostsfile":  strings.Join(h.GlobalKnownHostsFiles, " "),
-		"hostkeyalias":          h.HostKeyAlias,
-		"identitiesonly":        yesOrNo(h.IdentitiesOnly),
-		"identityagent":         h.IdentityAgent,
-		"hashknownhosts":        yesOrNo(h.HashKnownHosts),
-		"stricthostkeychecking": map[string]string{"yes": "true", "no": "false"}[h.StrictHostKeyChecking],
+		"hostname":                 h.HostName,
+		"user":                     h.User,
+		"port":                     strconv.Itoa(h.Port),
+		"identityfile":             strings.Join(h.IdentityFiles, "\n"),
+		"certificatefile":          strings.Join(h.CertificateFiles, "\n"),
+		"proxyjump":                h.ProxyJump,
+		"proxycommand":             h.ProxyCommand,
+		"userknownhostsfile":       strings.Join(h.UserKnownHostsFiles, " "),
+		"globalknownhostsfile":     strings.Join(h.GlobalKnownHostsFiles, " "),
+		"hostkeyalias":             h.HostKeyAlias,
+		"identitiesonly":           yesOrNo(h.IdentitiesOnly),
+		"identityagent":            h.IdentityAgent,
+		"hashknownhosts":           yesOrNo(h.HashKnownHosts),
+		"stricthostkeychecking":    map[string]string{"yes": "true", "no": "false"}[h.StrictHostKeyChecking],
+		"ciphers":                  strings.Join(h.Algorithms.Ciphers, ","),
+		"macs":                     strings.Join(h.Algorithms.MACs, ","),
+		"kexalgorithms":            strings.Join(h.Algorithms.KeyExchanges, ","),
+		"hostkeyalgorithms":        strings.Join(h.Algorithms.HostKeys, ","),
+		"pubkeyacceptedalgorithms": strings.Join(h.Algorithms.PublicKeyAuths, ","),
 	}
 	if ours["stricthostkeychecking"] == "" {
 		ours["stricthostkeychecking"] = h.StrictHostKeyChecking
 	}
 	for _, key := range []string{"hostname", "user", "port", "identityfile", "certificatefile", "proxyjump", "proxycommand",
-		"userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "identitiesonly", "identityagent", "hashknownhosts", "stricthostkeychecking"} {
+		"userknownhostsfile", "globalknownhostsfile", "hostkeyalias", "identitiesonly", "identityagent", "hashknownhosts", "stricthostkeychecking",
+		"ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "pubkeyacceptedalgorithms"} {
 		if (key == "proxyjump" || key == "proxycommand") && theirs[key] == nil && strings.Contains(alias, " hop ") {
 			continue // a later hop: ssh -G was not given the -J that overrides them
 		}

@@ -37,6 +37,11 @@ type SSHHost struct {
 	StrictHostKeyChecking string // yes, ask, accept-new, no (off: no)
 	HashKnownHosts        bool
 	ConnectTimeout        time.Duration // 0: unset
+	// Algorithms are the lists ssh would use, OpenSSH's defaults where
+	// ssh_config says nothing; SetAlgorithms only those it sets (the
+	// others nil), which piwall uses, its own defaults being those of
+	// golang.org/x/crypto/ssh.
+	Algorithms, SetAlgorithms Algorithms
 
 	tokens map[byte]string // the values of the %-tokens for this host
 }
@@ -75,29 +80,28 @@ var keywords = map[string]keyword{
 	"identitiesonly": {single: true}, "identityagent": {single: true},
 	"stricthostkeychecking": {single: true}, "hashknownhosts": {single: true},
 	"connecttimeout": {single: true},
+	"ciphers":        {single: true}, "macs": {single: true}, "kexalgorithms": {single: true},
+	"hostkeyalgorithms": {single: true}, "pubkeyacceptedalgorithms": {single: true},
+	"pubkeyacceptedkeytypes": {single: true}, // the old name of PubkeyAcceptedAlgorithms
 
 	// They would change the connection; piwall does not implement them.
-	"addressfamily":            {refused: "piwall connects over IPv4 or IPv6, as the address resolves", noop: []string{"any"}},
-	"bindaddress":              {refused: "piwall does not bind to a local address"},
-	"bindinterface":            {refused: "piwall does not bind to a local interface"},
-	"canonicalizehostname":     {refused: "piwall does not canonicalize host names", noop: []string{"no"}},
-	"ciphers":                  {refused: "piwall uses golang.org/x/crypto/ssh's ciphers"},
-	"kexalgorithms":            {refused: "piwall uses golang.org/x/crypto/ssh's key exchanges"},
-	"macs":                     {refused: "piwall uses golang.org/x/crypto/ssh's MACs"},
-	"hostkeyalgorithms":        {refused: "piwall asks for the host key types known_hosts holds"},
-	"pubkeyacceptedalgorithms": {refused: "piwall uses golang.org/x/crypto/ssh's signature algorithms"},
-	"pubkeyacceptedkeytypes":   {refused: "piwall uses golang.org/x/crypto/ssh's signature algorithms"},
-	"casignaturealgorithms":    {refused: "piwall uses golang.org/x/crypto/ssh's signature algorithms"},
-	"knownhostscommand":        {refused: "piwall reads host keys from known_hosts files only"},
-	"revokedhostkeys":          {refused: "piwall does not check revoked host keys"},
-	"pkcs11provider":           {refused: "piwall cannot use PKCS#11 keys (add them to ssh-agent)", noop: []string{"none"}},
-	"smartcarddevice":          {refused: "piwall cannot use smartcard keys (add them to ssh-agent)"},
-	"proxyusefdpass":           {refused: "piwall reads the connection from ProxyCommand's stdout", noop: []string{"no"}},
-	"pubkeyauthentication":     {refused: "piwall logs in with public keys only", noop: []string{"yes", "unbound", "host-bound"}},
-	"verifyhostkeydns":         {refused: "piwall does not trust SSHFP records", noop: []string{"no"}},
+	"addressfamily":        {refused: "piwall connects over IPv4 or IPv6, as the address resolves", noop: []string{"any"}},
+	"bindaddress":          {refused: "piwall does not bind to a local address"},
+	"bindinterface":        {refused: "piwall does not bind to a local interface"},
+	"canonicalizehostname": {refused: "piwall does not canonicalize host names", noop: []string{"no"}},
+	"knownhostscommand":    {refused: "piwall reads host keys from known_hosts files only"},
+	"revokedhostkeys":      {refused: "piwall does not check revoked host keys"},
+	"pkcs11provider":       {refused: "piwall cannot use PKCS#11 keys (add them to ssh-agent)", noop: []string{"none"}},
+	"smartcarddevice":      {refused: "piwall cannot use smartcard keys (add them to ssh-agent)"},
+	"proxyusefdpass":       {refused: "piwall reads the connection from ProxyCommand's stdout", noop: []string{"no"}},
+	"pubkeyauthentication": {refused: "piwall logs in with public keys only", noop: []string{"yes", "unbound", "host-bound"}},
+	"verifyhostkeydns":     {refused: "piwall does not trust SSHFP records", noop: []string{"no"}},
 
 	// Ignored: they do not change the connection piwall makes.
-	"addkeystoagent": {}, "batchmode": {}, "canonicaldomains": {}, "canonicalizefallbacklocal": {},
+	// CASignatureAlgorithms restricts the CAs of host certificates, which
+	// piwall does not accept.
+	"casignaturealgorithms": {},
+	"addkeystoagent":        {}, "batchmode": {}, "canonicaldomains": {}, "canonicalizefallbacklocal": {},
 	"canonicalizemaxdots": {}, "canonicalizepermittedcnames": {}, "challengeresponseauthentication": {},
 	"channeltimeout": {}, "checkhostip": {}, "clearallforwardings": {}, "compression": {},
 	"connectionattempts": {}, "controlmaster": {}, "controlpath": {}, "controlpersist": {},
@@ -448,6 +452,13 @@ func (e *evaluation) line(l configLine, active bool) error {
 		}
 	case "proxyjump":
 		return e.proxyJumpLine(l, active)
+	case "pubkeyacceptedkeytypes":
+		l.key = "pubkeyacceptedalgorithms"
+		fallthrough
+	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "pubkeyacceptedalgorithms":
+		if err := checkAlgorithms(l.key, v); err != nil {
+			return fmt.Errorf("%s: %w", l.where(), err)
+		}
 	}
 	if !active {
 		return nil
@@ -668,6 +679,17 @@ func (e *evaluation) finish(hostname string) (*SSHHost, error) {
 	if len(h.IdentityFiles) == 0 {
 		for _, n := range []string{"id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_xmss", "id_dsa"} {
 			h.IdentityFiles = append(h.IdentityFiles, "~/.ssh/"+n)
+		}
+	}
+	for key, l := range algorithmLists {
+		v := e.vals[key]
+		list, err := assembleAlgorithms(key, v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e.where[key], err)
+		}
+		*l.field(&h.Algorithms) = list
+		if v != "" {
+			*l.field(&h.SetAlgorithms) = list
 		}
 	}
 	h.CertificateFiles = e.certificateFiles
