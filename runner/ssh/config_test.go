@@ -357,3 +357,37 @@ func TestDialCertificate(t *testing.T) {
 		}
 	})
 }
+
+func TestDialAlgorithms(t *testing.T) {
+	target, _ := simTarget(t)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	for _, tc := range []struct {
+		name string
+		set  inventory.Algorithms
+		want string // a part of the error; "" to connect
+	}{
+		{"lists piwall can use", inventory.Algorithms{Ciphers: []string{"aes192-cbc", "aes128-ctr"}, MACs: []string{"hmac-sha2-256"},
+			KeyExchanges: []string{"curve25519-sha256"}, HostKeys: []string{"ssh-ed25519"}, PublicKeyAuths: []string{"ssh-ed25519"}}, ""},
+		{"only what x/crypto does not implement", inventory.Algorithms{Ciphers: []string{"aes192-cbc"}},
+			"none of ssh_config's Ciphers aes192-cbc is one piwall can use"},
+		{"an insecure cipher the host does not offer", inventory.Algorithms{Ciphers: []string{"3des-cbc"}}, "no common algorithm"},
+		{"a host key type the host does not have", inventory.Algorithms{HostKeys: []string{"rsa-sha2-512"}}, "no common algorithm for host key"},
+		{"no key of an accepted type", inventory.Algorithms{PublicKeyAuths: []string{"rsa-sha2-512"}}, "PubkeyAcceptedAlgorithms accepts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := target
+			target.Algorithms = tc.set
+			c, err := (&Dialer{}).Dial(context.Background(), target)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Dial: %v", err)
+				}
+				c.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -187,6 +187,10 @@ func (d *Dialer) handshake(ctx context.Context, t inventory.Target, nc net.Conn)
 		HostKeyAlgorithms: hostKeys.algorithms(name),
 		Timeout:           d.timeout(),
 	}
+	if err := applyAlgorithms(cfg, t); err != nil {
+		nc.Close()
+		return nil, err
+	}
 	// The handshake has no context of its own: a deadline bounds it.
 	deadline, _ := ctx.Deadline()
 	nc.SetDeadline(deadline)
@@ -276,7 +280,11 @@ func (d *Dialer) authMethods(t inventory.Target) ([]gossh.AuthMethod, error) {
 			}
 		}
 	}
-	signers = append(withCerts, signers...)
+	signers = acceptedSigners(append(withCerts, signers...), t.Algorithms.PublicKeyAuths)
+	if len(signers) == 0 && t.Algorithms.PublicKeyAuths != nil {
+		return nil, modules.WithHint(fmt.Errorf("no key to log in to %s with that ssh_config's PubkeyAcceptedAlgorithms accepts", t.Label),
+			"PubkeyAcceptedAlgorithms "+strings.Join(t.Algorithms.PublicKeyAuths, ","))
+	}
 	if len(signers) == 0 {
 		return nil, modules.WithHint(fmt.Errorf("no key to log in to %s with: no ssh-agent keys and none of %s", t.Label, strings.Join(t.IdentityFiles, ", ")), "set identity_file in the plan, or ssh-add a key")
 	}
