@@ -391,3 +391,25 @@ func TestDialAlgorithms(t *testing.T) {
 		})
 	}
 }
+
+// TestDialAgentKeyOfEncryptedFile uses the agent's copy of an encrypted
+// key file, IdentitiesOnly or not, without asking for its passphrase:
+// the file holds its public key in the clear.
+func TestDialAgentKeyOfEncryptedFile(t *testing.T) {
+	target, f := simTarget(t)
+	priv := privateKey(t, f.Key)
+	block, err := gossh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(t.TempDir(), "id_ed25519")
+	os.WriteFile(enc, pem.EncodeToMemory(block), 0o600)
+	t.Setenv("SSH_AUTH_SOCK", startAgent(t, priv))
+	target.IdentityFiles, target.UseAgent, target.IdentitiesOnly = []string{enc}, true, true
+	asked := 0
+	d := &Dialer{Passphrase: func(string) ([]byte, error) { asked++; return nil, errors.New("no") }}
+	dialOK(t, d, target)
+	if asked != 0 {
+		t.Errorf("asked for the passphrase %d times, want none: the agent holds the key", asked)
+	}
+}

@@ -321,18 +321,26 @@ func readCertificates(t inventory.Target) ([]*gossh.Certificate, error) {
 }
 
 // publicKeyOf returns the public key of a key file without asking for a
-// passphrase: from FILE.pub, else from the file if it is not encrypted;
-// nil when neither says.
+// passphrase: from FILE.pub, else from the file (an encrypted key in
+// OpenSSH's format holds its public key in the clear); nil when neither
+// says.
 func publicKeyOf(file string) gossh.PublicKey {
 	if b, err := os.ReadFile(file + ".pub"); err == nil {
 		if k, _, _, _, err := gossh.ParseAuthorizedKey(b); err == nil {
 			return k
 		}
 	}
-	if b, err := os.ReadFile(file); err == nil {
-		if s, err := gossh.ParsePrivateKey(b); err == nil {
-			return s.PublicKey()
-		}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	s, err := gossh.ParsePrivateKey(b)
+	var missing *gossh.PassphraseMissingError
+	switch {
+	case err == nil:
+		return s.PublicKey()
+	case errors.As(err, &missing):
+		return missing.PublicKey
 	}
 	return nil
 }
