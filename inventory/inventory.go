@@ -20,11 +20,42 @@ type Target struct {
 	User          string
 	IdentityFiles []string // the keys to offer, after the agent's when UseAgent
 	UseAgent      bool
-	Jump          string   // ProxyJump: [user@]host[:port], several joined by commas
-	KnownHosts    []string // host key files; unknown keys, when accepted, go to the first
-	Sudo          bool     // privileged steps go through sudo -n when User is not root
-	RevertAfter   time.Duration
-	Host          *plans.Host // nil for an address given on the command line
+	// IdentityAgent is the agent's socket: "" or "SSH_AUTH_SOCK" for
+	// $SSH_AUTH_SOCK, "$NAME" for another variable's, else a path.
+	IdentityAgent string
+	// IdentitiesOnly offers only the agent's keys that IdentityFiles or
+	// CertificateFiles name.
+	IdentitiesOnly   bool
+	CertificateFiles []string // certificates to offer with their keys (KEY-cert.pub files are tried too)
+	// Jump is the ProxyJump as ssh -G prints it: [user@]host[:port],
+	// several joined by commas; "" for none. Hops are its hosts in
+	// dialling order, each resolved through ssh_config with its own
+	// address, user, port, keys and known_hosts; the first may have its
+	// own Hops or ProxyCommand.
+	Jump string
+	Hops []Target
+	// ProxyCommand, tokens expanded, is run by the shell and its stdin
+	// and stdout are the connection; "" for none. ssh_config gives
+	// ProxyJump or ProxyCommand, never both: the first one set wins.
+	ProxyCommand string
+	// HostKeyAlias is the name known_hosts knows the host by, instead of
+	// Address and Port.
+	HostKeyAlias     string
+	KnownHosts       []string // the user's host key files; unknown keys, when accepted, go to the first
+	GlobalKnownHosts []string // the system's host key files, consulted after KnownHosts
+	HashKnownHosts   bool     // record accepted keys with hashed host names
+	// StrictHostKeyChecking is ssh_config's: yes, ask, accept-new or
+	// no. piwall checks host keys whatever it says; "no" is refused
+	// unless the operator says so.
+	StrictHostKeyChecking string
+	ConnectTimeout        time.Duration // 0: the dialer's
+	// Algorithms are those ssh_config sets (Ciphers, MACs,
+	// KexAlgorithms, HostKeyAlgorithms, PubkeyAcceptedAlgorithms),
+	// resolved as OpenSSH resolves them; a nil list: the dialer's own.
+	Algorithms  Algorithms
+	Sudo        bool // privileged steps go through sudo -n when User is not root
+	RevertAfter time.Duration
+	Host        *plans.Host // nil for an address given on the command line
 }
 
 // Addr is the host and port to dial.
@@ -35,31 +66,41 @@ type Env struct {
 	SSHConfig *SSHConfig // nil: no ~/.ssh/config
 	Home      string     // for ~ in paths and the default key and known_hosts files
 	LocalUser string     // the user when nothing else names one
+	// What ssh_config's tokens name: the local host name (%l, %L; ""
+	// for os.Hostname), user ID (%i; "" for os.Getuid) and environment
+	// (${NAME}; nil for os.LookupEnv).
+	LocalHost string
+	UID       string
+	Getenv    func(name string) (string, bool)
 }
 
 // Targets lists the plan's hosts as targets, in plan order. Each setting
-// comes from the host block, else the plan's defaults, else ~/.ssh/config
-// for the host's address, else OpenSSH's default.
-func Targets(p *plans.Plan, env Env) []Target {
+// comes from the host block, else the plan's defaults, else ssh_config
+// for the host's address, else OpenSSH's default. The plan's user, port
+// and jump are given to ssh_config as ssh's -l, -p and -J are: Match and
+// the tokens see them. An error names the host and, for ssh_config, the
+// file and line.
+func Targets(p *plans.Plan, env Env) ([]Target, error) {
 	var out []Target
 	for _, h := range p.Hosts {
 		c, d := h.Connection, p.Defaults
-		t := env.target(h.Address.V, "", 0)
-		t.Label, t.Host = h.Name, h
+		var over SSHOverrides
 		if v := pick(c.User, d.User); v != nil {
-			t.User = v.V
+			over.User = v.V
 		}
 		if v := pick(c.Port, d.Port); v != nil {
-			t.Port = v.V
-		}
-		if v := pick(c.IdentityFile, d.IdentityFile); v != nil {
-			t.IdentityFiles, t.UseAgent = []string{env.expand(v.V)}, false
+			over.Port = v.V
 		}
 		if v := pick(c.Jump, d.Jump); v != nil {
-			t.Jump = v.V
-			if v.V == "none" { // as in ssh_config: no jump, whatever ~/.ssh/config says
-				t.Jump = ""
-			}
+			over.ProxyJump = v.V // "none", as in ssh_config: no jump, whatever it says
+		}
+		t, err := env.target(h.Address.V, over)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		t.Label, t.Host = h.Name, h
+		if v := pick(c.IdentityFile, d.IdentityFile); v != nil {
+			t.IdentityFiles, t.UseAgent = []string{env.expand(v.V)}, false
 		}
 		if v := pick(c.KnownHosts, d.KnownHosts); v != nil {
 			t.KnownHosts = []string{env.expand(v.V)}
@@ -72,7 +113,7 @@ func Targets(p *plans.Plan, env Env) []Target {
 		}
 		out = append(out, t)
 	}
-	return out
+	return out, nil
 }
 
 func pick[T any](host, defaults *plans.Value[T]) *plans.Value[T] {
@@ -101,7 +142,10 @@ func FromAddress(spec string, env Env) (Target, error) {
 	if host == "" || strings.ContainsAny(host, " /@") || (hasUser && user == "") {
 		return Target{}, fmt.Errorf("%q is not [user@]address[:port]", spec)
 	}
-	t := env.target(host, user, port)
+	t, err := env.target(host, SSHOverrides{User: user, Port: port})
+	if err != nil {
+		return Target{}, fmt.Errorf("%q: %w", spec, err)
+	}
 	t.Label = spec
 	return t, nil
 }
@@ -130,45 +174,92 @@ func Lookup(hosts []string, fromPlan []Target, env Env) ([]Target, error) {
 	return out, nil
 }
 
-// target is a host's settings from ~/.ssh/config and OpenSSH's defaults.
-func (env Env) target(alias, user string, port int) Target {
-	cfg := env.SSHConfig
-	t := Target{Address: alias, Port: 22, User: env.LocalUser, UseAgent: true, Sudo: true, RevertAfter: plans.DefaultRevertAfter}
-	if v := cfg.Get(alias, "HostName"); v != "" {
-		t.Address = v
+// target is a host's settings from ssh_config and OpenSSH's defaults,
+// its jump hosts resolved too.
+func (env Env) target(alias string, over SSHOverrides) (Target, error) {
+	return env.resolve(alias, over, nil)
+}
+
+// resolve is target for a host reached through the jump hosts of chain.
+func (env Env) resolve(alias string, over SSHOverrides, chain []string) (Target, error) {
+	h, err := env.SSHConfig.Resolve(alias, env, over)
+	if err != nil {
+		return Target{}, err
 	}
-	if v := cfg.Get(alias, "User"); v != "" {
-		t.User = v
+	t := Target{
+		Label: alias, Address: h.HostName, Port: h.Port, User: h.User,
+		UseAgent: h.IdentityAgent != "none", IdentityAgent: h.IdentityAgent, IdentitiesOnly: h.IdentitiesOnly,
+		Jump: h.ProxyJump, HostKeyAlias: h.HostKeyAlias, KnownHosts: h.UserKnownHostsFiles,
+		HashKnownHosts: h.HashKnownHosts, StrictHostKeyChecking: h.StrictHostKeyChecking,
+		ConnectTimeout: h.ConnectTimeout, Algorithms: h.SetAlgorithms, Sudo: true, RevertAfter: plans.DefaultRevertAfter,
 	}
-	if v, err := strconv.Atoi(cfg.Get(alias, "Port")); err == nil && v > 0 && v < 65536 {
-		t.Port = v
+	if t.IdentityAgent == "none" {
+		t.IdentityAgent = ""
 	}
-	if v := cfg.Get(alias, "ProxyJump"); v != "" && v != "none" {
-		t.Jump = v
-	}
-	for _, f := range cfg.Lookup(alias, "IdentityFile") {
-		t.IdentityFiles = append(t.IdentityFiles, env.expand(f))
-	}
-	if len(t.IdentityFiles) == 0 {
-		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
-			t.IdentityFiles = append(t.IdentityFiles, filepath.Join(env.Home, ".ssh", name))
+	for _, f := range h.IdentityFiles {
+		x, err := h.expandPath(f, env)
+		if err != nil {
+			return Target{}, fmt.Errorf("IdentityFile %s: %w", f, err)
 		}
+		t.IdentityFiles = append(t.IdentityFiles, x)
 	}
-	if files := cfg.lines(alias, "UserKnownHostsFile"); len(files) > 0 {
-		for _, f := range files[0] {
-			t.KnownHosts = append(t.KnownHosts, env.expand(f))
+	for _, f := range h.CertificateFiles {
+		x, err := h.expandPath(f, env)
+		if err != nil {
+			return Target{}, fmt.Errorf("CertificateFile %s: %w", f, err)
 		}
+		t.CertificateFiles = append(t.CertificateFiles, x)
 	}
-	if len(t.KnownHosts) == 0 {
-		t.KnownHosts = []string{filepath.Join(env.Home, ".ssh", "known_hosts")}
+	for _, f := range h.GlobalKnownHostsFiles {
+		x, err := expandTilde(f, env.Home)
+		if err != nil {
+			return Target{}, fmt.Errorf("GlobalKnownHostsFile %s: %w", f, err)
+		}
+		t.GlobalKnownHosts = append(t.GlobalKnownHosts, x)
 	}
-	if user != "" {
-		t.User = user
+	if t.ProxyCommand, err = h.ExpandProxyCommand(); err != nil {
+		return Target{}, fmt.Errorf("ProxyCommand: %w", err)
 	}
-	if port != 0 {
-		t.Port = port
+	if h.ProxyJump == "" {
+		return t, nil
 	}
-	return t
+	chain = append(chain[:len(chain):len(chain)], alias)
+	if len(chain) > maxJumpDepth {
+		return Target{}, fmt.Errorf("ProxyJump %s: more than %d jump hosts deep", h.ProxyJump, maxJumpDepth)
+	}
+	// As ssh, which dials each hop with ssh -J (the hops before it):
+	// the first hop's own ProxyJump or ProxyCommand apply, the others'
+	// give way to the chain, and each hop's user and port are those the
+	// jump names, else its own.
+	// ssh expands ProxyJump's tokens (%h, %n, %p, %r: the target's) in
+	// the command it makes of it.
+	jump, err := expandTokens(h.ProxyJump, "%hnpr", h.tokens)
+	if err != nil {
+		return Target{}, fmt.Errorf("ProxyJump %s: %w", h.ProxyJump, err)
+	}
+	hops := strings.Split(jump, ",")
+	for i, s := range hops {
+		hop, err := ParseJumpHop(s)
+		if err != nil {
+			return Target{}, fmt.Errorf("ProxyJump %s: %w", h.ProxyJump, err)
+		}
+		o := SSHOverrides{User: hop.User, Port: hop.Port}
+		if i > 0 {
+			o.ProxyJump = "none"
+		}
+		for _, a := range chain {
+			if i == 0 && a == hop.Host {
+				return Target{}, fmt.Errorf("ProxyJump loop: %s -> %s (ssh would loop too; leave %s out of the section that gives it that ProxyJump: Host ... !%s)",
+					strings.Join(chain, " -> "), hop.Host, hop.Host, hop.Host)
+			}
+		}
+		ht, err := env.resolve(hop.Host, o, chain)
+		if err != nil {
+			return Target{}, fmt.Errorf("jump host %s: %w", s, err)
+		}
+		t.Hops = append(t.Hops, ht)
+	}
+	return t, nil
 }
 
 // expand replaces a leading ~ with the home directory.

@@ -43,6 +43,15 @@ func loadPlan(t *testing.T, src string) *plans.Plan {
 	return p
 }
 
+func mustTargets(t *testing.T, p *plans.Plan, env Env) []Target {
+	t.Helper()
+	targets, err := Targets(p, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return targets
+}
+
 // testEnv is the operator's machine of the tests: home /home/op, user op.
 func testEnv(t *testing.T, sshConfig string) Env {
 	t.Helper()
@@ -62,12 +71,15 @@ func opensshDefaults() Target {
 		Port:    22,
 		User:    "op",
 		IdentityFiles: []string{
-			"/home/op/.ssh/id_ed25519", "/home/op/.ssh/id_ecdsa", "/home/op/.ssh/id_rsa",
+			"/home/op/.ssh/id_rsa", "/home/op/.ssh/id_ecdsa", "/home/op/.ssh/id_ecdsa_sk", "/home/op/.ssh/id_ed25519",
+			"/home/op/.ssh/id_ed25519_sk", "/home/op/.ssh/id_xmss", "/home/op/.ssh/id_dsa",
 		},
-		UseAgent:    true,
-		KnownHosts:  []string{"/home/op/.ssh/known_hosts"},
-		Sudo:        true,
-		RevertAfter: 60 * time.Second,
+		UseAgent:              true,
+		KnownHosts:            []string{"/home/op/.ssh/known_hosts", "/home/op/.ssh/known_hosts2"},
+		GlobalKnownHosts:      []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"},
+		StrictHostKeyChecking: "ask",
+		Sudo:                  true,
+		RevertAfter:           60 * time.Second,
 	}
 }
 
@@ -129,7 +141,7 @@ func TestTargetsPrecedence(t *testing.T) {
 			want:      func(t *Target) { t.Port = 2022 },
 		},
 		{
-			name:      "port from ssh config that is not a number is ignored",
+			name:      "port from ssh config as a service name",
 			sshConfig: "Host 10.0.0.11\n  Port ssh\n",
 			want:      func(*Target) {},
 		},
@@ -269,7 +281,10 @@ func TestTargetsPrecedence(t *testing.T) {
 			}
 			src += "host \"pi-01\" {\n  address = \"10.0.0.11\"\n  allowlists = [\"base\"]\n  " + tc.host + "\n}\n"
 			p := loadPlan(t, src)
-			targets := Targets(p, testEnv(t, tc.sshConfig))
+			targets, err := Targets(p, testEnv(t, tc.sshConfig))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(targets) != 1 {
 				t.Fatalf("got %d targets, want 1", len(targets))
 			}
@@ -278,12 +293,129 @@ func TestTargetsPrecedence(t *testing.T) {
 				t.Errorf("Host = %v, want the plan's host pi-01", got.Host)
 			}
 			got.Host = nil
+			got.Hops = nil // TestTargetsJumpHops checks them
 			want := opensshDefaults()
 			tc.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestTargetsJumpHops checks that each ProxyJump host is resolved through
+// ssh_config with its own address, user, port, keys and known_hosts, as
+// ssh -J does: the user and port the jump names win; the first hop's own
+// ProxyJump or ProxyCommand apply, the later hops' give way to the chain.
+func TestTargetsJumpHops(t *testing.T) {
+	const sshConfig = `Host pi-*
+  ProxyJump ops@bastion,inner:2200
+Host bastion
+  HostName Bastion.Example.com
+  User admin
+  Port 2222
+  IdentityFile ~/.ssh/bastion
+  UserKnownHostsFile ~/.ssh/bastion_hosts
+  ProxyJump outer
+Host inner
+  HostName 10.1.0.1
+  ProxyCommand never used
+  IdentitiesOnly yes
+Host outer
+  ProxyCommand nc -X connect -x proxy.lan:3128 %h %p
+Host loop-0*
+  ProxyJump loop-hop
+Host loop-hop
+  ProxyJump loop-01
+`
+	env := testEnv(t, sshConfig)
+	tg, err := env.target("pi-01", SSHOverrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Jump != "ops@bastion,inner:2200" || len(tg.Hops) != 2 {
+		t.Fatalf("jump %q with %d hops, want ops@bastion,inner:2200 with 2", tg.Jump, len(tg.Hops))
+	}
+	b, in := tg.Hops[0], tg.Hops[1]
+	if b.Label != "bastion" || b.Address != "bastion.example.com" || b.User != "ops" || b.Port != 2222 ||
+		!reflect.DeepEqual(b.IdentityFiles, []string{"/home/op/.ssh/bastion"}) || !reflect.DeepEqual(b.KnownHosts, []string{"/home/op/.ssh/bastion_hosts"}) {
+		t.Errorf("first hop: %+v; want bastion.example.com:2222 as ops (the jump's user), its own key and known_hosts", b)
+	}
+	if b.Jump != "outer" || len(b.Hops) != 1 || b.Hops[0].ProxyCommand != "nc -X connect -x proxy.lan:3128 outer 22" {
+		t.Errorf("first hop's own jump: %q, hops %+v; want outer, reached by its ProxyCommand", b.Jump, b.Hops)
+	}
+	if in.Address != "10.1.0.1" || in.Port != 2200 || in.User != "op" || in.ProxyCommand != "" || in.Jump != "" || !in.IdentitiesOnly {
+		t.Errorf("second hop: %+v; want 10.1.0.1:2200 as op, IdentitiesOnly, no proxy of its own", in)
+	}
+	if _, err := env.target("loop-01", SSHOverrides{}); err == nil || !strings.Contains(err.Error(), "ProxyJump loop: loop-01 -> loop-hop -> loop-01") {
+		t.Errorf("a loop: got %v, want a ProxyJump loop error", err)
+	}
+	tg, err = env.target("pi-02", SSHOverrides{ProxyJump: "none"})
+	if err != nil || tg.Jump != "" || tg.Hops != nil || tg.ProxyCommand != "" {
+		t.Errorf("jump none: %+v, %v; want no jump", tg, err)
+	}
+}
+
+// TestTargetsConnectionSettings checks what a target takes of ssh_config
+// beyond address, user and port, expanded as the dialer uses it.
+func TestTargetsConnectionSettings(t *testing.T) {
+	env := testEnv(t, `Host pi-01
+  HostName Pi-01.Shop.LAN
+  IdentityAgent ~/.ssh/agent-%h.sock
+  IdentitiesOnly yes
+  CertificateFile ~/.ssh/%n-cert.pub
+  HostKeyAlias Kiosk-01
+  GlobalKnownHostsFile ~/.ssh/global_hosts /etc/ssh/ssh_known_hosts
+  HashKnownHosts yes
+  StrictHostKeyChecking accept-new
+  ConnectTimeout 5
+  ProxyCommand nc %h %p %r %n %%
+Host pi-02
+  IdentityAgent none
+  ProxyCommand none
+  ProxyJump bastion
+`)
+	got, err := env.target("pi-01", SSHOverrides{User: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Target{
+		Label: "pi-01", Address: "pi-01.shop.lan", Port: 22, User: "admin",
+		IdentityFiles: opensshDefaults().IdentityFiles, UseAgent: true,
+		IdentityAgent: "/home/op/.ssh/agent-pi-01.shop.lan.sock", IdentitiesOnly: true,
+		CertificateFiles: []string{"/home/op/.ssh/pi-01-cert.pub"},
+		ProxyCommand:     "nc pi-01.shop.lan 22 admin pi-01 %", HostKeyAlias: "kiosk-01",
+		KnownHosts: opensshDefaults().KnownHosts, GlobalKnownHosts: []string{"/home/op/.ssh/global_hosts", "/etc/ssh/ssh_known_hosts"},
+		HashKnownHosts: true, StrictHostKeyChecking: "accept-new", ConnectTimeout: 5 * time.Second,
+		Sudo: true, RevertAfter: 60 * time.Second,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	got, err = env.target("pi-02", SSHOverrides{})
+	if err != nil || got.UseAgent || got.IdentityAgent != "" || got.ProxyCommand != "" || got.Jump != "" || got.Hops != nil {
+		t.Errorf("IdentityAgent none, ProxyCommand none before a ProxyJump: got %+v, %v; want no agent, no proxy", got, err)
+	}
+}
+
+// TestTargetsSSHConfigErrors names the host, the file and the line.
+func TestTargetsSSHConfigErrors(t *testing.T) {
+	p := loadPlan(t, allowlistHCL+`
+host "pi-01" {
+  address    = "10.0.0.11"
+  allowlists = ["base"]
+}
+`)
+	for _, tc := range []struct{ config, want string }{
+		{"Host 10.0.0.*\n  BindAddress 10.0.0.1\n", "host pi-01: ssh_config:2: bindaddress 10.0.0.1 is not supported"},
+		{"Match host 10.0.0.11 exec true\n  User x\n", "host pi-01: ssh_config:1: Match exec is not supported"},
+		{"Host *\n  IdentityFile ~/.ssh/%j\n", "host pi-01: IdentityFile ~/.ssh/%j: \"/home/op/.ssh/%j\": unknown token %j"},
+		{"Host 10.0.0.11\n  ProxyJump 10.0.0.11\n", "host pi-01: ProxyJump loop: 10.0.0.11 -> 10.0.0.11"},
+	} {
+		_, err := Targets(p, testEnv(t, tc.config))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ssh_config %q: got %v, want an error saying %q", tc.config, err, tc.want)
+		}
 	}
 }
 
@@ -301,7 +433,10 @@ host "kiosk" {
   allowlists = ["base"]
 }
 `)
-	targets := Targets(p, testEnv(t, ""))
+	targets, err := Targets(p, testEnv(t, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var got []string
 	for _, tg := range targets {
 		got = append(got, tg.Label+"="+tg.Addr())
@@ -388,7 +523,7 @@ host "gw-01" {
 `
 
 func TestSelect(t *testing.T) {
-	targets := Targets(loadPlan(t, selectPlan), testEnv(t, ""))
+	targets := mustTargets(t, loadPlan(t, selectPlan), testEnv(t, ""))
 	tests := []struct {
 		name, limit string
 		want        []string // labels, in order
@@ -428,7 +563,7 @@ func TestSelect(t *testing.T) {
 }
 
 func TestSelectErrors(t *testing.T) {
-	targets := Targets(loadPlan(t, selectPlan), testEnv(t, ""))
+	targets := mustTargets(t, loadPlan(t, selectPlan), testEnv(t, ""))
 	tests := []struct {
 		name, limit, msg string
 	}{
@@ -491,7 +626,7 @@ host "pi-02" {
 }
 `)
 	env := testEnv(t, "")
-	fromPlan := Targets(p, env)
+	fromPlan := mustTargets(t, p, env)
 	tests := []struct {
 		name    string
 		hosts   []string

@@ -2,100 +2,233 @@ package inventory
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
-	"path"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
 )
 
-// SSHConfig is what piwall reads of an OpenSSH client configuration
-// (~/.ssh/config): Host sections and, in them, HostName, User, Port,
-// IdentityFile, ProxyJump and UserKnownHostsFile. Other keywords are
-// ignored; Match sections are skipped whole.
+// SSHConfig is an OpenSSH client configuration as ssh(1) 9 reads it: the
+// user's file (~/.ssh/config), the files it includes, then the system's
+// (/etc/ssh/ssh_config) and the files that includes. Resolve evaluates it
+// for one host, Host and Match sections included, the way ssh -G does.
+//
+// Loading reads every file once and checks its syntax; what a keyword
+// means for a host is decided by Resolve, since in OpenSSH it depends on
+// which sections are active for that host (even whether an unknown
+// keyword is an error: IgnoreUnknown is a setting like any other).
 type SSHConfig struct {
-	sections []section
+	files []*configFile // the user's, then the system's
 }
 
-type section struct {
-	patterns []string // "!pattern" negates
-	params   []param
+// configFile is one file's lines, its Include lines holding the files
+// they include.
+type configFile struct {
+	name  string
+	lines []configLine
 }
 
-type param struct {
+// configLine is one line with a keyword.
+type configLine struct {
+	file string
+	n    int
 	key  string   // lowercased
-	args []string // as OpenSSH splits them: quotes and escapes undone
+	args []string // as OpenSSH splits them: quotes and escapes undone, comments dropped
+	rest string   // the text after the keyword and its separator, as ProxyCommand, ProxyJump and Match read it
+	// include holds, for an Include line, the files its globs matched,
+	// each parsed: OpenSSH parses them whether or not the line is active.
+	include []*configFile
 }
 
-// sshKeywords are the keywords piwall reads; true for those that take
-// several arguments.
-var sshKeywords = map[string]bool{
-	"hostname": false, "user": false, "port": false, "identityfile": false,
-	"proxyjump": false, "userknownhostsfile": true,
+func (l configLine) where() string { return fmt.Sprintf("%s:%d", l.file, l.n) }
+
+// maxIncludeDepth is OpenSSH's READCONF_MAX_DEPTH.
+const maxIncludeDepth = 16
+
+// loader reads configuration files; tests and the fuzzer give it no
+// files at all.
+type loader struct {
+	home     string
+	readFile func(name string) ([]byte, error)
+	glob     func(pattern string) ([]string, error)
+	checkOwn func(name string) error // nil: no permission check
 }
 
-// ParseSSHConfig reads the text of an ssh_config file.
-func ParseSSHConfig(text string) (*SSHConfig, error) {
+// LoadSSHConfig reads the user's configuration file, then the system's,
+// with what each includes. A file that does not exist is no error (an
+// operator with no ~/.ssh/config); an empty name skips that file. home is
+// where ~ and relative Include paths of the user's file point.
+func LoadSSHConfig(user, system, home string) (*SSHConfig, error) {
+	ld := &loader{home: home, readFile: os.ReadFile, glob: filepath.Glob, checkOwn: checkPermissions}
 	cfg := &SSHConfig{}
-	// Parameters before the first Host apply to every host.
-	cur := &section{patterns: []string{"*"}}
-	skipping := false
+	for _, f := range []struct {
+		name string
+		user bool
+	}{{user, true}, {system, false}} {
+		if f.name == "" {
+			continue
+		}
+		b, err := ld.readFile(f.name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f.user {
+			if err := ld.checkOwn(f.name); err != nil {
+				return nil, err
+			}
+		}
+		cf, err := ld.parse(f.name, string(b), f.user, 0)
+		if err != nil {
+			return nil, err
+		}
+		cfg.files = append(cfg.files, cf)
+	}
+	return cfg, nil
+}
+
+// ParseSSHConfig reads the text of a user's ssh_config file, named
+// "ssh_config" in errors. Its Include lines match no files.
+func ParseSSHConfig(text string) (*SSHConfig, error) {
+	ld := &loader{
+		readFile: func(string) ([]byte, error) { return nil, fs.ErrNotExist },
+		glob:     func(string) ([]string, error) { return nil, nil },
+	}
+	cf, err := ld.parse("ssh_config", text, true, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &SSHConfig{files: []*configFile{cf}}, nil
+}
+
+// checkPermissions refuses, as ssh does, a configuration file that others
+// may write, or that someone else owns: they could make ssh run any
+// command through ProxyCommand.
+func checkPermissions(name string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: bad permissions %v: others may write it (ssh refuses it too; chmod go-w %s)", name, fi.Mode().Perm(), name)
+	}
+	if !ownedByUserOrRoot(fi) {
+		return fmt.Errorf("%s: bad owner: neither you nor root owns it (ssh refuses it too)", name)
+	}
+	return nil
+}
+
+// parse reads one file's text. user is true for the user's file and what
+// it includes: there ~ is allowed in Include and a relative Include path
+// is under ~/.ssh; in the system's, under /etc/ssh.
+func (ld *loader) parse(name, text string, user bool, depth int) (*configFile, error) {
+	cf := &configFile{name: name}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for n := 1; sc.Scan(); n++ {
-		key, args, err := splitLine(sc.Text())
+		key, args, rest, err := splitLine(sc.Text())
 		if err != nil {
-			return nil, fmt.Errorf("ssh_config line %d: %w", n, err)
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
 		}
-		switch key {
-		case "":
-			// A blank line or a comment.
-		case "host":
-			cfg.sections = append(cfg.sections, *cur)
-			cur = &section{patterns: args}
-			skipping = false
-		case "match":
-			cfg.sections = append(cfg.sections, *cur)
-			cur = &section{}
-			skipping = true
-		default:
-			several, known := sshKeywords[key]
-			if !known {
-				continue
-			}
-			// OpenSSH refuses these too: ssh would not connect either.
-			if args[0] == "" {
-				return nil, fmt.Errorf("ssh_config line %d: %s has an empty value", n, key)
-			}
-			if len(args) > 1 && !several {
-				return nil, fmt.Errorf("ssh_config line %d: %s takes one value, not %d (quote a value with spaces)", n, key, len(args))
-			}
-			if !skipping {
-				cur.params = append(cur.params, param{key, args})
+		if key == "" {
+			continue // a blank line or a comment
+		}
+		l := configLine{file: name, n: n, key: key, args: args, rest: rest}
+		if err := checkSyntax(l); err != nil {
+			return nil, err
+		}
+		if key == "include" {
+			if l.include, err = ld.includes(l, user, depth); err != nil {
+				return nil, err
 			}
 		}
+		cf.lines = append(cf.lines, l)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("ssh_config: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	cfg.sections = append(cfg.sections, *cur)
-	return cfg, nil
+	return cf, nil
+}
+
+// includes reads the files an Include line names, as readconf.c does:
+// each argument a glob(3) pattern, relative ones under ~/.ssh (the user's
+// files) or /etc/ssh (the system's), matches in sorted order, a pattern
+// that matches nothing skipped.
+func (ld *loader) includes(l configLine, user bool, depth int) ([]*configFile, error) {
+	if depth+1 > maxIncludeDepth {
+		return nil, fmt.Errorf("%s: too many nested Include (more than %d)", l.where(), maxIncludeDepth)
+	}
+	var out []*configFile
+	for _, arg := range l.args {
+		p := arg
+		switch {
+		case strings.HasPrefix(p, "~") && !user:
+			return nil, fmt.Errorf("%s: bad Include path %s: ~ only in the user's configuration", l.where(), arg)
+		case strings.HasPrefix(p, "~/") || p == "~":
+			p = filepath.Join(ld.home, p[1:])
+		case strings.HasPrefix(p, "~"):
+			return nil, fmt.Errorf("%s: Include %s: ~user paths are not supported", l.where(), arg)
+		case filepath.IsAbs(p):
+		case user:
+			p = filepath.Join(ld.home, ".ssh", p)
+		default:
+			p = filepath.Join("/etc/ssh", p)
+		}
+		matches, err := ld.glob(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: Include %s: %w", l.where(), arg, err)
+		}
+		sort.Strings(matches)
+		for _, m := range matches {
+			b, err := ld.readFile(m)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: Include %s: %w", l.where(), m, err)
+			}
+			if ld.checkOwn != nil {
+				if err := ld.checkOwn(m); err != nil {
+					return nil, fmt.Errorf("%s: Include: %w", l.where(), err)
+				}
+			}
+			cf, err := ld.parse(m, string(b), user, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, cf)
+		}
+	}
+	return out, nil
 }
 
 // splitLine splits a line the way OpenSSH does: a keyword, then
 // whitespace or one "=", then arguments separated by whitespace. Quotes
 // (" or ') group an argument's spaces anywhere in it, \ escapes a quote,
 // a backslash or a space, and an argument starting with # begins a comment
-// (User pi # the default). A blank line or a comment gives key "".
-func splitLine(line string) (key string, args []string, err error) {
+// (User pi # the default). A blank line or a comment gives key "". rest
+// is the text after the separator, as OpenSSH hands it to the keywords
+// that read the raw line (ProxyCommand, ProxyJump, Match).
+func splitLine(line string) (key string, args []string, rest string, err error) {
 	s := strings.Trim(line, " \t\r\n\f")
 	if s == "" || s[0] == '#' {
-		return "", nil, nil
+		return "", nil, "", nil
 	}
 	i := strings.IndexAny(s, " \t=")
 	if i < 0 {
-		return "", nil, fmt.Errorf("%q has no value", s)
+		return "", nil, "", fmt.Errorf("%q has no value", s)
 	}
 	key = strings.ToLower(s[:i])
-	rest := strings.TrimLeft(s[i:], " \t")
+	rest = strings.TrimLeft(s[i:], " \t")
 	if strings.HasPrefix(rest, "=") {
 		rest = strings.TrimLeft(rest[1:], " \t")
 	}
@@ -123,105 +256,29 @@ func splitLine(line string) (key string, args []string, err error) {
 		}
 	}
 	if quote != 0 {
-		return "", nil, fmt.Errorf("unterminated quote in %q", s)
+		return "", nil, "", fmt.Errorf("unterminated quote in %q", s)
 	}
 	if inArg {
 		args = append(args, string(arg))
 	}
 	if len(args) == 0 {
-		return "", nil, fmt.Errorf("%q has no value", s)
+		return "", nil, "", fmt.Errorf("%q has no value", s)
 	}
-	return key, args, nil
+	return key, args, rest, nil
 }
 
-// Lookup returns the values of key for host alias, in file order, one for
-// each line that sets it (a line's several values joined by spaces). As in
-// OpenSSH, for single-valued keys the first is the one that counts;
-// IdentityFile accumulates.
-func (c *SSHConfig) Lookup(alias, key string) []string {
-	var out []string
-	for _, args := range c.lines(alias, key) {
-		out = append(out, strings.Join(args, " "))
+// checkSyntax refuses what ssh refuses whether or not the line applies
+// to the host: an empty value, several values where one is read.
+func checkSyntax(l configLine) error {
+	k, ok := keywords[l.key]
+	if !ok {
+		return nil // unknown: an error only where IgnoreUnknown does not cover it (Resolve)
 	}
-	return out
-}
-
-// lines returns the arguments of each line that sets key for alias, in
-// file order, with their tokens expanded. %h is the alias in HostName and,
-// as in OpenSSH, the host name HostName gives elsewhere (IdentityFile
-// ~/.ssh/%h.key names the key of the real host).
-func (c *SSHConfig) lines(alias, key string) [][]string {
-	if c == nil {
-		return nil
+	if l.key != "match" && l.key != "proxycommand" && l.key != "proxyjump" && l.args[0] == "" {
+		return fmt.Errorf("%s: %s has an empty value", l.where(), l.key)
 	}
-	key = strings.ToLower(key)
-	host := alias
-	if key != "hostname" {
-		if h := c.Get(alias, "hostname"); h != "" {
-			host = h
-		}
+	if k.single && len(l.args) > 1 {
+		return fmt.Errorf("%s: %s takes one value, not %d (quote a value with spaces)", l.where(), l.key, len(l.args))
 	}
-	var out [][]string
-	for _, s := range c.sections {
-		if !s.matches(alias) {
-			continue
-		}
-		for _, p := range s.params {
-			if p.key == key {
-				args := make([]string, len(p.args))
-				for i, a := range p.args {
-					args[i] = expandTokens(a, host)
-				}
-				out = append(out, args)
-			}
-		}
-	}
-	return out
-}
-
-// Get returns the first value of key for alias, or "".
-func (c *SSHConfig) Get(alias, key string) string {
-	if v := c.Lookup(alias, key); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (s section) matches(alias string) bool {
-	matched := false
-	for _, p := range s.patterns {
-		neg := strings.HasPrefix(p, "!")
-		ok, _ := path.Match(strings.TrimPrefix(p, "!"), alias)
-		if ok && neg {
-			return false
-		}
-		if ok {
-			matched = true
-		}
-	}
-	return matched
-}
-
-// expandTokens expands %h (to host) and %% in a value.
-func expandTokens(v, host string) string {
-	if !strings.Contains(v, "%") {
-		return v
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] == '%' && i+1 < len(v) {
-			switch v[i+1] {
-			case 'h':
-				b.WriteString(host)
-				i++
-				continue
-			case '%':
-				b.WriteByte('%')
-				i++
-				continue
-			}
-		}
-		b.WriteByte(v[i])
-	}
-	return b.String()
+	return nil
 }

@@ -1,342 +1,121 @@
 package inventory
 
 import (
-	"bufio"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
 
-// The ssh_config tests hold ParseSSHConfig to ssh_config(5). Where the ssh
-// client is installed, TestSSHConfigAgainstOpenSSH also asks it (ssh -G,
-// which prints the configuration it would use without connecting) about
-// every case, so that the expectations below are OpenSSH's and not ours.
+// The ssh_config tests hold ParseSSHConfig and Resolve to ssh_config(5).
+// TestSSHConfigAgainstOpenSSH (sshconfig_openssh_test.go) asks the ssh
+// client itself (ssh -G, which prints the configuration it would use
+// without connecting) about every case of testdata/sshconfig, so that the
+// expectations are OpenSSH's and not ours.
 //
 //	go test ./inventory -run SSHConfig
 //	go test ./inventory -run '^$' -fuzz FuzzParseSSHConfig -fuzztime 60s
 
-// lookupCase is a config, a host alias and what each keyword gives for it.
-type lookupCase struct {
-	name   string
-	config string
-	alias  string
-	want   map[string][]string // keyword → Lookup; a missing keyword is not checked
-}
-
-var lookupCases = []lookupCase{
-	{
-		name:   "first value wins across sections",
-		config: "Host pi-01\n  User admin\nHost *\n  User pi\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"admin", "pi"}},
-	},
-	{
-		name:   "first value wins within a section",
-		config: "Host pi-01\n  Port 2222\n  Port 2200\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"Port": {"2222", "2200"}},
-	},
-	{
-		name:   "identity files accumulate in file order",
-		config: "Host pi-01\n  IdentityFile ~/.ssh/pi\nHost pi-*\n  IdentityFile ~/.ssh/fleet\nHost *\n  IdentityFile ~/.ssh/id_ed25519\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"IdentityFile": {"~/.ssh/pi", "~/.ssh/fleet", "~/.ssh/id_ed25519"}},
-	},
-	{
-		name:   "star matches any run of characters",
-		config: "Host *.lan\n  User lan\n",
-		alias:  "pi-01.lan",
-		want:   map[string][]string{"User": {"lan"}},
-	},
-	{
-		name:   "star matches the empty string",
-		config: "Host pi-01*\n  User star\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"star"}},
-	},
-	{
-		name:   "question mark matches one character",
-		config: "Host pi-0?\n  User one\nHost pi-??\n  User two\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"one", "two"}},
-	},
-	{
-		name:   "question mark does not match two characters",
-		config: "Host pi-0?\n  User one\n",
-		alias:  "pi-010",
-		want:   map[string][]string{"User": nil},
-	},
-	{
-		name:   "negated pattern excludes a host the others match",
-		config: "Host pi-* !pi-03\n  User fleet\n",
-		alias:  "pi-03",
-		want:   map[string][]string{"User": nil},
-	},
-	{
-		name:   "negated pattern leaves the other hosts",
-		config: "Host pi-* !pi-03\n  User fleet\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"fleet"}},
-	},
-	{
-		name:   "negation wins whatever its place on the line",
-		config: "Host !pi-03 pi-*\n  User fleet\n",
-		alias:  "pi-03",
-		want:   map[string][]string{"User": nil},
-	},
-	{
-		name:   "negation alone matches nothing",
-		config: "Host !pi-03\n  User neg\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": nil},
-	},
-	{
-		name:   "several patterns on one host line",
-		config: "Host pi-01 pi-02 kiosk-*\n  User several\n",
-		alias:  "pi-02",
-		want:   map[string][]string{"User": {"several"}},
-	},
-	{
-		name:   "several patterns on one host line, the last one matching",
-		config: "Host pi-01 pi-02 kiosk-*\n  User several\n",
-		alias:  "kiosk-7",
-		want:   map[string][]string{"User": {"several"}},
-	},
-	{
-		name:   "host patterns are case-sensitive",
-		config: "Host PI-01\n  User upper\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": nil},
-	},
-	{
-		name:   "parameters before the first host apply to all",
-		config: "User everyone\nPort 2022\n\nHost pi-01\n  HostName 10.0.0.11\n",
-		alias:  "other",
-		want:   map[string][]string{"User": {"everyone"}, "Port": {"2022"}, "HostName": nil},
-	},
-	{
-		name:   "parameters before the first host win over later sections",
-		config: "User everyone\nHost pi-01\n  User admin\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"everyone", "admin"}},
-	},
-	{
-		name:   "match block skipped whole",
-		config: "Match host pi-01\n  User matched\n  HostName matched.lan\nHost pi-01\n  User hosted\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"hosted"}, "HostName": nil},
-	},
-	{
-		name:   "match block ends at the next host line",
-		config: "Host pi-01\n  User before\nMatch all\n  User matched\nHost *\n  User after\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"before", "after"}},
-	},
-	{
-		name:   "keyword=value",
-		config: "Host=pi-01\n  User=admin\n  Port=2222\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"admin"}, "Port": {"2222"}},
-	},
-	{
-		name:   "keyword = value with spaces around the sign",
-		config: "Host pi-01\n  User = admin\n  Port =2222\n  HostName= pi.lan\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"admin"}, "Port": {"2222"}, "HostName": {"pi.lan"}},
-	},
-	{
-		name:   "tabs separate keyword and value",
-		config: "Host\tpi-01\n\tUser\tadmin\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"admin"}},
-	},
-	{
-		name:   "double-quoted value with spaces",
-		config: "Host pi-01\n  IdentityFile \"/home/op/my keys/pi\"\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"IdentityFile": {"/home/op/my keys/pi"}},
-	},
-	{
-		name:   "single-quoted value with spaces",
-		config: "Host pi-01\n  IdentityFile '/home/op/my keys/pi'\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"IdentityFile": {"/home/op/my keys/pi"}},
-	},
-	{
-		name:   "quotes in the middle of a value",
-		config: "Host pi-01\n  IdentityFile /home/op/\"my keys\"/pi\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"IdentityFile": {"/home/op/my keys/pi"}},
-	},
-	{
-		name:   "backslash escapes a space",
-		config: "Host pi-01\n  IdentityFile /home/op/my\\ keys/pi\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"IdentityFile": {"/home/op/my keys/pi"}},
-	},
-	{
-		name:   "quoted host pattern",
-		config: "Host \"pi-01\"\n  User quoted\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"quoted"}},
-	},
-	{
-		name:   "%h in HostName is the alias",
-		config: "Host pi-*\n  HostName %h.fleet.example.com\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"HostName": {"pi-01.fleet.example.com"}},
-	},
-	{
-		name:   "%h in IdentityFile is the host name HostName gives",
-		config: "Host pi-*\n  HostName %h.lan\n  IdentityFile ~/.ssh/keys/%h\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"IdentityFile": {"~/.ssh/keys/pi-01.lan"}},
-	},
-	{
-		name:   "%h without HostName is the alias",
-		config: "Host pi-*\n  IdentityFile ~/.ssh/keys/%h\n  UserKnownHostsFile ~/.ssh/known_hosts.%h\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"IdentityFile": {"~/.ssh/keys/pi-01"}, "UserKnownHostsFile": {"~/.ssh/known_hosts.pi-01"}},
-	},
-	{
-		name:   "%% is a percent sign",
-		config: "Host pi-01\n  HostName 100%%.lan\n  IdentityFile ~/.ssh/%%h\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"HostName": {"100%.lan"}, "IdentityFile": {"~/.ssh/%h"}},
-	},
-	{
-		name:   "comments and blank lines",
-		config: "# the fleet\n\nHost pi-01\n\n  # the admin account\n  User admin\n   \n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"admin"}},
-	},
-	{
-		name:   "comment after a value",
-		config: "Host pi-01 # the first Pi\n  User admin # not pi\n  Port 2222 #no space\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"admin"}, "Port": {"2222"}},
-	},
-	{
-		name:   "hash inside a value is not a comment",
-		config: "Host pi-01\n  IdentityFile ~/.ssh/key#1\n  User \"#admin\"\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"IdentityFile": {"~/.ssh/key#1"}, "User": {"#admin"}},
-	},
-	{
-		name:   "keywords are case-insensitive",
-		config: "HOST pi-01\n  hostNAME pi.lan\n  USER admin\n  identityfile ~/.ssh/pi\n  proxyJump bastion\n",
-		alias:  "pi-01",
-		want: map[string][]string{
-			"HostName": {"pi.lan"}, "user": {"admin"}, "IDENTITYFILE": {"~/.ssh/pi"}, "ProxyJump": {"bastion"},
-		},
-	},
-	{
-		name:   "windows line ends",
-		config: "Host pi-01\r\n  User crlf\r\n  Port 2222\r\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"crlf"}, "Port": {"2222"}},
-	},
-	{
-		name:   "unknown keywords ignored",
-		config: "Host pi-01\n  ForwardAgent yes\n  LocalForward 8080 localhost:80\n  User admin\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": {"admin"}, "ForwardAgent": nil},
-	},
-	{
-		name:   "proxy jump none",
-		config: "Host pi-01\n  ProxyJump none\nHost *\n  ProxyJump bastion\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"ProxyJump": {"none", "bastion"}},
-	},
-	{
-		name:   "proxy jump with several hops",
-		config: "Host pi-*\n  ProxyJump admin@bastion:2222,inner\n",
-		alias:  "pi-01",
-		want:   map[string][]string{"ProxyJump": {"admin@bastion:2222,inner"}},
-	},
-	{
-		name:   "no section matches",
-		config: "Host pi-01\n  User admin\n",
-		alias:  "pi-02",
-		want:   map[string][]string{"User": nil, "HostName": nil, "IdentityFile": nil},
-	},
-	{
-		name:   "empty file",
-		config: "",
-		alias:  "pi-01",
-		want:   map[string][]string{"User": nil},
-	},
-}
-
-func TestSSHConfigLookup(t *testing.T) {
-	for _, tc := range lookupCases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := mustParseSSHConfig(t, tc.config)
-			for key, want := range tc.want {
-				if got := cfg.Lookup(tc.alias, key); !reflect.DeepEqual(got, want) {
-					t.Errorf("Lookup(%q, %q) = %q, want %q", tc.alias, key, got, want)
-				}
-				wantFirst := ""
-				if len(want) > 0 {
-					wantFirst = want[0]
-				}
-				if got := cfg.Get(tc.alias, key); got != wantFirst {
-					t.Errorf("Get(%q, %q) = %q, want %q", tc.alias, key, got, wantFirst)
-				}
-			}
-		})
-	}
-}
-
-func TestSSHConfigKnownHostsFiles(t *testing.T) {
-	for _, tc := range []struct {
-		name, config string
-		want         [][]string
-	}{
-		{"one file", "Host pi-01\n  UserKnownHostsFile ~/.ssh/pi_hosts\n", [][]string{{"~/.ssh/pi_hosts"}}},
-		{"several files on one line", "Host pi-01\n  UserKnownHostsFile ~/.ssh/a /etc/ssh/b ~/.ssh/c\n", [][]string{{"~/.ssh/a", "/etc/ssh/b", "~/.ssh/c"}}},
-		{"a quoted file with a space", "Host pi-01\n  UserKnownHostsFile ~/.ssh/a \"/mnt/shared keys/b\"\n", [][]string{{"~/.ssh/a", "/mnt/shared keys/b"}}},
-		{"several lines, first one counts", "Host pi-01\n  UserKnownHostsFile ~/.ssh/a ~/.ssh/b\nHost *\n  UserKnownHostsFile ~/.ssh/c\n", [][]string{{"~/.ssh/a", "~/.ssh/b"}, {"~/.ssh/c"}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := mustParseSSHConfig(t, tc.config)
-			if got := cfg.lines("pi-01", "UserKnownHostsFile"); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("lines(pi-01, UserKnownHostsFile) = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestSSHConfigNil(t *testing.T) {
 	var cfg *SSHConfig
-	if got := cfg.Lookup("pi-01", "User"); got != nil {
-		t.Errorf("nil config: Lookup = %q, want nil", got)
+	h, err := cfg.Resolve("pi-01", Env{Home: "/home/op", LocalUser: "op"}, SSHOverrides{})
+	if err != nil || h.HostName != "pi-01" || h.User != "op" || h.Port != 22 {
+		t.Errorf("nil config: Resolve = %+v, %v; want OpenSSH's defaults", h, err)
 	}
-	if got := cfg.Get("pi-01", "User"); got != "" {
-		t.Errorf("nil config: Get = %q, want empty", got)
+}
+
+func TestMatchPattern(t *testing.T) {
+	for _, tc := range []struct {
+		s, p string
+		want bool
+	}{
+		{"pi-01", "pi-01", true},
+		{"pi-01", "pi-*", true},
+		{"pi-01", "pi-01*", true},
+		{"pi-01", "*", true},
+		{"", "*", true},
+		{"pi-01", "pi-0?", true},
+		{"pi-010", "pi-0?", false},
+		{"pi-01", "PI-01", false},
+		{"pi-[1]", "pi-[1]", true}, // [ is itself, not a class
+		{"pi-1", "pi-[1]", false},
+		{"a.b.lan", "*.lan", true},
+		{"a", "**a", true},
+		{"ab", "*?", true},
+		{"", "?", false},
+	} {
+		if got := matchPattern(tc.s, tc.p); got != tc.want {
+			t.Errorf("matchPattern(%q, %q) = %v, want %v", tc.s, tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestExpandTokens(t *testing.T) {
+	vals := map[byte]string{'h': "pi-01.lan", 'r': "pi", 'p': "22", 'n': "pi-01"}
+	for _, tc := range []struct {
+		s, allowed, want, err string
+	}{
+		{"~/.ssh/%h", "%hr", "~/.ssh/pi-01.lan", ""},
+		{"%r@%h:%p", "%hrp", "pi@pi-01.lan:22", ""},
+		{"100%%", "%h", "100%", ""},
+		{"%%h", "%h", "%h", ""},
+		{"%d", "%h", "", "unknown token %d"},
+		{"a%", "%h", "", "lone %"},
+	} {
+		got, err := expandTokens(tc.s, tc.allowed, vals)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("expandTokens(%q) = %q, %v; want an error saying %q", tc.s, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("expandTokens(%q) = %q, %v; want %q", tc.s, got, err, tc.want)
+		}
+	}
+}
+
+func TestParseJumpHop(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want JumpHop
+		err  bool
+	}{
+		{"bastion", JumpHop{Host: "bastion"}, false},
+		{"admin@bastion:2222", JumpHop{"admin", "bastion", 2222}, false},
+		{"ssh://admin@bastion:2222", JumpHop{"admin", "bastion", 2222}, false},
+		{"ssh://bastion/", JumpHop{Host: "bastion"}, false},
+		{"[fd00::1]:22", JumpHop{Host: "fd00::1", Port: 22}, false},
+		{"a@b@bastion", JumpHop{"a@b", "bastion", 0}, false},
+		{"@bastion", JumpHop{}, true},
+		{"bastion:0", JumpHop{}, true},
+		{"ssh://bastion/path", JumpHop{}, true},
+		{"", JumpHop{}, true},
+	} {
+		got, err := ParseJumpHop(tc.s)
+		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+			t.Errorf("ParseJumpHop(%q) = %+v, %v; want %+v (error: %v)", tc.s, got, err, tc.want, tc.err)
+		}
 	}
 }
 
 // errorCases are configs ParseSSHConfig refuses, as ssh does: the line
-// number must be in the error.
+// number must be in the error. TestSSHConfigAgainstOpenSSH checks that
+// ssh refuses each of them too.
 var errorCases = []struct {
 	name, config string
-	line         string // "line N" that the error must name
+	line         string // "file:N" that the error must name
 	msg          string // and a part of what it says
 }{
-	{"keyword without value", "Host pi-01\n  HostName pi.lan\n  User\n", "line 3", "no value"},
-	{"keyword with only a comment", "Host pi-01\n  User # nobody\n", "line 2", "no value"},
-	{"host without pattern", "User pi\nHost\n  User admin\n", "line 2", "no value"},
-	{"unterminated double quote", "Host pi-01\n  IdentityFile \"/home/op/my keys\n", "line 2", "unterminated quote"},
-	{"unterminated single quote", "# fleet\n\nHost 'pi-01\n", "line 3", "unterminated quote"},
-	{"unterminated quote in a section that does not match", "Host other\n  User ok\nHost nothing\n  User \"x\n", "line 4", "unterminated quote"},
-	{"unterminated quote in a skipped match block", "Match host x\n  User \"x\n", "line 2", "unterminated quote"},
-	{"empty quoted value", "Host pi-01\n  User \"\"\n", "line 2", "empty value"},
-	{"two values for a single-valued keyword", "Host pi-01\n  User admin pi\n", "line 2", "one value"},
+	{"keyword without value", "Host pi-01\n  HostName pi.lan\n  User\n", "ssh_config:3", "no value"},
+	{"keyword with only a comment", "Host pi-01\n  User # nobody\n", "ssh_config:2", "no value"},
+	{"host without pattern", "User pi\nHost\n  User admin\n", "ssh_config:2", "no value"},
+	{"unterminated double quote", "Host pi-01\n  IdentityFile \"/home/op/my keys\n", "ssh_config:2", "unterminated quote"},
+	{"unterminated single quote", "# fleet\n\nHost 'pi-01\n", "ssh_config:3", "unterminated quote"},
+	{"unterminated quote in a section that does not match", "Host other\n  User ok\nHost nothing\n  User \"x\n", "ssh_config:4", "unterminated quote"},
+	{"unterminated quote in a skipped match block", "Match host x\n  User \"x\n", "ssh_config:2", "unterminated quote"},
+	{"empty quoted value", "Host pi-01\n  User \"\"\n", "ssh_config:2", "empty value"},
+	{"two values for a single-valued keyword", "Host pi-01\n  User admin pi\n", "ssh_config:2", "one value"},
 }
 
 func TestParseSSHConfigErrors(t *testing.T) {
@@ -353,109 +132,6 @@ func TestParseSSHConfigErrors(t *testing.T) {
 	}
 }
 
-// TestSSHConfigAgainstOpenSSH asks ssh -G what it makes of each case. It
-// compares what both read: HostName, User, Port, ProxyJump, IdentityFile
-// (when no token needs expanding: ssh -G prints those as written) and
-// UserKnownHostsFile. Match blocks are left out, since piwall skips them
-// on purpose where ssh evaluates them.
-func TestSSHConfigAgainstOpenSSH(t *testing.T) {
-	if _, err := exec.LookPath("ssh"); err != nil {
-		t.Skip("skipped: no ssh client to compare with (apt-get install openssh-client)")
-	}
-	u, err := user.Current()
-	if err != nil {
-		t.Skipf("skipped: the current user: %v", err)
-	}
-	dir := t.TempDir()
-	for _, tc := range lookupCases {
-		if strings.Contains(strings.ToLower(tc.config), "match") {
-			continue
-		}
-		t.Run(tc.name, func(t *testing.T) {
-			file := filepath.Join(dir, "config")
-			if err := os.WriteFile(file, []byte(tc.config), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			theirs, err := sshG(file, tc.alias)
-			if err != nil {
-				t.Fatalf("ssh -G: %v", err)
-			}
-			cfg := mustParseSSHConfig(t, tc.config)
-			hostname := cfg.Get(tc.alias, "HostName")
-			if hostname == "" {
-				hostname = tc.alias
-			}
-			if got, want := strings.ToLower(hostname), first(theirs["hostname"]); got != want {
-				t.Errorf("hostname: got %q, ssh -G says %q", got, want)
-			}
-			for _, key := range []string{"user", "port"} {
-				if got := cfg.Get(tc.alias, key); got != "" && got != first(theirs[key]) {
-					t.Errorf("%s: got %q, ssh -G says %q", key, got, first(theirs[key]))
-				}
-			}
-			jump := cfg.Get(tc.alias, "ProxyJump")
-			if jump == "none" {
-				jump = ""
-			}
-			if want := first(theirs["proxyjump"]); jump != want {
-				t.Errorf("proxyjump: got %q, ssh -G says %q", jump, want)
-			}
-			if ids := cfg.Lookup(tc.alias, "IdentityFile"); len(ids) > 0 && !strings.Contains(tc.config, "%") {
-				if !reflect.DeepEqual(ids, theirs["identityfile"]) {
-					t.Errorf("identityfile: got %q, ssh -G says %q", ids, theirs["identityfile"])
-				}
-			}
-			if files := cfg.lines(tc.alias, "UserKnownHostsFile"); len(files) > 0 {
-				got := strings.Join(files[0], " ")
-				got = strings.ReplaceAll(got, "~", u.HomeDir)
-				if want := strings.Join(theirs["userknownhostsfile"], " "); got != want {
-					t.Errorf("userknownhostsfile: got %q, ssh -G says %q", got, want)
-				}
-			}
-		})
-	}
-	for _, tc := range errorCases {
-		t.Run(tc.name, func(t *testing.T) {
-			file := filepath.Join(dir, "config")
-			if err := os.WriteFile(file, []byte(tc.config), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if theirs, err := sshG(file, "pi-01"); err == nil {
-				t.Errorf("ssh -G accepts %q (%v); ParseSSHConfig refuses it", tc.config, theirs)
-			}
-		})
-	}
-}
-
-// sshG runs ssh -G with only the given config file and returns each
-// keyword's values.
-func sshG(file, alias string) (map[string][]string, error) {
-	cmd := exec.Command("ssh", "-G", "-F", file, alias)
-	cmd.Stdin = nil
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, err
-	}
-	values := map[string][]string{}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		key, value, _ := strings.Cut(sc.Text(), " ")
-		if key == "userknownhostsfile" {
-			values[key] = strings.Fields(value)
-			continue
-		}
-		values[key] = append(values[key], value)
-	}
-	return values, nil
-}
-
-func first(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
-}
-
 func mustParseSSHConfig(t testing.TB, text string) *SSHConfig {
 	t.Helper()
 	cfg, err := ParseSSHConfig(text)
@@ -466,7 +142,8 @@ func mustParseSSHConfig(t testing.TB, text string) *SSHConfig {
 }
 
 // FuzzParseSSHConfig feeds ParseSSHConfig arbitrary files: it must not
-// panic, and what it accepts must answer lookups for any alias.
+// panic, and what it accepts must resolve any alias to a host with a
+// port, a user, keys and a lowercase name, or to an error.
 func FuzzParseSSHConfig(f *testing.F) {
 	requireSeeds(f, "FuzzParseSSHConfig", 8)
 	f.Fuzz(func(t *testing.T, text string) {
@@ -477,14 +154,20 @@ func FuzzParseSSHConfig(f *testing.F) {
 			}
 			return
 		}
+		env := Env{SSHConfig: cfg, Home: "/home/op", LocalUser: "op", LocalHost: "laptop.lan", UID: "1000",
+			Getenv: func(string) (string, bool) { return "x", true }}
 		for _, alias := range []string{"pi-01", "PI-01", "", "*", "!pi", "[fd00::1]", "10.0.0.11", "a%hb"} {
-			for _, key := range []string{"HostName", "User", "Port", "IdentityFile", "ProxyJump", "UserKnownHostsFile", "Host", "Match"} {
-				values := cfg.Lookup(alias, key)
-				if got := cfg.Get(alias, key); len(values) > 0 && got != values[0] {
-					t.Errorf("Get(%q, %q) = %q, Lookup's first is %q", alias, key, got, values[0])
-				}
+			h, err := cfg.Resolve(alias, env, SSHOverrides{})
+			if err != nil {
+				continue
 			}
-			_ = Env{SSHConfig: cfg, Home: "/home/op", LocalUser: "op"}.target(alias, "", 0)
+			if h.Port < 1 || h.Port > 65535 || h.User == "" || len(h.IdentityFiles) == 0 {
+				t.Errorf("Resolve(%q) = %+v: no port, user or identity file", alias, h)
+			}
+			if h.HostName != canonicalHost(h.HostName) {
+				t.Errorf("Resolve(%q): host name %q is not lowercase", alias, h.HostName)
+			}
+			_, _ = env.target(alias, SSHOverrides{})
 		}
 	})
 }
@@ -500,5 +183,70 @@ func requireSeeds(f *testing.F, name string, min int) {
 	}
 	if len(entries) < min {
 		f.Fatalf("seed corpus testdata/fuzz/%s has %d files, want at least %d", name, len(entries), min)
+	}
+}
+
+// TestLoadSSHConfigSystemAfterUser reads the system's file after the
+// user's, as ssh does without -F: Debian's /etc/ssh/ssh_config says
+// HashKnownHosts yes, and the user's file wins where it says otherwise.
+func TestLoadSSHConfigSystemAfterUser(t *testing.T) {
+	dir := t.TempDir()
+	system := filepath.Join(dir, "ssh_config")
+	os.WriteFile(system, []byte("Include /nonexistent/ssh_config.d/*.conf\nHost *\n    SendEnv LANG LC_*\n    HashKnownHosts yes\n    GSSAPIAuthentication yes\n    User system\n"), 0o644)
+	user := filepath.Join(dir, "config")
+	os.WriteFile(user, []byte("Host pi-02\n  HashKnownHosts no\nHost *\n  User pi\n"), 0o600)
+	for _, tc := range []struct {
+		name, user, alias, wantUser string
+		wantHash                    bool
+	}{
+		{"the system's setting where the user's says nothing", user, "pi-01", "pi", true},
+		{"the user's setting first", user, "pi-02", "pi", false},
+		{"no user file", filepath.Join(dir, "none"), "pi-01", "system", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadSSHConfig(tc.user, system, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := cfg.Resolve(tc.alias, Env{Home: dir, LocalUser: "op"}, SSHOverrides{})
+			if err != nil || h.HashKnownHosts != tc.wantHash || h.User != tc.wantUser {
+				t.Errorf("Resolve(%s) = %+v, %v; want HashKnownHosts %v, user %s", tc.alias, h, err, tc.wantHash, tc.wantUser)
+			}
+		})
+	}
+}
+
+// TestLoadSSHConfigPermissions refuses, as ssh does, an included file
+// others may write: it could name any ProxyCommand.
+func TestLoadSSHConfigPermissions(t *testing.T) {
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	config := filepath.Join(home, ".ssh", "config")
+	os.WriteFile(config, []byte("Include shared\n"), 0o600)
+	shared := filepath.Join(home, ".ssh", "shared")
+	os.WriteFile(shared, []byte("ProxyCommand evil\n"), 0o600)
+	os.Chmod(shared, 0o666)
+	if _, err := LoadSSHConfig(config, "", home); err == nil || !strings.Contains(err.Error(), "config:1: Include: "+shared+": bad permissions") {
+		t.Errorf("got %v, want the world-writable include refused", err)
+	}
+}
+
+// TestLoadSSHConfigOwner refuses, as ssh does, an included file that
+// neither the user nor root owns. Giving a file away needs root.
+func TestLoadSSHConfigOwner(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("skipped: giving a file to another user needs root")
+	}
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	config := filepath.Join(home, ".ssh", "config")
+	os.WriteFile(config, []byte("Include theirs\n"), 0o600)
+	theirs := filepath.Join(home, ".ssh", "theirs")
+	os.WriteFile(theirs, []byte("User them\n"), 0o600)
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSSHConfig(config, "", home); err == nil || !strings.Contains(err.Error(), theirs+": bad owner") {
+		t.Errorf("got %v, want the include someone else owns refused", err)
 	}
 }

@@ -47,6 +47,9 @@ var commands = []*command{
 		run:  runRollback},
 	{name: "history", usage: "HOST [--plan PATH]", short: "list a host's generations: time, operator, outcome",
 		run: runHistory},
+	{name: "inventory", usage: "[PATH] [--limit PATTERN] [--json]", short: "show each host as piwall will reach it, offline",
+		long: "Lists each host of the plan at PATH as piwall will reach it, the way ssh -G shows a host:\nits groups and allowlists, then the connection the plan and ssh_config (~/.ssh/config, then\n/etc/ssh/ssh_config) make of it: host name, user, port, keys, ssh-agent, jump hosts (each\nresolved), proxy command, known_hosts files and host key alias. Connects to nothing.",
+		run:  runInventory},
 	{name: "completion", usage: "bash|zsh|fish", short: "print a shell completion script",
 		long: "Prints the completion script of a shell: piwall completion bash > /etc/bash_completion.d/piwall"},
 	{name: "version", short: "print piwall's version", run: runVersion},
@@ -108,7 +111,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.short)
 	}
 	b.WriteString(`
-flags of plan, apply, rollback and history:
+flags of plan, apply, rollback and history (inventory: --limit and --json):
   --limit PATTERN   only these hosts: labels or groups, globs, ! to exclude
   --parallel N      hosts in flight at once
   --json            JSON on stdout instead of text

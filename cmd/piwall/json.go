@@ -114,6 +114,11 @@ func jsonChanges(c *runner.Changes, outs []runner.Outcome) jsonDoc {
 
 func writeJSON(w io.Writer, doc jsonDoc) error {
 	doc.FormatVersion = "1"
+	return writeJSONValue(w, doc)
+}
+
+// writeJSONValue writes a document, indented.
+func writeJSONValue(w io.Writer, doc any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)

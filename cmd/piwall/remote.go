@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ type remoteFlags struct {
 	limit     string
 	parallel  int
 	acceptNew bool
+	insecure  bool
 	raw       bool
 	stats     bool
 	json      bool
@@ -37,11 +37,16 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.limit, "limit", "", "only the hosts that match `PATTERN`: labels or groups, globs, ! to exclude (pi-0*,!pi-03)")
 	fs.IntVar(&r.parallel, "parallel", 0, "`N` hosts in flight at once (default: the plan's rollout.parallel)")
 	fs.BoolVar(&r.acceptNew, "accept-new-host-keys", false, "record the host keys of hosts known_hosts does not know yet (changed keys are refused always)")
+	fs.BoolVar(&r.insecure, "insecure-ignore-host-keys", false, "accept any host key of the hosts whose ssh_config turns checking off (StrictHostKeyChecking no, UserKnownHostsFile /dev/null), which piwall otherwise refuses")
 	fs.BoolVar(&r.raw, "raw", false, "show changes as iptables lines instead of words")
 	fs.BoolVar(&r.json, "json", false, "print JSON on stdout instead of text (see README.md)")
 	fs.BoolVar(&r.stats, "stats", false, "count, per host, the SSH connections, remote commands and uploads (on stderr)")
 	fs.DurationVar(&r.facts, "facts-timeout", runner.DefaultFactsTimeout, "how long a host may take to answer the facts command before it fails alone")
 }
+
+// systemSSHConfig is the system's ssh_config, read after the user's; a
+// variable so that tests can point it elsewhere.
+var systemSSHConfig = "/etc/ssh/ssh_config"
 
 // inventoryEnv is the operator's machine as inventory sees it.
 func inventoryEnv() (inventory.Env, error) {
@@ -54,14 +59,9 @@ func inventoryEnv() (inventory.Env, error) {
 	if u, err := user.Current(); err == nil {
 		env.LocalUser = u.Username
 	}
-	b, err := os.ReadFile(filepath.Join(home, ".ssh", "config"))
-	switch {
-	case err == nil:
-		if env.SSHConfig, err = inventory.ParseSSHConfig(string(b)); err != nil {
-			return env, fmt.Errorf("~/.ssh/config: %w", err)
-		}
-	case !errors.Is(err, os.ErrNotExist):
-		return env, err
+	// As ssh: the user's file, then the system's; a missing one is none.
+	if env.SSHConfig, err = inventory.LoadSSHConfig(filepath.Join(home, ".ssh", "config"), systemSSHConfig, home); err != nil {
+		return env, fmt.Errorf("ssh_config: %w", err)
 	}
 	return env, nil
 }
@@ -78,7 +78,7 @@ func operator() string {
 
 // newDialer makes the SSH dialer of a run.
 func newDialer(r *remoteFlags) *ssh.Dialer {
-	d := &ssh.Dialer{AcceptNewHostKeys: r.acceptNew}
+	d := &ssh.Dialer{AcceptNewHostKeys: r.acceptNew, InsecureIgnoreHostKeys: r.insecure}
 	if r.stats {
 		d.Stats = &ssh.Stats{}
 	}
@@ -149,7 +149,11 @@ func loadTargets(path string, rf *remoteFlags, std stdio) (*plans.Plan, []invent
 	if err != nil {
 		return nil, nil, err
 	}
-	targets, err := inventory.Select(inventory.Targets(p, env), rf.limit)
+	all, err := inventory.Targets(p, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	targets, err := inventory.Select(all, rf.limit)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,7 +188,9 @@ func lookupHosts(hosts []string, planArg string, rf *remoteFlags, std stdio) (*p
 		case err != nil:
 			return nil, nil, err
 		default:
-			fromPlan = inventory.Targets(p, env)
+			if fromPlan, err = inventory.Targets(p, env); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	targets, err := inventory.Lookup(hosts, fromPlan, env)

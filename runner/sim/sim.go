@@ -149,8 +149,12 @@ func (h *Host) conn(c net.Conn, cfg *ssh.ServerConfig) {
 	defer sc.Close()
 	go ssh.DiscardRequests(reqs)
 	for nc := range chans {
+		if nc.ChannelType() == "direct-tcpip" {
+			go forward(nc)
+			continue
+		}
 		if nc.ChannelType() != "session" {
-			nc.Reject(ssh.UnknownChannelType, "sessions only")
+			nc.Reject(ssh.UnknownChannelType, "sessions and direct-tcpip only")
 			continue
 		}
 		ch, chReqs, err := nc.Accept()
@@ -159,6 +163,40 @@ func (h *Host) conn(c net.Conn, cfg *ssh.ServerConfig) {
 		}
 		go h.session(ch, chReqs, c.RemoteAddr().(*net.TCPAddr))
 	}
+}
+
+// forward serves a direct-tcpip channel, as a jump host does for ssh -J:
+// it connects to the address asked for and copies both ways.
+func forward(nc ssh.NewChannel) {
+	var p struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if ssh.Unmarshal(nc.ExtraData(), &p) != nil {
+		nc.Reject(ssh.ConnectionFailed, "bad direct-tcpip request")
+		return
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port))))
+	if err != nil {
+		nc.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		c.Close()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	go func() {
+		io.Copy(c, ch)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	io.Copy(ch, c)
+	ch.CloseWrite()
+	c.Close()
+	ch.Close()
 }
 
 func (h *Host) session(ch ssh.Channel, reqs <-chan *ssh.Request, from *net.TCPAddr) {

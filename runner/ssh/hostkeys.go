@@ -12,6 +12,9 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/modules"
 )
 
 // HostKeyError is a host key piwall refuses: unknown (not in known_hosts)
@@ -19,7 +22,8 @@ import (
 type HostKeyError struct {
 	Host       string   // the target's label
 	Addr       string   // host:port
-	Offered    string   // fingerprint of the key the host offered
+	Offered    string   // SHA256 fingerprint of the key the host offered
+	Type       string   // its type, ssh-ed25519 say
 	Known      []string // for a changed key: "file:line fingerprint" of each key on record
 	KnownHosts string   // the file an unknown key would be recorded in
 	Changed    bool
@@ -32,38 +36,110 @@ func (e *HostKeyError) Error() string {
 			"Someone may be intercepting the connection, or the host was reinstalled",
 			e.Host, e.Addr, e.Offered, strings.Join(e.Known, ", "))
 	}
-	return fmt.Sprintf("host key of %s (%s) is unknown: it offers %s, and %s has no key for it",
-		e.Host, e.Addr, e.Offered, e.KnownHosts)
+	return fmt.Sprintf("host key of %s (%s) is unknown: it offers %s key %s, and %s has no key for it",
+		e.Host, e.Addr, e.Type, e.Offered, e.KnownHosts)
 }
 
-// hint says what to do about the key.
-func (e *HostKeyError) hint() string {
+// hints say what to do about the key, in order. For an unknown key:
+// verify its fingerprint out of band before trusting it, and only then
+// accept it; --accept-new-host-keys alone would accept any key, an
+// attacker's too.
+func (e *HostKeyError) hints() []string {
 	if e.Changed {
-		return fmt.Sprintf("if you know it was reinstalled, remove the old key: ssh-keygen -R %s -f %s", knownhosts.Normalize(e.Addr), e.KnownHosts)
+		return []string{fmt.Sprintf("if you know it was reinstalled, remove the old key: ssh-keygen -R %s -f %s", knownhosts.Normalize(e.Addr), e.KnownHosts)}
 	}
-	return "check the fingerprint on the host, then run again with --accept-new-host-keys"
+	host, port, err := net.SplitHostPort(e.Addr)
+	if err != nil {
+		host, port = e.Addr, "22"
+	}
+	scan := "ssh-keyscan"
+	if port != "22" {
+		scan += " -p " + port
+	}
+	file := "/etc/ssh/ssh_host_" + keyFileType(e.Type) + "_key.pub"
+	return []string{
+		fmt.Sprintf("verify %s out of band before trusting it: from a network you trust, %s -t %s %s | ssh-keygen -lf -", e.Offered, scan, keyFileType(e.Type), host),
+		fmt.Sprintf("or on the Pi's console: ssh-keygen -lf %s", file),
+		"if the fingerprints match, run again with --accept-new-host-keys to record it",
+	}
+}
+
+// keyFileType names the host key file of a key type, as sshd's
+// ssh_host_TYPE_key.
+func keyFileType(t string) string {
+	switch {
+	case strings.Contains(t, "ed25519"):
+		return "ed25519"
+	case strings.Contains(t, "ecdsa"):
+		return "ecdsa"
+	case strings.Contains(t, "rsa"):
+		return "rsa"
+	}
+	return "ed25519"
+}
+
+// withHints adds the error's hints, the first one first.
+func (e *HostKeyError) withHints() error {
+	var err error = e
+	h := e.hints()
+	for i := len(h) - 1; i >= 0; i-- {
+		err = modules.WithHint(err, h[i])
+	}
+	return err
 }
 
 func (e *HostKeyError) Unwrap() error { return e.underlying }
 
-// hostKeyChecker checks host keys against known_hosts files and, when
-// asked, records unknown ones in the first file.
+// hostKeyChecker checks host keys against known_hosts files (the
+// user's, then the system's) and, when asked, records unknown ones in the
+// user's first file.
 type hostKeyChecker struct {
 	label     string
-	files     []string
+	files     []string // the user's files, where an accepted key goes
 	acceptNew bool
+	hashed    bool // record accepted keys with hashed host names (HashKnownHosts)
+	insecure  bool // accept any key: ssh_config turns checking off and the operator said so
 	callback  gossh.HostKeyCallback
 }
 
 // knownHostsMu serializes appends to known_hosts files across goroutines.
 var knownHostsMu sync.Mutex
 
-func newHostKeyChecker(label string, files []string, acceptNew bool) (*hostKeyChecker, error) {
-	cb, err := knownHostsDB(files)
+func newHostKeyChecker(t inventory.Target, acceptNew, insecure bool) (*hostKeyChecker, error) {
+	if why := uncheckedHostKeys(t); why != "" {
+		if !insecure {
+			return nil, modules.WithHint(
+				fmt.Errorf("%s: ssh_config turns host key checking off (%s); piwall checks host keys always", t.Label, why),
+				"remove that setting for the host, or, knowing that anyone on the path can then pose as the host, run with --insecure-ignore-host-keys")
+		}
+		return &hostKeyChecker{label: t.Label, insecure: true}, nil
+	}
+	if len(t.KnownHosts) == 0 {
+		return nil, fmt.Errorf("%s: no known_hosts file to check the host key against", t.Label)
+	}
+	cb, err := knownHostsDB(append(append([]string(nil), t.KnownHosts...), t.GlobalKnownHosts...))
 	if err != nil {
 		return nil, err
 	}
-	return &hostKeyChecker{label: label, files: files, acceptNew: acceptNew, callback: cb}, nil
+	return &hostKeyChecker{label: t.Label, files: t.KnownHosts, acceptNew: acceptNew, hashed: t.HashKnownHosts, callback: cb}, nil
+}
+
+// uncheckedHostKeys says why a target's settings turn host key checking
+// off: StrictHostKeyChecking no, or no user known_hosts file but
+// /dev/null (or none); "" when they do not.
+func uncheckedHostKeys(t inventory.Target) string {
+	if t.StrictHostKeyChecking == "no" {
+		return "StrictHostKeyChecking no"
+	}
+	if len(t.KnownHosts) == 0 {
+		return ""
+	}
+	for _, f := range t.KnownHosts {
+		if f != os.DevNull && f != "/dev/null" && f != "none" {
+			return ""
+		}
+	}
+	return "UserKnownHostsFile " + strings.Join(t.KnownHosts, " ")
 }
 
 // knownHostsDBs caches parsed known_hosts files: a fleet's hosts share one
@@ -102,6 +178,12 @@ func knownHostsDB(files []string) (gossh.HostKeyCallback, error) {
 }
 
 func (h *hostKeyChecker) check(hostname string, remote net.Addr, key gossh.PublicKey) error {
+	if h.insecure {
+		return nil
+	}
+	if _, ok := remote.(*net.TCPAddr); !ok {
+		remote = &net.TCPAddr{IP: net.IPv4zero} // knownhosts wants one; it looks hostname up
+	}
 	var err error
 	if h.callback != nil {
 		if err = h.callback(hostname, remote, key); err == nil {
@@ -114,7 +196,7 @@ func (h *hostKeyChecker) check(hostname string, remote net.Addr, key gossh.Publi
 	if !errors.As(err, &ke) {
 		return err // a revoked key, or a known_hosts that cannot be read
 	}
-	e := &HostKeyError{Host: h.label, Addr: hostname, Offered: gossh.FingerprintSHA256(key), KnownHosts: h.files[0], underlying: err}
+	e := &HostKeyError{Host: h.label, Addr: hostname, Offered: gossh.FingerprintSHA256(key), Type: key.Type(), KnownHosts: h.files[0], underlying: err}
 	if len(ke.Want) > 0 {
 		e.Changed = true
 		for _, k := range ke.Want {
@@ -128,13 +210,16 @@ func (h *hostKeyChecker) check(hostname string, remote net.Addr, key gossh.Publi
 	return h.record(hostname, remote, key)
 }
 
-// record appends a newly accepted key to the first known_hosts file.
-func (h *hostKeyChecker) record(hostname string, remote net.Addr, key gossh.PublicKey) error {
+// record appends a newly accepted key to the first known_hosts file,
+// under the name it was looked up by (as ssh with CheckHostIP no, its
+// default: the address a ProxyCommand or a jump host reaches is not one),
+// hashed when HashKnownHosts says so.
+func (h *hostKeyChecker) record(hostname string, _ net.Addr, key gossh.PublicKey) error {
 	knownHostsMu.Lock()
 	defer knownHostsMu.Unlock()
 	addrs := []string{knownhosts.Normalize(hostname)}
-	if r := knownhosts.Normalize(remote.String()); r != addrs[0] {
-		addrs = append(addrs, r)
+	if h.hashed {
+		addrs[0] = knownhosts.HashHostname(addrs[0])
 	}
 	if err := os.MkdirAll(filepath.Dir(h.files[0]), 0o700); err != nil {
 		return err
@@ -153,7 +238,7 @@ func (h *hostKeyChecker) record(hostname string, remote net.Addr, key gossh.Publ
 // server's preferred type, and a host known by its ed25519 key would seem
 // changed when it offers ECDSA). None known: every type.
 func (h *hostKeyChecker) algorithms(addr string) []string {
-	if h.callback == nil {
+	if h.callback == nil || h.insecure {
 		return nil
 	}
 	err := h.callback(addr, &net.TCPAddr{}, probeKey{})

@@ -1,6 +1,9 @@
-// Package ssh connects to hosts with golang.org/x/crypto/ssh: keys from
-// files (asking for passphrases on a terminal) and ssh-agent, host keys
-// checked against known_hosts, ProxyJump, and sftp for uploads.
+// Package ssh connects to hosts with golang.org/x/crypto/ssh the way the
+// target's ssh_config says: keys from files (asking for passphrases on a
+// terminal), certificates and ssh-agent (IdentityAgent, IdentitiesOnly),
+// host keys checked against the user's and the system's known_hosts
+// (HostKeyAlias), ProxyJump hops each with their own settings,
+// ProxyCommand, and sftp for uploads.
 package ssh
 
 import (
@@ -11,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +35,11 @@ type Dialer struct {
 	// not know yet (in the target's first known_hosts file) instead of
 	// refusing it. A changed key is refused always.
 	AcceptNewHostKeys bool
+	// InsecureIgnoreHostKeys accepts any host key of a target whose
+	// ssh_config turns checking off (StrictHostKeyChecking no,
+	// UserKnownHostsFile /dev/null); without it such a target is
+	// refused. Other targets' keys are checked all the same.
+	InsecureIgnoreHostKeys bool
 	// Passphrase asks for the passphrase of an encrypted key file; nil
 	// when there is no terminal to ask on.
 	Passphrase func(keyFile string) ([]byte, error)
@@ -40,8 +49,8 @@ type Dialer struct {
 	Stats *Stats
 
 	keysMu sync.Mutex
-	keys   map[string]gossh.Signer // parsed key files, asked for once
-	agent  agent.ExtendedAgent
+	keys   map[string]gossh.Signer        // parsed key files, asked for once
+	agents map[string]agent.ExtendedAgent // by socket; nil: none there
 }
 
 // Stats counts what a run did on each host, for --stats and for the tests
@@ -76,22 +85,13 @@ func (d *Dialer) timeout() time.Duration {
 	return d.Timeout
 }
 
-// Dial connects to t, through its jump hosts if any, and authenticates.
+// Dial connects to t, through its jump hosts or its ProxyCommand if it
+// has one, and authenticates.
 func (d *Dialer) Dial(ctx context.Context, t inventory.Target) (runner.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout())
 	defer cancel()
-	var via *gossh.Client
-	if t.Jump != "" {
-		var err error
-		if via, err = d.dialJumps(ctx, t); err != nil {
-			return nil, err
-		}
-	}
-	client, err := d.connect(ctx, t, via)
+	client, jumps, err := d.dialTarget(ctx, t)
 	if err != nil {
-		if via != nil {
-			via.Close()
-		}
 		return nil, err
 	}
 	if d.Stats != nil {
@@ -101,65 +101,105 @@ func (d *Dialer) Dial(ctx context.Context, t inventory.Target) (runner.Conn, err
 	if t.Port != 0 && t.Port != 22 {
 		login += fmt.Sprintf(" -p %d", t.Port)
 	}
-	return &conn{client: client, via: via, label: t.Label, login: login, stats: d.Stats}, nil
+	return &conn{client: client, jumps: jumps, label: t.Label, login: login, stats: d.Stats}, nil
 }
 
-// dialJumps connects through each ProxyJump host in turn.
-func (d *Dialer) dialJumps(ctx context.Context, t inventory.Target) (*gossh.Client, error) {
-	var via *gossh.Client
-	for _, hop := range strings.Split(t.Jump, ",") {
-		jt, err := inventory.FromAddress(strings.TrimSpace(hop), inventory.Env{LocalUser: t.User})
-		if err != nil {
-			return nil, fmt.Errorf("ProxyJump %q: %w", t.Jump, err)
+// dialTarget connects to t as ssh does: through its ProxyCommand, or its
+// jump hosts (the first reached the way its own settings say, each next
+// one through the one before), or directly. It returns the connection and
+// the jump hosts' connections, to be closed with it, last first.
+func (d *Dialer) dialTarget(ctx context.Context, t inventory.Target) (*gossh.Client, []*gossh.Client, error) {
+	var nc net.Conn
+	var jumps []*gossh.Client
+	var err error
+	switch {
+	case t.ProxyCommand != "":
+		if nc, err = proxyCommand(t.ProxyCommand); err != nil {
+			return nil, nil, fmt.Errorf("ProxyCommand of %s: %w", t.Label, err)
 		}
-		jt.IdentityFiles, jt.UseAgent, jt.KnownHosts = t.IdentityFiles, t.UseAgent, t.KnownHosts
-		next, err := d.connect(ctx, jt, via)
-		if err != nil {
-			if via != nil {
-				via.Close()
+	case len(t.Hops) > 0:
+		var via *gossh.Client
+		if via, jumps, err = d.dialTarget(ctx, t.Hops[0]); err != nil {
+			return nil, nil, fmt.Errorf("jump host %s: %w", t.Hops[0].Label, err)
+		}
+		jumps = append(jumps, via)
+		for _, hop := range t.Hops[1:] {
+			next, err := d.through(ctx, hop, via)
+			if err != nil {
+				closeAll(jumps)
+				return nil, nil, fmt.Errorf("jump host %s: %w", hop.Label, err)
 			}
-			return nil, fmt.Errorf("jump host %s: %w", hop, err)
+			jumps, via = append(jumps, next), next
 		}
-		via = next
+		if nc, err = via.DialContext(ctx, "tcp", t.Addr()); err != nil {
+			closeAll(jumps)
+			return nil, nil, fmt.Errorf("connecting to %s through %s: %w", t.Addr(), t.Hops[len(t.Hops)-1].Label, err)
+		}
+	default:
+		nd := net.Dialer{Timeout: t.ConnectTimeout}
+		if nc, err = nd.DialContext(ctx, "tcp", t.Addr()); err != nil {
+			return nil, nil, fmt.Errorf("connecting to %s: %w", t.Addr(), err)
+		}
 	}
-	return via, nil
+	client, err := d.handshake(ctx, t, nc)
+	if err != nil {
+		closeAll(jumps)
+		return nil, nil, err
+	}
+	return client, jumps, nil
 }
 
-func (d *Dialer) connect(ctx context.Context, t inventory.Target, via *gossh.Client) (*gossh.Client, error) {
-	hostKeys, err := newHostKeyChecker(t.Label, t.KnownHosts, d.AcceptNewHostKeys)
+// through connects to t through the jump host via.
+func (d *Dialer) through(ctx context.Context, t inventory.Target, via *gossh.Client) (*gossh.Client, error) {
+	nc, err := via.DialContext(ctx, "tcp", t.Addr())
 	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", t.Addr(), err)
+	}
+	return d.handshake(ctx, t, nc)
+}
+
+func closeAll(clients []*gossh.Client) {
+	for i := len(clients) - 1; i >= 0; i-- {
+		clients[i].Close()
+	}
+}
+
+// handshake makes nc an authenticated SSH connection to t, its host key
+// checked against t's known_hosts files under the name ssh looks it up
+// by: HostKeyAlias, else the lowercased address, with the port when it is
+// not 22.
+func (d *Dialer) handshake(ctx context.Context, t inventory.Target, nc net.Conn) (*gossh.Client, error) {
+	hostKeys, err := newHostKeyChecker(t, d.AcceptNewHostKeys, d.InsecureIgnoreHostKeys)
+	if err != nil {
+		nc.Close()
 		return nil, err
 	}
 	auth, err := d.authMethods(t)
 	if err != nil {
+		nc.Close()
 		return nil, err
 	}
+	name := knownHostsName(t)
 	cfg := &gossh.ClientConfig{
 		User:              t.User,
 		Auth:              auth,
 		HostKeyCallback:   hostKeys.check,
-		HostKeyAlgorithms: hostKeys.algorithms(t.Addr()),
+		HostKeyAlgorithms: hostKeys.algorithms(name),
 		Timeout:           d.timeout(),
 	}
-	var nc net.Conn
-	if via != nil {
-		nc, err = via.DialContext(ctx, "tcp", t.Addr())
-	} else {
-		var nd net.Dialer
-		nc, err = nd.DialContext(ctx, "tcp", t.Addr())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", t.Addr(), err)
+	if err := applyAlgorithms(cfg, t); err != nil {
+		nc.Close()
+		return nil, err
 	}
 	// The handshake has no context of its own: a deadline bounds it.
 	deadline, _ := ctx.Deadline()
 	nc.SetDeadline(deadline)
-	c, chans, reqs, err := gossh.NewClientConn(nc, t.Addr(), cfg)
+	c, chans, reqs, err := gossh.NewClientConn(nc, name, cfg)
 	if err != nil {
 		nc.Close()
 		var hk *HostKeyError
 		if errors.As(err, &hk) {
-			return nil, modules.WithHint(hk, hk.hint())
+			return nil, hk.withHints()
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			return nil, modules.WithHint(fmt.Errorf("authenticating as %s on %s: %w", t.User, t.Addr(), err), "check the user and key: identity_file, ssh-agent, ~/.ssh/config")
@@ -170,18 +210,56 @@ func (d *Dialer) connect(ctx context.Context, t inventory.Target, via *gossh.Cli
 	return gossh.NewClient(c, chans, reqs), nil
 }
 
-// authMethods offers the agent's keys (when the target allows) and then
-// each key file that exists.
+// knownHostsName is the name known_hosts holds t's key under, as
+// host:port for knownhosts: HostKeyAlias alone (ssh adds no port to an
+// alias), else the address in lowercase.
+func knownHostsName(t inventory.Target) string {
+	if t.HostKeyAlias != "" {
+		return net.JoinHostPort(strings.ToLower(t.HostKeyAlias), "22")
+	}
+	return net.JoinHostPort(strings.ToLower(t.Address), strconv.Itoa(t.Port))
+}
+
+// authMethods offers, as ssh does, the agent's keys (only those of
+// IdentityFile and CertificateFile with IdentitiesOnly), then each key
+// file that exists and the agent does not hold, each key with its
+// certificates (CertificateFile, and KEY-cert.pub beside a key file).
 func (d *Dialer) authMethods(t inventory.Target) ([]gossh.AuthMethod, error) {
 	var signers []gossh.Signer
+	var agentKeys []gossh.Signer
 	if t.UseAgent {
-		if a := d.agentClient(); a != nil {
+		if a := d.agentClient(t.IdentityAgent); a != nil {
 			if s, err := a.Signers(); err == nil {
-				signers = append(signers, s...)
+				agentKeys = s
 			}
 		}
 	}
+	certs, err := readCertificates(t)
+	if err != nil {
+		return nil, err
+	}
+	wanted := map[string]bool{} // the public keys the files name, for IdentitiesOnly
 	for _, f := range t.IdentityFiles {
+		if k := publicKeyOf(f); k != nil {
+			wanted[string(k.Marshal())] = true
+		}
+	}
+	for _, c := range certs {
+		wanted[string(c.Key.Marshal())] = true
+	}
+	inAgent := map[string]bool{}
+	for _, s := range agentKeys {
+		k := string(s.PublicKey().Marshal())
+		if t.IdentitiesOnly && !wanted[k] {
+			continue
+		}
+		inAgent[k] = true
+		signers = append(signers, s)
+	}
+	for _, f := range t.IdentityFiles {
+		if k := publicKeyOf(f); k != nil && inAgent[string(k.Marshal())] {
+			continue // the agent signs with it: no passphrase to ask
+		}
 		s, err := d.keyFile(f, !t.UseAgent)
 		if err != nil {
 			return nil, err
@@ -190,10 +268,81 @@ func (d *Dialer) authMethods(t inventory.Target) ([]gossh.AuthMethod, error) {
 			signers = append(signers, s)
 		}
 	}
+	// A certificate goes with the key it certifies, before the key alone.
+	var withCerts []gossh.Signer
+	for _, s := range signers {
+		for _, c := range certs {
+			if bytes.Equal(c.Key.Marshal(), s.PublicKey().Marshal()) {
+				cs, err := gossh.NewCertSigner(c, s)
+				if err == nil {
+					withCerts = append(withCerts, cs)
+				}
+			}
+		}
+	}
+	signers = acceptedSigners(append(withCerts, signers...), t.Algorithms.PublicKeyAuths)
+	if len(signers) == 0 && t.Algorithms.PublicKeyAuths != nil {
+		return nil, modules.WithHint(fmt.Errorf("no key to log in to %s with that ssh_config's PubkeyAcceptedAlgorithms accepts", t.Label),
+			"PubkeyAcceptedAlgorithms "+strings.Join(t.Algorithms.PublicKeyAuths, ","))
+	}
 	if len(signers) == 0 {
 		return nil, modules.WithHint(fmt.Errorf("no key to log in to %s with: no ssh-agent keys and none of %s", t.Label, strings.Join(t.IdentityFiles, ", ")), "set identity_file in the plan, or ssh-add a key")
 	}
 	return []gossh.AuthMethod{gossh.PublicKeys(signers...)}, nil
+}
+
+// readCertificates reads t's CertificateFiles and the KEY-cert.pub files
+// beside its key files; a missing file is none, as in ssh.
+func readCertificates(t inventory.Target) ([]*gossh.Certificate, error) {
+	var out []*gossh.Certificate
+	files := append([]string(nil), t.CertificateFiles...)
+	for _, f := range t.IdentityFiles {
+		files = append(files, f+"-cert.pub")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading certificate: %w", err)
+		}
+		k, _, _, _, err := gossh.ParseAuthorizedKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", f, err)
+		}
+		c, ok := k.(*gossh.Certificate)
+		if !ok {
+			return nil, fmt.Errorf("certificate %s: a %s key, not a certificate", f, k.Type())
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// publicKeyOf returns the public key of a key file without asking for a
+// passphrase: from FILE.pub, else from the file (an encrypted key in
+// OpenSSH's format holds its public key in the clear); nil when neither
+// says.
+func publicKeyOf(file string) gossh.PublicKey {
+	if b, err := os.ReadFile(file + ".pub"); err == nil {
+		if k, _, _, _, err := gossh.ParseAuthorizedKey(b); err == nil {
+			return k
+		}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	s, err := gossh.ParsePrivateKey(b)
+	var missing *gossh.PassphraseMissingError
+	switch {
+	case err == nil:
+		return s.PublicKey()
+	case errors.As(err, &missing):
+		return missing.PublicKey
+	}
+	return nil
 }
 
 // keyFile parses a private key file once per run, asking for its
@@ -213,6 +362,9 @@ func (d *Dialer) keyFile(file string, required bool) (gossh.Signer, error) {
 		return nil, fmt.Errorf("reading key: %w", err)
 	}
 	s, err := gossh.ParsePrivateKey(pem)
+	if err != nil && !required && strings.Contains(err.Error(), "unhandled key type") {
+		return nil, nil // a security key (id_ed25519_sk): ssh-agent can offer it
+	}
 	var missing *gossh.PassphraseMissingError
 	if errors.As(err, &missing) {
 		if d.Passphrase == nil {
@@ -234,28 +386,41 @@ func (d *Dialer) keyFile(file string, required bool) (gossh.Signer, error) {
 	return s, nil
 }
 
-func (d *Dialer) agentClient() agent.ExtendedAgent {
-	d.keysMu.Lock()
-	defer d.keysMu.Unlock()
-	if d.agent != nil {
-		return d.agent
+// agentClient connects to the agent IdentityAgent names, once per run:
+// "" or SSH_AUTH_SOCK for $SSH_AUTH_SOCK, $NAME for another variable's
+// socket, else a path. nil when there is none.
+func (d *Dialer) agentClient(identityAgent string) agent.ExtendedAgent {
+	sock := identityAgent
+	switch {
+	case sock == "" || sock == "SSH_AUTH_SOCK":
+		sock = os.Getenv("SSH_AUTH_SOCK")
+	case strings.HasPrefix(sock, "$"):
+		sock = os.Getenv(sock[1:])
 	}
-	sock := os.Getenv("SSH_AUTH_SOCK")
 	if sock == "" {
 		return nil
 	}
+	d.keysMu.Lock()
+	defer d.keysMu.Unlock()
+	if a, ok := d.agents[sock]; ok {
+		return a
+	}
+	if d.agents == nil {
+		d.agents = map[string]agent.ExtendedAgent{}
+	}
 	c, err := net.Dial("unix", sock)
 	if err != nil {
+		d.agents[sock] = nil
 		return nil
 	}
-	d.agent = agent.NewClient(c)
-	return d.agent
+	d.agents[sock] = agent.NewClient(c)
+	return d.agents[sock]
 }
 
 // conn is one open connection.
 type conn struct {
 	client *gossh.Client
-	via    *gossh.Client // the jump host's connection, closed with this one
+	jumps  []*gossh.Client // the jump hosts' connections, closed with this one
 	label  string
 	login  string // user@address [-p port], for ssh(1) in hints
 	stats  *Stats
@@ -459,8 +624,6 @@ func (c *conn) DialFromHost(ctx context.Context, addr string) (net.Conn, error) 
 
 func (c *conn) Close() error {
 	err := c.client.Close()
-	if c.via != nil {
-		c.via.Close()
-	}
+	closeAll(c.jumps)
 	return err
 }

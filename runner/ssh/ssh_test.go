@@ -62,13 +62,80 @@ func TestDialRunUpload(t *testing.T) {
 func TestHostKeys(t *testing.T) {
 	ctx := context.Background()
 
-	t.Run("unknown key refused without the flag", func(t *testing.T) {
-		target, _ := simTarget(t)
+	t.Run("unknown key refused without the flag, with how to verify it", func(t *testing.T) {
+		target, f := simTarget(t)
 		target.KnownHosts = []string{filepath.Join(t.TempDir(), "known_hosts")}
 		_, err := (&Dialer{}).Dial(ctx, target)
 		var hk *HostKeyError
-		if !errors.As(err, &hk) || hk.Changed || !strings.Contains(strings.Join(modules.Hints(err), " "), "--accept-new-host-keys") {
-			t.Fatalf("got %v, want an unknown host key error with the hint", err)
+		if !errors.As(err, &hk) || hk.Changed {
+			t.Fatalf("got %v, want an unknown host key error", err)
+		}
+		fp := gossh.FingerprintSHA256(hostKeyOf(t, f))
+		if !strings.Contains(err.Error(), "is unknown: it offers ssh-ed25519 key "+fp) {
+			t.Errorf("error %q lacks the key's type and fingerprint %s", err, fp)
+		}
+		hints := modules.Hints(err)
+		want := []string{
+			fmt.Sprintf("verify %s out of band before trusting it: from a network you trust, ssh-keyscan -p %d -t ed25519 127.0.0.1 | ssh-keygen -lf -", fp, target.Port),
+			"or on the Pi's console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+			"if the fingerprints match, run again with --accept-new-host-keys to record it",
+		}
+		if strings.Join(hints, "\n") != strings.Join(want, "\n") {
+			t.Errorf("hints:\n%s\nwant (the flag last):\n%s", strings.Join(hints, "\n"), strings.Join(want, "\n"))
+		}
+	})
+
+	t.Run("accepted key recorded hashed with HashKnownHosts", func(t *testing.T) {
+		target, _ := simTarget(t)
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		target.KnownHosts, target.HashKnownHosts = []string{kh}, true
+		c, err := (&Dialer{AcceptNewHostKeys: true}).Dial(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		b, _ := os.ReadFile(kh)
+		if !strings.HasPrefix(string(b), "|1|") || strings.Contains(string(b), "127.0.0.1") || strings.Count(string(b), "\n") != 1 {
+			t.Fatalf("known_hosts after accepting: %q, want one hashed line", b)
+		}
+		c, err = (&Dialer{}).Dial(ctx, target)
+		if err != nil {
+			t.Fatalf("the hashed key is not known: %v", err)
+		}
+		c.Close()
+	})
+
+	t.Run("host key checking turned off is refused without the flag", func(t *testing.T) {
+		target, _ := simTarget(t)
+		for _, tc := range []struct {
+			name string
+			set  func(*inventory.Target)
+			why  string
+		}{
+			{"UserKnownHostsFile /dev/null", func(t *inventory.Target) { t.KnownHosts = []string{"/dev/null"} }, "UserKnownHostsFile /dev/null"},
+			{"StrictHostKeyChecking no", func(t *inventory.Target) { t.StrictHostKeyChecking = "no" }, "StrictHostKeyChecking no"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				target := target
+				tc.set(&target)
+				_, err := (&Dialer{AcceptNewHostKeys: true}).Dial(ctx, target)
+				if err == nil || !strings.Contains(err.Error(), "turns host key checking off ("+tc.why+")") ||
+					!strings.Contains(strings.Join(modules.Hints(err), " "), "--insecure-ignore-host-keys") {
+					t.Fatalf("got %v, want a refusal naming %s and the flag", err, tc.why)
+				}
+				target.KnownHosts = append(target.KnownHosts[:0:0], "/dev/null")
+				c, err := (&Dialer{InsecureIgnoreHostKeys: true}).Dial(ctx, target)
+				if err != nil {
+					t.Fatalf("with --insecure-ignore-host-keys: %v", err)
+				}
+				c.Close()
+			})
+		}
+		// The flag does not turn checking off for the others.
+		target.KnownHosts = []string{filepath.Join(t.TempDir(), "known_hosts")}
+		var hk *HostKeyError
+		if _, err := (&Dialer{InsecureIgnoreHostKeys: true}).Dial(ctx, target); !errors.As(err, &hk) {
+			t.Errorf("an unknown key with --insecure-ignore-host-keys elsewhere: got %v, want it refused", err)
 		}
 	})
 
