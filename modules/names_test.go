@@ -211,6 +211,18 @@ func TestScriptNamesRefresh(t *testing.T) {
 			t.Errorf("the failure is not recorded: %q", st)
 		}
 	})
+	t.Run("no sets persisted where no persisted rules match them", func(t *testing.T) {
+		// An empty rules directory (a confirm that could not write it, a
+		// fresh tmpfs over it): the refresher writes nothing there.
+		for _, p := range []string{h.paths.rules("v4"), h.paths.rules("v6"), h.paths.setsFile()} {
+			os.Remove(p)
+		}
+		h.refresh()
+		if _, ok := h.file(h.paths.setsFile()); ok {
+			t.Errorf("the refresher wrote %s beside no rules", h.paths.setsFile())
+		}
+		writeFile(t, h.paths.rules("v4"), c.NewV4)
+	})
 	t.Run("the name resolves again", func(t *testing.T) {
 		h.resolves(apiName, "203.0.113.9")
 		h.refresh()
@@ -219,6 +231,9 @@ func TestScriptNamesRefresh(t *testing.T) {
 		}
 		if st, _ := h.file(filepath.Join(h.paths.namesDir(), "state", apiSet4+".status")); strings.Contains(st, "failed") {
 			t.Errorf("a refresh that worked still says failed: %q", st)
+		}
+		if p, _ := h.file(h.paths.setsFile()); !strings.Contains(p, "add "+apiSet4+" 203.0.113.9") {
+			t.Errorf("the sets are not persisted again beside rules that match them:\n%s", p)
 		}
 	})
 }

@@ -185,6 +185,8 @@ func (c *Change) header() runHeader {
 type refreshHeader struct {
 	PATH      string `sh:"PATH"`
 	NamesDir  string `sh:"names_dir"`
+	RulesV4   string `sh:"rules_v4"`
+	RulesV6   string `sh:"rules_v6"`
 	SetsFile  string `sh:"sets_file"`
 	SetPrefix string `sh:"set_prefix"`
 	MaxElem   int    `sh:"set_maxelem"`
@@ -193,7 +195,7 @@ type refreshHeader struct {
 // refresher is the names' refresher as confirm installs it.
 func (c *Change) refresher() string {
 	p := c.Paths.resolved()
-	return assignments(refreshHeader{PATH: p.PATH, NamesDir: p.namesDir(), SetsFile: p.setsFile(),
+	return assignments(refreshHeader{PATH: p.PATH, NamesDir: p.namesDir(), RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), SetsFile: p.setsFile(),
 		SetPrefix: firewall.SetPrefix, MaxElem: firewall.SetMaxElem}) + scriptFile("refresh.sh")
 }
 

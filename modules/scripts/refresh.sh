@@ -72,9 +72,11 @@ while read -r kind a b name; do
   } | ipset -exist restore
 done <conf
 # Persisted as ipset-persistent keeps them: piwall's sets as they are now,
-# others' as the file held them. A read-only disk keeps the last file; the
-# state here is what the next refresh starts from.
-if $changed || [ ! -f "$sets_file" ]; then
+# others' as the file held them; only where the persisted rules match
+# piwall's sets (confirm wrote them: a failed confirm's empty rules
+# directory gets nothing). A read-only disk keeps the last file; the state
+# here is what the next refresh starts from.
+if { $changed || [ ! -f "$sets_file" ]; } && grep -qs -- "--match-set $set_prefix" "$rules_v4" "$rules_v6"; then
   {
     [ -f "$sets_file" ] && awk -v p="$set_prefix" 'index($2, p) != 1' "$sets_file"
     while read -r kind a b name; do
