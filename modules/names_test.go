@@ -163,16 +163,7 @@ func TestScriptNamesRefresh(t *testing.T) {
 	d := namesDesired(t, 20*time.Second, "203.0.113.7")
 	c := namesChange(h, "n2", d)
 	h.resolves(apiName, "203.0.113.7")
-	confirmed := func() {
-		if r := h.prepare(c); r.code != 0 {
-			t.Fatalf("prepare: exit %d: %s%s", r.code, r.stdout, r.stderr)
-		}
-		h.waitStatus(c, StatusApplied, 5*time.Second)
-		if r := h.confirm(c); r.code != 0 {
-			t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
-		}
-	}
-	confirmed()
+	confirmChange(t, h, c)
 	grace := int(d.Grace() / time.Second)
 
 	t.Run("the name moves", func(t *testing.T) {
@@ -267,22 +258,10 @@ func TestScriptNamesRevert(t *testing.T) {
 func TestScriptNamesRemoved(t *testing.T) {
 	h := withRules(t, hostOpts{systemd: true})
 	c := namesChange(h, "n4", namesDesired(t, time.Minute, "203.0.113.7"))
-	if r := h.prepare(c); r.code != 0 {
-		t.Fatalf("prepare: exit %d: %s%s", r.code, r.stdout, r.stderr)
-	}
-	h.waitStatus(c, StatusApplied, 5*time.Second)
-	if r := h.confirm(c); r.code != 0 {
-		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
-	}
+	confirmChange(t, h, c)
 	open := h.change("n5")
 	open.NewV4, open.NewV6 = OpenRuleset, OpenRuleset
-	if r := h.prepare(open); r.code != 0 {
-		t.Fatalf("prepare --open: exit %d: %s%s", r.code, r.stdout, r.stderr)
-	}
-	h.waitStatus(open, StatusApplied, 5*time.Second)
-	if r := h.confirm(open); r.code != 0 {
-		t.Fatalf("confirm --open: exit %d: %s", r.code, r.stderr)
-	}
+	confirmChange(t, h, open)
 	for _, p := range []string{h.paths.namesDir(), filepath.Join(h.paths.UnitDir, "piwall-names.timer"), filepath.Join(h.paths.UnitDir, "piwall-names.service"),
 		filepath.Join(h.root, "sets", apiSet4), filepath.Join(h.root, "sets", apiSet6)} {
 		if _, err := os.Stat(p); err == nil {
@@ -308,13 +287,7 @@ func TestNamesPlan(t *testing.T) {
 	d := namesDesired(t, time.Minute, "203.0.113.7")
 	c := namesChange(h, "n6", d)
 	h.resolves(apiName, "203.0.113.7")
-	if r := h.prepare(c); r.code != 0 {
-		t.Fatalf("prepare: exit %d: %s%s", r.code, r.stdout, r.stderr)
-	}
-	h.waitStatus(c, StatusApplied, 5*time.Second)
-	if r := h.confirm(c); r.code != 0 {
-		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
-	}
+	confirmChange(t, h, c)
 	h.refresh()
 	host := &plans.Host{Name: "pi", Address: plans.Value[string]{V: "192.168.1.11"}, Policy: namesPolicy(time.Minute)}
 	plan := func() (*ChangeSet, error) {

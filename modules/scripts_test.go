@@ -97,24 +97,38 @@ func TestScriptApplyConfirm(t *testing.T) {
 func prepared(t *testing.T, h *fakeHost, run string) (*Change, PrepareReport) {
 	t.Helper()
 	c := h.change(run)
+	return c, prepareChange(t, h, c)
+}
+
+// prepareChange runs prepare of c and fails the test unless it succeeded.
+func prepareChange(t *testing.T, h *fakeHost, c *Change) PrepareReport {
+	t.Helper()
 	r := h.prepare(c)
 	rep, err := ParsePrepare([]byte(r.stdout))
 	if r.code != 0 || err != nil {
 		t.Fatalf("prepare: exit %d, %v: %s%s", r.code, err, r.stdout, r.stderr)
 	}
-	return c, rep
+	return rep
 }
 
 // confirmed runs a change through prepare, the applier and confirm, and
 // fails the test unless it was confirmed.
 func confirmed(t *testing.T, h *fakeHost, run string) *Change {
 	t.Helper()
-	c, _ := prepared(t, h, run)
+	c := h.change(run)
+	confirmChange(t, h, c)
+	return c
+}
+
+// confirmChange runs c through prepare, the applier and confirm, and
+// fails the test unless it was confirmed.
+func confirmChange(t *testing.T, h *fakeHost, c *Change) {
+	t.Helper()
+	prepareChange(t, h, c)
 	h.waitStatus(c, StatusApplied, 5*time.Second)
 	if r := h.confirm(c); r.code != 0 {
 		t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
 	}
-	return c
 }
 
 // TestScriptSecondRun: on a host piwall provisioned, the rules replaced are
