@@ -583,35 +583,54 @@ func (c *conn) Upload(ctx context.Context, dir string, files map[string][]byte) 
 	}
 }
 
+// upload writes the files over one sftp session. Every round trip to the
+// host waits a whole RTT on a slow link: the directory is made with one
+// request where it can be (MkdirAll stats each parent first), and the
+// files are written side by side, their requests in flight together, so
+// the upload costs the round trips of one file, not of each.
 func (c *conn) upload(dir string, files map[string][]byte) error {
 	s, err := sftp.NewClient(c.client)
 	if err != nil {
 		return fmt.Errorf("starting sftp: %w", err)
 	}
 	defer s.Close()
-	if err := s.MkdirAll(dir); err != nil {
-		return fmt.Errorf("sftp mkdir %s: %w", dir, err)
+	if err := s.Mkdir(dir); err != nil {
+		if err := s.MkdirAll(dir); err != nil {
+			return fmt.Errorf("sftp mkdir %s: %w", dir, err)
+		}
 	}
 	if err := s.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("sftp chmod %s: %w", dir, err)
 	}
+	errs := make(chan error, len(files))
 	for name, data := range files {
-		p := path.Join(dir, name)
-		f, err := s.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-		if err != nil {
-			return fmt.Errorf("sftp create %s: %w", p, err)
+		go func() { errs <- sftpWrite(s, path.Join(dir, name), data) }()
+	}
+	var first error
+	for range files {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
-		if err := f.Chmod(0o600); err != nil {
-			f.Close()
-			return fmt.Errorf("sftp chmod %s: %w", p, err)
-		}
-		if _, err := f.Write(data); err != nil {
-			f.Close()
-			return fmt.Errorf("sftp write %s: %w", p, err)
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("sftp close %s: %w", p, err)
-		}
+	}
+	return first
+}
+
+// sftpWrite writes one file with mode 0600 over s.
+func sftpWrite(s *sftp.Client, p string, data []byte) error {
+	f, err := s.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("sftp create %s: %w", p, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("sftp chmod %s: %w", p, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("sftp write %s: %w", p, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sftp close %s: %w", p, err)
 	}
 	return nil
 }
