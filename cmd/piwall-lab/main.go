@@ -2,7 +2,7 @@
 // (network namespaces with their own Debian root, sshd and iptables) on this
 // machine, for piwall's demo and end-to-end tests. It needs root.
 //
-//	piwall-lab up [--pis N] [--systemd [--profile PI=PROFILE]...] [--dir DIR] [--cache DIR]
+//	piwall-lab up [--pis N] [--systemd [--profile PI=PROFILE]...] [--rtt DURATION] [--dir DIR] [--cache DIR]
 //	piwall-lab status [--dir DIR]
 //	piwall-lab reboot [--dir DIR] PI
 //	piwall-lab down [--dir DIR]
@@ -26,7 +26,8 @@ import (
 )
 
 const usage = `usage:
-  piwall-lab up [--pis N] [--systemd] [--dir DIR]     start a lab of N Pis (default 3), clearing any left behind
+  piwall-lab up [--pis N] [--systemd] [--rtt D] [--dir DIR]
+                                                      start a lab of N Pis (default 3), clearing any left behind
       [--profile PI=PROFILE]...                       give a systemd Pi a profile: fail2ban, hotspot, legacy or docker
   piwall-lab status [--dir DIR]                       the fleet: each Pi, its addresses, whether its sshd answers
   piwall-lab reboot [--dir DIR] PI                    power-cycle a Pi: new network stack, same root file system
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pis := fs.Int("pis", 3, fmt.Sprintf("how many Pis (1 to %d)", lab.MaxPis))
 		cacheDir := fs.String("cache", lab.DefaultCacheDir, "where the base root file system and apt repository are kept")
 		systemd := fs.Bool("systemd", false, "boot each Pi with systemd as PID 1, as Raspberry Pi OS does")
+		rtt := fs.Duration("rtt", 0, "put this round-trip time on the way from this machine to each Pi's sshd (a relay in user space; ssh_config, known_hosts and site.hcl point at it)")
 		profiles := map[string]lab.Profile{}
 		fs.Func("profile", "PI=PROFILE: a Pi with another owner's rules (fail2ban, hotspot, legacy, docker); repeatable", func(v string) error {
 			pi, prof, ok := strings.Cut(v, "=")
@@ -74,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		start := time.Now()
-		l, err := lab.Up(ctx, lab.Config{Pis: *pis, Dir: *dir, CacheDir: *cacheDir, Log: stderr, Systemd: *systemd, Profiles: profiles})
+		l, err := lab.Up(ctx, lab.Config{Pis: *pis, Dir: *dir, CacheDir: *cacheDir, Log: stderr, Systemd: *systemd, Profiles: profiles, RTT: *rtt})
 		if err != nil {
 			return err
 		}

@@ -16,14 +16,14 @@ import (
 // site.hcl, the plan that locks the lab's Pis down.
 
 func (l *Lab) writeOperatorFiles() error {
-	kh, err := knownHostsText(l.Pis)
+	kh, err := knownHostsText(l.Pis, l.RTT > 0)
 	if err != nil {
 		return err
 	}
 	files := map[string]string{
-		l.SSHConfig():  sshConfigText(l.Dir, l.Pis),
+		l.SSHConfig():  sshConfigText(l.Dir, l.Pis, l.RTT > 0),
 		l.KnownHosts(): kh,
-		l.Plan():       sitePlan(l.Dir, len(l.Pis)),
+		l.Plan():       sitePlan(l.Dir, len(l.Pis), l.RTT > 0),
 	}
 	for path, text := range files {
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -33,10 +33,16 @@ func (l *Lab) writeOperatorFiles() error {
 	return nil
 }
 
-func sshConfigText(dir string, pis []Pi) string {
+// sshConfigText is the lab's ssh_config: each Pi by its name, on the lab
+// bridge or, relayed, through its relay on loopback.
+func sshConfigText(dir string, pis []Pi, relayed bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The lab's Pis. Use: ssh -F %s pi-01\n", filepath.Join(dir, "ssh_config"))
-	for _, p := range pis {
+	for i, p := range pis {
+		if relayed {
+			fmt.Fprintf(&b, "Host %s %s.lab\n  HostName 127.0.0.1\n  Port %d\n", p.Name, p.Name, RelayPort(i+1))
+			continue
+		}
 		fmt.Fprintf(&b, "Host %s %s.lab\n  HostName %s\n", p.Name, p.Name, p.Addrs.V4)
 	}
 	fmt.Fprintf(&b, `Host *
@@ -50,15 +56,20 @@ func sshConfigText(dir string, pis []Pi) string {
 	return b.String()
 }
 
-// knownHostsText lists each Pi's host key under its name and both addresses.
-func knownHostsText(pis []Pi) (string, error) {
+// knownHostsText lists each Pi's host key under its name and both
+// addresses, and its relay's address where it is relayed.
+func knownHostsText(pis []Pi, relayed bool) (string, error) {
 	var b strings.Builder
-	for _, p := range pis {
+	for i, p := range pis {
 		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(p.HostKey))
 		if err != nil {
 			return "", fmt.Errorf("%s: host key: %w", p.Name, err)
 		}
-		b.WriteString(knownhosts.Line([]string{p.Name, p.Name + ".lab", p.Addrs.V4.String(), p.Addrs.V6.String()}, k))
+		names := []string{p.Name, p.Name + ".lab", p.Addrs.V4.String(), p.Addrs.V6.String()}
+		if relayed {
+			names = append(names, knownhosts.Normalize(fmt.Sprintf("127.0.0.1:%d", RelayPort(i+1))))
+		}
+		b.WriteString(knownhosts.Line(names, k))
 		b.WriteString("\n")
 	}
 	return b.String(), nil
@@ -66,13 +77,18 @@ func knownHostsText(pis []Pi) (string, error) {
 
 // sitePlan is the lab's plan for n Pis whose lab lives in dir. With the
 // default directory and 3 Pis it is examples/lab/site.hcl.
-func sitePlan(dir string, n int) string {
+func sitePlan(dir string, n int, relayed bool) string {
 	type host struct {
 		Name, Address string
+		Port          int // 0: the default
 	}
 	var hosts []host
 	for i := 1; i <= n; i++ {
-		hosts = append(hosts, host{PiName(i), PiAddrs(i).V4.String()})
+		if relayed {
+			hosts = append(hosts, host{PiName(i), "127.0.0.1", RelayPort(i)})
+			continue
+		}
+		hosts = append(hosts, host{PiName(i), PiAddrs(i).V4.String(), 0})
 	}
 	var b strings.Builder
 	err := siteTemplate.Execute(&b, map[string]any{
@@ -130,6 +146,9 @@ group "kiosk" {
 {{range .Hosts}}
 host "{{.Name}}" {
   address = "{{.Address}}"
+{{- if .Port}}
+  port    = {{.Port}}
+{{- end}}
   groups  = ["kiosk"]
 }
 {{end}}

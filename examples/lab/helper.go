@@ -18,6 +18,7 @@ var roles = map[string]func(args []string) error{
 	"pi":       piInit,
 	"services": serveServices,
 	"probe":    probe,
+	"relay":    serveRelays,
 }
 
 func init() {

@@ -41,6 +41,10 @@ type Config struct {
 	// Profiles give Pis, by name, a profile (systemd Pis only, but for
 	// the hostile ones).
 	Profiles map[string]Profile
+	// RTT, when not 0, is the round-trip time on the way from the
+	// controller to each Pi's sshd: the Pis are reached through relays
+	// (see relay.go), and the operator's files say so.
+	RTT time.Duration
 }
 
 // Lab is a running lab. Its description is kept in Dir/lab.json, so that
@@ -51,6 +55,9 @@ type Lab struct {
 	Pis      []Pi   `json:"pis"`
 	Services []Proc `json:"services"` // dnsmasq and the listeners
 	Systemd  bool   `json:"systemd"`
+	// RTT is the latency the relays put on the way to the Pis (0: none,
+	// the Pis are reached on the lab bridge).
+	RTT time.Duration `json:"rtt,omitempty"`
 	// Cgroups is where the Pis' cgroups are (systemd Pis only).
 	Cgroups string `json:"cgroups,omitempty"`
 }
@@ -132,7 +139,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := c.ensure(ctx, cfg.Log); err != nil {
 		return nil, fmt.Errorf("lab cache: %w", err)
 	}
-	l := &Lab{Dir: cfg.Dir, CacheDir: cfg.CacheDir, Systemd: cfg.Systemd}
+	l := &Lab{Dir: cfg.Dir, CacheDir: cfg.CacheDir, Systemd: cfg.Systemd, RTT: cfg.RTT}
 	if err := l.up(ctx, cfg); err != nil {
 		if derr := Down(context.WithoutCancel(ctx), cfg.Dir); derr != nil {
 			err = fmt.Errorf("%w; and tearing down the partial lab: %v", err, derr)
@@ -198,6 +205,16 @@ func (l *Lab) up(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if l.RTT > 0 {
+		relay, err := startRelays(l.RTT, l.Pis, l.Dir)
+		if err != nil {
+			return err
+		}
+		l.Services = append(l.Services, relay)
+		if err := l.save(); err != nil {
+			return err
+		}
 	}
 	if err := l.writeOperatorFiles(); err != nil {
 		return err

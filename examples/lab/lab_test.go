@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,7 +24,7 @@ import (
 var update = flag.Bool("update", false, "rewrite examples/lab/site.hcl from the lab's generator")
 
 func TestSitePlanIsTheExample(t *testing.T) {
-	got := sitePlan(DefaultDir, 3)
+	got := sitePlan(DefaultDir, 3, false)
 	if *update {
 		if err := os.WriteFile("site.hcl", []byte(got), 0o644); err != nil {
 			t.Fatal(err)
@@ -343,3 +344,30 @@ const installIptables = `set -e
 sudo -n apt-get update -qq
 printf '%s\n' 'iptables-persistent iptables-persistent/autosave_v4 boolean false' 'iptables-persistent iptables-persistent/autosave_v6 boolean false' | sudo -n debconf-set-selections
 sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables netfilter-persistent iptables-persistent >/dev/null`
+
+// TestLabRelayed: with an RTT, the operator's files reach each Pi through
+// its relay: OpenSSH, as Ansible and the floor use it, connects with the
+// host key checked under the relay's address, and the plan's hosts name
+// the relays.
+func TestLabRelayed(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Skip("OpenSSH's client is not installed (apt-get install openssh-client)")
+	}
+	const rtt = 100 * time.Millisecond
+	l := Start(t, Config{Pis: 1, Dir: filepath.Join(t.TempDir(), "lab"), RTT: rtt})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "ssh", "-F", l.SSHConfig(), "-o", "BatchMode=yes", "pi-01", "hostname").CombinedOutput()
+	if err != nil || string(out) != "pi-01\n" {
+		t.Fatalf("OpenSSH through the relay: %v: %s", err, out)
+	}
+	t.Logf("ssh pi-01 hostname through a relay of RTT %v: %.2f s", rtt, time.Since(start).Seconds())
+	site, err := os.ReadFile(l.Plan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("address = \"127.0.0.1\"\n  port    = %d\n", RelayPort(1)); !strings.Contains(string(site), want) {
+		t.Errorf("site.hcl does not reach pi-01 through its relay (%q):\n%s", want, site)
+	}
+}
