@@ -135,7 +135,7 @@ func (r *remote) printStats(w io.Writer) {
 	}
 	for _, t := range r.targets {
 		h := r.dialer.Stats.Host(t.Label)
-		fmt.Fprintf(w, "stats: %s: %d connections, %d commands, %d uploads\n", t.Label, h.Connections.Load(), h.Commands.Load(), h.Uploads.Load())
+		fmt.Fprintf(w, "stats: %s: %d connections, %d commands, %d uploads, %d round trips\n", t.Label, h.Connections.Load(), h.Commands.Load(), h.Uploads.Load(), h.RoundTrips.Load())
 	}
 }
 

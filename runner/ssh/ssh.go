@@ -63,6 +63,31 @@ type Stats struct {
 // HostStats are one host's counts.
 type HostStats struct {
 	Connections, Commands, Uploads atomic.Int64
+	// RoundTrips counts the times the controller waited on the host: each
+	// TCP connect, and each time the host's bytes arrived after the
+	// controller had sent something since the last ones (a turn of the
+	// conversation). Requests sent together count once.
+	RoundTrips atomic.Int64
+}
+
+// turns is a connection that counts its turns into a host's RoundTrips.
+type turns struct {
+	net.Conn
+	sent  atomic.Bool
+	count *atomic.Int64
+}
+
+func (c *turns) Write(b []byte) (int, error) {
+	c.sent.Store(true)
+	return c.Conn.Write(b)
+}
+
+func (c *turns) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && c.sent.Swap(false) {
+		c.count.Add(1)
+	}
+	return n, err
 }
 
 // Host returns the counts of a host label.
@@ -140,6 +165,12 @@ func (d *Dialer) dialTarget(ctx context.Context, t inventory.Target) (*gossh.Cli
 		if nc, err = nd.DialContext(ctx, "tcp", t.Addr()); err != nil {
 			return nil, nil, fmt.Errorf("connecting to %s: %w", t.Addr(), err)
 		}
+		if d.Stats != nil {
+			d.Stats.Host(t.Label).RoundTrips.Add(1) // the TCP handshake
+		}
+	}
+	if d.Stats != nil {
+		nc = &turns{Conn: nc, count: &d.Stats.Host(t.Label).RoundTrips}
 	}
 	client, err := d.handshake(ctx, t, nc)
 	if err != nil {

@@ -7,9 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -232,5 +234,34 @@ func TestOutputLimit(t *testing.T) {
 	}
 	if want := "printed more than 16 MiB on its stdout"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q lacks %q", err, want)
+	}
+}
+
+// TestTurns: a round trip is counted each time the host's bytes arrive
+// after the controller sent something since the last ones; requests sent
+// together count once, and bytes the host sends on its own count none.
+func TestTurns(t *testing.T) {
+	local, remote := net.Pipe()
+	defer local.Close()
+	defer remote.Close()
+	var n atomic.Int64
+	c := &turns{Conn: local, count: &n}
+	go func() {
+		buf := make([]byte, 64)
+		for _, reply := range []string{"a", "b", "unasked"} {
+			if reply != "unasked" {
+				remote.Read(buf)
+			}
+			remote.Write([]byte(reply))
+		}
+	}()
+	buf := make([]byte, 64)
+	c.Write([]byte("1"))
+	c.Read(buf)
+	c.Write([]byte("2"))
+	c.Read(buf)
+	c.Read(buf) // unasked
+	if got := n.Load(); got != 2 {
+		t.Errorf("round trips = %d, want 2", got)
 	}
 }
