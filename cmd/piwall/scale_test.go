@@ -25,7 +25,8 @@ func init() {
 	if err != nil || n <= 0 {
 		return
 	}
-	f, err := sim.Start(n, os.Getenv("PIWALL_TEST_SIM_DIR"))
+	rtt, _ := time.ParseDuration(os.Getenv("PIWALL_TEST_SIM_RTT"))
+	f, err := sim.Start(n, os.Getenv("PIWALL_TEST_SIM_DIR"), rtt)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -44,7 +45,8 @@ func init() {
 //	go test ./cmd/piwall -run '^$' -bench Scale -benchtime 1x
 //
 // PIWALL_SCALE_HOSTS and PIWALL_SCALE_PARALLEL (default 1000 and 100) set
-// the fleet's size and the hosts in flight.
+// the fleet's size and the hosts in flight, PIWALL_SCALE_RTT (default 0)
+// how long each simulated host's answers take to reach the controller.
 func BenchmarkScale(b *testing.B) {
 	n, parallel := 1000, 100
 	if v, err := strconv.Atoi(os.Getenv("PIWALL_SCALE_HOSTS")); err == nil {
@@ -55,7 +57,11 @@ func BenchmarkScale(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		r := runScale(b, n, parallel)
-		fmt.Printf("\nscale: %d simulated hosts, %d in flight, one controller, %d cores\n", n, parallel, runtime.NumCPU())
+		rtt := os.Getenv("PIWALL_SCALE_RTT")
+		if rtt == "" {
+			rtt = "0"
+		}
+		fmt.Printf("\nscale: %d simulated hosts, %d in flight, RTT %s, one controller, %d cores\n", n, parallel, rtt, runtime.NumCPU())
 		fmt.Printf("  plan (every host changes)   %6.1f s\n", r.plan.Seconds())
 		fmt.Printf("  apply                       %6.1f s\n", r.apply.Seconds())
 		fmt.Printf("  plan again (no changes)     %6.1f s\n", r.again.Seconds())
@@ -85,7 +91,7 @@ func runScale(tb testing.TB, n, parallel int) scaleTimes {
 		tb.Fatal(err)
 	}
 	fleet := exec.Command(exe, "-test.run", "^$")
-	fleet.Env = append(os.Environ(), simHosts+"="+strconv.Itoa(n), "PIWALL_TEST_SIM_DIR="+dir)
+	fleet.Env = append(os.Environ(), simHosts+"="+strconv.Itoa(n), "PIWALL_TEST_SIM_DIR="+dir, "PIWALL_TEST_SIM_RTT="+os.Getenv("PIWALL_SCALE_RTT"))
 	stdin, _ := fleet.StdinPipe()
 	stdout, _ := fleet.StdoutPipe()
 	fleet.Stderr = os.Stderr

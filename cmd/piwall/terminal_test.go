@@ -70,7 +70,7 @@ func (s *screen) waitFor(t *testing.T, want string) string {
 func startSim(t *testing.T, n int) (*sim.Fleet, string) {
 	t.Helper()
 	dir := t.TempDir()
-	f, err := sim.Start(n, dir)
+	f, err := sim.Start(n, dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/piwall/piwall/modules"
 	"github.com/pkg/sftp"
@@ -69,8 +70,9 @@ func (h *Host) SetLock(lines string) {
 }
 
 // Start starts n hosts, each on its own port of 127.0.0.1, writing the
-// operator key and known_hosts into dir.
-func Start(n int, dir string) (*Fleet, error) {
+// operator key and known_hosts into dir. With rtt, each host's bytes reach
+// the controller rtt after it sent them, in order: a host on a slow link.
+func Start(n int, dir string, rtt time.Duration) (*Fleet, error) {
 	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -118,7 +120,7 @@ func Start(n int, dir string) (*Fleet, error) {
 		f.Hosts = append(f.Hosts, h)
 		f.listeners = append(f.listeners, l)
 		kh.WriteString(knownhosts.Line([]string{knownhosts.Normalize(h.Addr.String())}, hostKey.PublicKey()) + "\n")
-		go h.serve(l, cfg)
+		go h.serve(l, cfg, rtt)
 	}
 	return f, os.WriteFile(f.KnownHosts, []byte(kh.String()), 0o644)
 }
@@ -130,14 +132,63 @@ func (f *Fleet) Close() {
 	}
 }
 
-func (h *Host) serve(l net.Listener, cfg *ssh.ServerConfig) {
+func (h *Host) serve(l net.Listener, cfg *ssh.ServerConfig, rtt time.Duration) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
+		if rtt > 0 {
+			c = newSlowConn(c, rtt)
+		}
 		go h.conn(c, cfg)
 	}
+}
+
+// slowConn writes each chunk delay after it was written, in order, from a
+// goroutine of its own: the latency of a slow link, without a cap on the
+// bytes in flight.
+type slowConn struct {
+	net.Conn
+	at   time.Duration
+	q    chan slowChunk
+	done chan struct{}
+	once sync.Once
+}
+
+type slowChunk struct {
+	data []byte
+	at   time.Time
+}
+
+func newSlowConn(c net.Conn, delay time.Duration) *slowConn {
+	s := &slowConn{Conn: c, q: make(chan slowChunk, 256), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for ch := range s.q {
+			time.Sleep(time.Until(ch.at))
+			if _, err := c.Write(ch.data); err != nil {
+				c.Close()
+				for range s.q {
+				}
+				return
+			}
+		}
+	}()
+	s.at = delay
+	return s
+}
+
+func (s *slowConn) Write(b []byte) (int, error) {
+	s.q <- slowChunk{append([]byte(nil), b...), time.Now().Add(s.at)}
+	return len(b), nil
+}
+
+// Close sends what is queued, then closes.
+func (s *slowConn) Close() error {
+	s.once.Do(func() { close(s.q) })
+	<-s.done
+	return s.Conn.Close()
 }
 
 func (h *Host) conn(c net.Conn, cfg *ssh.ServerConfig) {

@@ -26,7 +26,7 @@ import (
 func simTarget(t *testing.T) (inventory.Target, *sim.Fleet) {
 	t.Helper()
 	dir := t.TempDir()
-	f, err := sim.Start(1, dir)
+	f, err := sim.Start(1, dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
