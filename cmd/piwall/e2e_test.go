@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The end-to-end tests run piwall, in this process or as its own process,
