@@ -4,7 +4,7 @@ package main
 
 // The end-to-end tests run piwall, in this process or as its own process,
 // against the lab's real Pis: real sshd, real iptables, real traffic. They
-// need root (CI runs them as root: sudo bash .ci/test) and skip without it.
+// need root (CI runs them as root: bash .ci/test) and skip without it.
 //
 //	go test ./cmd/piwall -run E2E -v
 
