@@ -213,6 +213,13 @@ const maxRangeHosts = 10000
 // zero-padded as the first is), [a:f] (letters), [1:9:2] (a step), any
 // number of them in one name.
 func expandHostPattern(p string) ([]string, error) {
+	if p == "" {
+		return nil, fmt.Errorf("a host needs a name")
+	}
+	return expandRanges(p)
+}
+
+func expandRanges(p string) ([]string, error) {
 	open := strings.IndexByte(p, '[')
 	if open < 0 {
 		if strings.ContainsRune(p, ']') {
@@ -261,7 +268,7 @@ func expandHostPattern(p string) ([]string, error) {
 	} else {
 		return nil, fmt.Errorf("[%s:%s] is not a range of numbers or of letters", lo, hi)
 	}
-	rest, err := expandHostPattern(p[closing+1:])
+	rest, err := expandRanges(p[closing+1:])
 	if err != nil {
 		return nil, err
 	}
