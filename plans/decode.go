@@ -80,7 +80,7 @@ func decode(files []*hcl.File, opts Options, df *dataFiles) (*Plan, hcl.Diagnost
 		diags = append(diags, p.decodeGroup(b, ctx)...)
 	}
 	for _, b := range byType["host"] {
-		diags = append(diags, p.decodeHost(b, ctx)...)
+		diags = append(diags, p.decodeHost(b, ctx, df)...)
 	}
 	for _, b := range byType["ansible_inventory"] {
 		diags = append(diags, p.decodeAnsibleInventory(b, ctx, df)...)
@@ -452,10 +452,10 @@ func (p *Plan) decodeGroup(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
 	return diags
 }
 
-func (p *Plan) decodeHost(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
+func (p *Plan) decodeHost(b *hcl.Block, ctx *hcl.EvalContext, df *dataFiles) hcl.Diagnostics {
 	content, diags := bodyContent(b.Body, hostSchema)
 	if at, ok := content.Attributes["for_each"]; ok {
-		return append(diags, p.decodeHostEach(b, content, at, ctx)...)
+		return append(diags, p.decodeHostEach(b, content, at, ctx, df)...)
 	}
 	if at, ok := content.Attributes["name"]; ok {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "name without for_each",

@@ -1,10 +1,13 @@
 package plans
 
 import (
+	"bytes"
+	"encoding/csv"
 	"fmt"
 	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -20,7 +23,7 @@ import (
 // of its own (each.key is the row's index), so it needs name: a host
 // keeps its name when the rows are reordered.
 
-func (p *Plan) decodeHostEach(b *hcl.Block, content *hcl.BodyContent, fe *hcl.Attribute, ctx *hcl.EvalContext) hcl.Diagnostics {
+func (p *Plan) decodeHostEach(b *hcl.Block, content *hcl.BodyContent, fe *hcl.Attribute, ctx *hcl.EvalContext, df *dataFiles) hcl.Diagnostics {
 	label := b.Labels[0]
 	v, diags := fe.Expr.Value(ctx)
 	if diags.HasErrors() {
@@ -71,8 +74,11 @@ func (p *Plan) decodeHostEach(b *hcl.Block, content *hcl.BodyContent, fe *hcl.At
 	if rows && !named {
 		return bad(fmt.Sprintf("for_each over a list of objects needs name = each.value.COLUMN in the block, the column that names each host, so that a host keeps its name when the rows move (without name, host %q names its hosts %s-KEY, and a list has no keys).", label, label))
 	}
-	seen := map[string]bool{} // a problem of the block is reported once, not once a host
-	for _, in := range insts {
+	rowAt := csvRows(fe.Expr, ctx, df)
+	// A problem of the block (a misspelt attribute) is reported once, not
+	// once a host; one of a row's values (its address) once a row.
+	seen := map[string]bool{}
+	for i, in := range insts {
 		ectx := ctx.NewChild()
 		ectx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{
 			"key": cty.StringVal(in.key), "value": in.value,
@@ -90,15 +96,54 @@ func (p *Plan) decodeHostEach(b *hcl.Block, content *hcl.BodyContent, fe *hcl.At
 			d = append(d, p.decodeOneHost(name, b.DefRange, content, ectx)...)
 		}
 		for _, diag := range d {
-			id := fmt.Sprintf("%s|%v", diag.Summary, diag.Subject)
+			id := fmt.Sprintf("%s|%s|%v", diag.Summary, diag.Detail, diag.Subject)
 			if seen[id] {
 				continue
 			}
 			seen[id] = true
 			c := *diag
-			c.Detail = fmt.Sprintf("%s (host %q, made by for_each from key %q.)", c.Detail, name.V, in.key)
+			from := fmt.Sprintf("key %q", in.key)
+			if rows && i < len(rowAt) {
+				from = rowAt[i]
+			}
+			c.Detail = fmt.Sprintf("%s (host %q, made by for_each from %s.)", c.Detail, name.V, from)
 			diags = append(diags, &c)
 		}
 	}
 	return diags
+}
+
+// csvRows says where each row of for_each = csvdecode(file(PATH)) is in
+// the CSV ("row 3, kiosks.csv:4"), so that a problem found in a host's
+// values names the line to fix; nil for any other for_each.
+func csvRows(expr hcl.Expression, ctx *hcl.EvalContext, df *dataFiles) []string {
+	call, ok := expr.(*hclsyntax.FunctionCallExpr)
+	if !ok || call.Name != "csvdecode" || len(call.Args) != 1 {
+		return nil
+	}
+	inner, ok := call.Args[0].(*hclsyntax.FunctionCallExpr)
+	if !ok || inner.Name != "file" || len(inner.Args) != 1 {
+		return nil
+	}
+	path, d := inner.Args[0].Value(ctx)
+	if d.HasErrors() || !path.IsKnown() || path.IsNull() || path.Type() != cty.String {
+		return nil
+	}
+	name, src, err := df.read(path.AsString())
+	if err != nil {
+		return nil
+	}
+	r := csv.NewReader(bytes.NewReader(src))
+	if _, err := r.Read(); err != nil { // the header
+		return nil
+	}
+	var rows []string
+	for {
+		if _, err := r.Read(); err != nil {
+			break
+		}
+		line, _ := r.FieldPos(0)
+		rows = append(rows, fmt.Sprintf("row %d, %s:%d", len(rows)+1, name, line))
+	}
+	return rows
 }
