@@ -2,6 +2,8 @@ package plans
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -23,7 +25,8 @@ import (
 // ansible_user, on ansible_port, with ansible_ssh_private_key_file (and
 // their older ansible_ssh_* names), the variables taken as Ansible takes
 // them: the host's own, over its groups' (a child group's over its
-// parent's, groups of one depth by name), over all's. Each group a host is
+// parent's, groups of one depth by name), over all's, group_vars/ and
+// host_vars/ beside the inventory over the file's. Each group a host is
 // in, directly or as a child's member, becomes a group of the plan: the
 // plan's group block of that name gives its hosts allowlists. Problems are
 // reported at their line in the inventory.
@@ -248,6 +251,7 @@ func (p *Plan) decodeAnsibleInventory(b *hcl.Block, ctx *hcl.EvalContext, df *da
 	if inv == nil {
 		return diags
 	}
+	diags = append(diags, inv.readVarsDirs(df)...)
 	for _, g := range only {
 		if _, ok := inv.groups[g.V]; !ok {
 			var known []string
@@ -268,8 +272,11 @@ func (p *Plan) decodeAnsibleInventory(b *hcl.Block, ctx *hcl.EvalContext, df *da
 			continue
 		}
 		taken++
+		// A group's variable is every one of its hosts': a bad one is
+		// reported once.
 		diags = append(diags, p.ansibleHost(ah, groups, inv.hostVars(ah, groups))...)
 	}
+	diags = dedupe(diags)
 	if taken == 0 && !diags.HasErrors() {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "No hosts in Ansible inventory",
 			Detail: fmt.Sprintf("%s gives the plan no host%s.", name, map[bool]string{true: " in the groups listed", false: ""}[len(only) > 0]), Subject: b.DefRange.Ptr()})
@@ -343,5 +350,66 @@ func (p *Plan) ansibleHost(ah *ansibleHost, groups []*ansibleGroup, vars map[str
 		h.ansibleGroups = append(h.ansibleGroups, g.name.V)
 	}
 	p.Hosts = append(p.Hosts, h)
+	return diags
+}
+
+// readVarsDirs reads the group_vars and host_vars directories beside the
+// inventory, as Ansible does: group_vars/NAME (a YAML file, or a directory
+// of them; NAME.yml, NAME.yaml and NAME.json too) for each group,
+// host_vars/NAME for each host. Their variables are over those the
+// inventory file gives the same group or host.
+func (inv *ansibleInventory) readVarsDirs(df *dataFiles) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	read := func(kind, name string) map[string]Value[string] {
+		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+			return nil // no file of the directory
+		}
+		base := filepath.Join(filepath.Dir(inv.file), kind, name)
+		var files []string
+		if fi, err := os.Stat(base); err == nil && fi.IsDir() {
+			entries, _ := os.ReadDir(base)
+			for _, e := range entries {
+				if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == "" || ext == ".yml" || ext == ".yaml" || ext == ".json") {
+					files = append(files, filepath.Join(base, e.Name()))
+				}
+			}
+		} else {
+			for _, ext := range []string{"", ".yml", ".yaml", ".json"} {
+				if fi, err := os.Stat(base + ext); err == nil && fi.Mode().IsRegular() {
+					files = append(files, base+ext)
+				}
+			}
+		}
+		vars := map[string]Value[string]{}
+		for _, f := range files {
+			src, err := df.readName(f)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read Ansible variables",
+					Detail: fmt.Sprintf("%v.", err)})
+				continue
+			}
+			v, d := parseVarsFile(f, src)
+			diags = append(diags, d...)
+			for k, val := range v {
+				vars[k] = val
+			}
+		}
+		return vars
+	}
+	names := make([]string, 0, len(inv.groups))
+	for n := range inv.groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for k, v := range read("group_vars", n) {
+			inv.groups[n].vars[k] = v
+		}
+	}
+	for _, h := range inv.hosts {
+		for k, v := range read("host_vars", h.name.V) {
+			h.vars[k] = v
+		}
+	}
 	return diags
 }

@@ -44,29 +44,35 @@ func (df *dataFiles) resolve(path string) string {
 // read returns the contents of path (resolved) and the name it goes by.
 func (df *dataFiles) read(path string) (name string, src []byte, err error) {
 	name = df.resolve(path)
+	src, err = df.readName(name)
+	return name, src, err
+}
+
+// readName returns the contents of the file name, as it is.
+func (df *dataFiles) readName(name string) ([]byte, error) {
 	if f, ok := df.files[name]; ok {
-		return name, f.Bytes, nil
+		return f.Bytes, nil
 	}
 	fh, err := os.Open(name)
 	if err != nil {
-		return name, nil, err
+		return nil, err
 	}
 	defer fh.Close()
 	if fi, err := fh.Stat(); err == nil && !fi.Mode().IsRegular() {
-		return name, nil, fmt.Errorf("%s is not a regular file", name)
+		return nil, fmt.Errorf("%s is not a regular file", name)
 	}
-	src, err = io.ReadAll(io.LimitReader(fh, maxDataFile+1))
+	src, err := io.ReadAll(io.LimitReader(fh, maxDataFile+1))
 	if err != nil {
-		return name, nil, err
+		return nil, err
 	}
 	if len(src) > maxDataFile {
-		return name, nil, fmt.Errorf("%s is larger than %d MiB", name, maxDataFile>>20)
+		return nil, fmt.Errorf("%s is larger than %d MiB", name, maxDataFile>>20)
 	}
 	if df.files == nil {
 		df.files = map[string]*hcl.File{}
 	}
 	df.files[name] = &hcl.File{Bytes: src}
-	return name, src, nil
+	return src, nil
 }
 
 // fileFunc is Terraform's file(path): the contents of a UTF-8 text file,

@@ -245,3 +245,27 @@ func TestAnsibleInventory(t *testing.T) {
 		})
 	}
 }
+
+// group_vars and host_vars beside the inventory are read as Ansible reads
+// them: all's, then a group's (a file, or a directory of them), under the
+// inventory file's host variables, under host_vars.
+func TestAnsibleVarsDirs(t *testing.T) {
+	dir := writePlan(t, map[string]string{
+		"site.hcl":                            fmt.Sprintf(ansiblePlan, "inventory/hosts.ini"),
+		"inventory/hosts.ini":                 "[kiosk]\npi-01\npi-02 ansible_user=inifile\n\n[kiosk:vars]\nansible_port=22\n",
+		"inventory/group_vars/all.yml":        "ansible_user: all\nansible_ssh_private_key_file: ~/.ssh/fleet\n",
+		"inventory/group_vars/kiosk/main.yml": "---\nansible_port: 2222\n",
+		"inventory/host_vars/pi-02.yaml":      "ansible_host: 192.168.1.12\nansible_user: hostvars\n",
+	})
+	p := mustLoad(t, dir, Options{})
+	want := []string{
+		"pi-01 pi-01 user=all port=2222 key=~/.ssh/fleet groups=kiosk allowlists=kiosk",
+		"pi-02 192.168.1.12 user=hostvars port=2222 key=~/.ssh/fleet groups=kiosk allowlists=kiosk",
+	}
+	if got := summaries(p); !slices.Equal(got, want) {
+		t.Errorf("hosts:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+	if r := p.Host("pi-02").Connection.User.Range; r.Filename != filepath.Join(dir, "inventory/host_vars/pi-02.yaml") || r.Start.Line != 2 {
+		t.Errorf("pi-02's user comes from %s, want host_vars/pi-02.yaml:2", r)
+	}
+}

@@ -97,6 +97,9 @@ func (c malformedCase) load(t *testing.T) (*Plan, hcl.Diagnostics) {
 	t.Helper()
 	dir := t.TempDir()
 	for name, data := range c.files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
