@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/piwall/piwall/modules/firewall"
@@ -460,12 +459,12 @@ func (rc recording) run(t *testing.T) string {
 		}
 	}
 	writeFile(t, filepath.Join(work, "stubs"), strings.Join(stubs, ""))
-	var st syscall.Stat_t
-	if err := syscall.Stat("/proc/self/ns/net", &st); err != nil {
+	ino, err := netnsInode()
+	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("unshare", "-m", "-n", "sh", "-c", setupScript, "setup",
-		work, strconv.FormatUint(st.Ino, 10), rc.conn, strconv.Itoa(rc.uid))
+		work, strconv.FormatUint(ino, 10), rc.conn, strconv.Itoa(rc.uid))
 	cmd.Stdin = strings.NewReader(FactsScript(recordMarker, rc.req))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

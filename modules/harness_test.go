@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -223,7 +222,7 @@ func (h *fakeHost) stop() {
 			continue
 		}
 		if cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); bytes.Contains(cmdline, []byte(dir+"/revert.sh")) {
-			syscall.Kill(-pid, syscall.SIGKILL)
+			killGroup(pid)
 		}
 	}
 }

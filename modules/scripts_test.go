@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -625,7 +624,7 @@ func TestScriptKilledMidConfirm(t *testing.T) {
 	h.misbehave("block", "sync-dir", "")
 	conf := h.login(c.ConfirmCommand(false))
 	conf.Env = h.env()
-	conf.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(conf)
 	if err := conf.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -636,7 +635,7 @@ func TestScriptKilledMidConfirm(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	syscall.Kill(-conf.Process.Pid, syscall.SIGKILL)
+	killGroup(conf.Process.Pid)
 	conf.Wait()
 	if got, _ := h.file(h.paths.rules("v4")); got != newV4 {
 		t.Fatalf("persisted v4 when confirm was killed = %q, want the new rules", got)
@@ -684,7 +683,7 @@ func TestScriptDeadManProcess(t *testing.T) {
 			t.Fatalf("confirm: exit %d: %s", r.code, r.stderr)
 		}
 		deadline := time.Now().Add(5 * time.Second)
-		for syscall.Kill(pid, 0) == nil {
+		for alive(pid) {
 			// A zombie until init reaps it: gone once /proc says so.
 			if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err != nil || strings.Contains(string(st), ") Z ") {
 				break
@@ -1085,7 +1084,7 @@ func TestScriptRevertDisablesWhatConfirmEnabled(t *testing.T) {
 	h.misbehave("block", "systemctl enable", "")
 	conf := h.login(c.ConfirmCommand(false))
 	conf.Env = h.env()
-	conf.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(conf)
 	if err := conf.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -1097,7 +1096,7 @@ func TestScriptRevertDisablesWhatConfirmEnabled(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	h.unit("netfilter-persistent", "enabled")
-	syscall.Kill(-conf.Process.Pid, syscall.SIGKILL)
+	killGroup(conf.Process.Pid)
 	conf.Wait()
 	os.Remove(filepath.Join(h.root, "block", "systemctl enable"))
 	if r := h.fireTimer(c); r.code != 0 {

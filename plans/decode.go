@@ -23,6 +23,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "allowlist", LabelNames: []string{"name"}},
 		{Type: "group", LabelNames: []string{"name"}},
 		{Type: "host", LabelNames: []string{"name"}},
+		{Type: "ansible_inventory"},
 		{Type: "rollout"},
 	},
 }
@@ -34,7 +35,7 @@ var connectionAttrs = []hcl.AttributeSchema{
 
 var (
 	defaultsSchema  = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "coexist"}}, connectionAttrs...)}
-	hostSchema      = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "address"}, {Name: "groups"}, {Name: "allowlists"}}, connectionAttrs...)}
+	hostSchema      = &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "address"}, {Name: "groups"}, {Name: "allowlists"}, {Name: "for_each"}, {Name: "name"}}, connectionAttrs...)}
 	groupSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allowlists"}}}
 	rolloutSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "parallel"}, {Name: "canary"}, {Name: "batch"}, {Name: "max_failures"}}}
 	allowlistSchema = &hcl.BodySchema{
@@ -51,7 +52,7 @@ var (
 // decode turns parsed files into a Plan: variables first, then locals, then
 // every other block, each evaluated with both in scope; then the references
 // between blocks are checked and every host's allowlists merged.
-func decode(files []*hcl.File, opts Options) (*Plan, hcl.Diagnostics) {
+func decode(files []*hcl.File, opts Options, df *dataFiles) (*Plan, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	byType := map[string][]*hcl.Block{}
 	for _, f := range files {
@@ -65,7 +66,7 @@ func decode(files []*hcl.File, opts Options) (*Plan, hcl.Diagnostics) {
 	diags = append(diags, d...)
 	ctx := &hcl.EvalContext{
 		Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)},
-		Functions: functions(),
+		Functions: functions(df),
 	}
 	diags = append(diags, evalLocals(byType["locals"], ctx)...)
 
@@ -79,11 +80,15 @@ func decode(files []*hcl.File, opts Options) (*Plan, hcl.Diagnostics) {
 		diags = append(diags, p.decodeGroup(b, ctx)...)
 	}
 	for _, b := range byType["host"] {
-		diags = append(diags, p.decodeHost(b, ctx)...)
+		diags = append(diags, p.decodeHost(b, ctx, df)...)
+	}
+	for _, b := range byType["ansible_inventory"] {
+		diags = append(diags, p.decodeAnsibleInventory(b, ctx, df)...)
 	}
 	if len(p.Hosts) == 0 && !diags.HasErrors() {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No hosts",
-			Detail: "The plan has no host blocks: add one per Pi, like host \"pi-01\" { address = \"192.0.2.11\" allowlists = [\"kiosk\"] }."})
+			Detail: "The plan has no hosts: add a host block per Pi, like host \"pi-01\" { address = \"192.0.2.11\" allowlists = [\"kiosk\"] }, " +
+				"a host block with for_each over a list of them, or an ansible_inventory block."})
 	}
 	// References are checked even when some blocks had errors, so that one
 	// run reports every mistake; lints only run on a plan without errors.
@@ -447,26 +452,36 @@ func (p *Plan) decodeGroup(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
 	return diags
 }
 
-func (p *Plan) decodeHost(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
-	name := b.Labels[0]
+func (p *Plan) decodeHost(b *hcl.Block, ctx *hcl.EvalContext, df *dataFiles) hcl.Diagnostics {
+	content, diags := bodyContent(b.Body, hostSchema)
+	if at, ok := content.Attributes["for_each"]; ok {
+		return append(diags, p.decodeHostEach(b, content, at, ctx, df)...)
+	}
+	if at, ok := content.Attributes["name"]; ok {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "name without for_each",
+			Detail:  fmt.Sprintf("name names each host a host block makes with for_each; this block makes one host, named by its label %q. Remove name, or rename the block.", b.Labels[0]),
+			Subject: at.NameRange.Ptr()})
+	}
+	return append(diags, p.decodeOneHost(Value[string]{V: b.Labels[0], Range: b.LabelRanges[0]}, b.DefRange, content, ctx)...)
+}
+
+// decodeOneHost decodes a host named name from a host block's content.
+func (p *Plan) decodeOneHost(name Value[string], decl hcl.Range, content *hcl.BodyContent, ctx *hcl.EvalContext) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	if d := checkName("host", name, b.LabelRanges[0]); d != nil {
+	if d := checkName("host", name.V, name.Range); d != nil {
 		diags = append(diags, d)
 	}
-	if prev := p.Host(name); prev != nil {
-		return append(diags, duplicate("host", name, b.LabelRanges[0], prev.DeclRange))
+	if prev := p.Host(name.V); prev != nil {
+		return append(diags, duplicate("host", name.V, name.Range, prev.DeclRange))
 	}
-	h := &Host{Name: name, Address: Value[string]{V: name, Range: b.LabelRanges[0]}, DeclRange: b.DefRange}
-	content, d := bodyContent(b.Body, hostSchema)
-	diags = append(diags, d...)
+	h := &Host{Name: name.V, Address: name, DeclRange: decl}
+	var d hcl.Diagnostics
 	if at, ok := content.Attributes["address"]; ok {
 		v, d := stringValue(at, ctx)
 		diags = append(diags, d...)
 		if v != nil {
-			if ep, bad := parseEndpoint(*v); bad != nil || (ep.Name == "" && !ep.Prefix.IsSingleIP()) {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid host address",
-					Detail:  fmt.Sprintf("address = %q: write the host's IP address or DNS name.", v.V),
-					Subject: v.Range.Ptr()})
+			if bad := checkHostAddress(*v, "address"); bad != nil {
+				diags = append(diags, bad)
 			} else {
 				h.Address = *v
 			}
@@ -485,4 +500,15 @@ func (p *Plan) decodeHost(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnostics {
 	diags = append(diags, decodeConnection(content, ctx, &h.Connection)...)
 	p.Hosts = append(p.Hosts, h)
 	return diags
+}
+
+// checkHostAddress reports an address that is not one IP address or DNS
+// name.
+func checkHostAddress(v Value[string], attr string) *hcl.Diagnostic {
+	if ep, bad := parseEndpoint(v); bad != nil || (ep.Name == "" && !ep.Prefix.IsSingleIP()) {
+		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid host address",
+			Detail:  fmt.Sprintf("%s = %q: write the host's IP address or DNS name.", attr, v.V),
+			Subject: v.Range.Ptr()}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	ctyyaml "github.com/zclconf/go-cty-yaml"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -372,9 +373,12 @@ func localsReady(expr hcl.Expression, done map[string]cty.Value, pending map[str
 }
 
 // functions are HCL's usual library, as in Terraform, plus the cidr*
-// functions for address arithmetic.
-func functions() map[string]function.Function {
+// functions for address arithmetic, and file, csvdecode, jsondecode and
+// yamldecode for fleets kept as data (file reads through df).
+func functions(df *dataFiles) map[string]function.Function {
 	return map[string]function.Function{
+		"file": df.fileFunc(), "csvdecode": stdlib.CSVDecodeFunc,
+		"yamldecode": ctyyaml.YAMLDecodeFunc, "yamlencode": ctyyaml.YAMLEncodeFunc,
 		"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "chomp": stdlib.ChompFunc,
 		"chunklist": stdlib.ChunklistFunc, "coalesce": stdlib.CoalesceFunc, "coalescelist": stdlib.CoalesceListFunc,
 		"compact": stdlib.CompactFunc, "concat": stdlib.ConcatFunc, "contains": stdlib.ContainsFunc,

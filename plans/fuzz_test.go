@@ -61,7 +61,13 @@ func checkLoaded(t *testing.T, path string, src []byte, p *Plan, diags hcl.Diagn
 			t.Errorf("diagnostic without a summary: %+v", d)
 		}
 		if d.Subject != nil {
-			if msg := outside(*d.Subject, path, src); msg != "" {
+			// A diagnostic may point into a file the plan read (an
+			// Ansible inventory), which is among its Files then.
+			in, inSrc := path, src
+			if f := p.Files[d.Subject.Filename]; d.Subject.Filename != path && f != nil {
+				in, inSrc = d.Subject.Filename, f.Bytes
+			}
+			if msg := outside(*d.Subject, in, inSrc); msg != "" {
 				t.Errorf("%s: subject %s: %s", diagLine(d), d.Subject, msg)
 			}
 		}

@@ -3,6 +3,7 @@ package plans
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -70,6 +71,18 @@ func (p *Plan) link() hcl.Diagnostics {
 		}
 		if len(refs) == 0 && h.badRefs {
 			continue // its groups or allowlists have errors, reported already
+		}
+		if len(refs) == 0 && h.ansible {
+			groups := "it is in no group"
+			if len(h.ansibleGroups) > 0 {
+				groups = "its groups are " + strings.Join(h.ansibleGroups, ", ")
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Host without allowlists",
+				Detail: fmt.Sprintf("Host %q of the Ansible inventory gets no allowlist, so it would drop everything, SSH included (%s): "+
+					"give one of its groups allowlists with a group block of the same name, like group \"kiosk\" { allowlists = [\"kiosk\"] }, "+
+					"or leave the host out with the ansible_inventory block's groups.", h.Name, groups),
+				Subject: h.DeclRange.Ptr()})
+			continue
 		}
 		if len(refs) == 0 {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Host without allowlists",

@@ -28,12 +28,21 @@ func Load(path string, opts Options) (*Plan, hcl.Diagnostics) {
 	parser := hclparse.NewParser()
 	files, diags := readFiles(parser, path)
 	p := &Plan{}
+	df := &dataFiles{dir: path}
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		df.dir = filepath.Dir(path)
+	}
 	if !diags.HasErrors() {
 		var more hcl.Diagnostics
-		p, more = decode(files, opts)
+		p, more = decode(files, opts, df)
 		diags = append(diags, more...)
 	}
 	p.Files = parser.Files()
+	for name, f := range df.files {
+		if _, ok := p.Files[name]; !ok {
+			p.Files[name] = f
+		}
+	}
 	return p, diags
 }
 

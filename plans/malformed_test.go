@@ -17,7 +17,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the want sections of testdata/malformed/*.txtar from what Load reports")
 
 // A malformed case is one txtar file under testdata/malformed: the plan's
-// files (site.hcl, and more .hcl files for a directory plan), optionally a
+// files (site.hcl, and more .hcl files for a directory plan, and the data
+// files they read: a CSV, an Ansible inventory), optionally a
 // "vars" section of --var flags (NAME=VALUE, one a line), and a "want"
 // section: every diagnostic Load reports, in order, one a line, as
 //
@@ -67,10 +68,10 @@ func readMalformedCase(tb testing.TB, path string) malformedCase {
 			c.want = lines(f.Data)
 		case f.Name == "vars":
 			c.vars = lines(f.Data)
-		case strings.HasSuffix(f.Name, ".hcl"):
-			c.files[f.Name] = f.Data
 		default:
-			tb.Fatalf("%s: unexpected section %q: want .hcl files, vars and want", path, f.Name)
+			// .hcl files, and the data files they read (a CSV, an
+			// Ansible inventory).
+			c.files[f.Name] = f.Data
 		}
 	}
 	if _, ok := c.files["site.hcl"]; !ok {
@@ -96,12 +97,21 @@ func (c malformedCase) load(t *testing.T) (*Plan, hcl.Diagnostics) {
 	t.Helper()
 	dir := t.TempDir()
 	for name, data := range c.files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	path := dir
-	if len(c.files) == 1 {
+	hcls := 0
+	for name := range c.files {
+		if strings.HasSuffix(name, ".hcl") {
+			hcls++
+		}
+	}
+	if hcls == 1 {
 		path = filepath.Join(dir, "site.hcl")
 	}
 	return Load(path, Options{Vars: c.vars})

@@ -198,6 +198,9 @@ type Host struct {
 	DeclRange  hcl.Range
 
 	badRefs bool // groups or allowlists had an error, reported already
+	// ansible: the host comes from an Ansible inventory, in these groups.
+	ansible       bool
+	ansibleGroups []string
 }
 
 // Policy is what a host's allowlists, direct and through its groups, say

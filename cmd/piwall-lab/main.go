@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command piwall-lab starts and stops the lab: real Raspberry Pi stand-ins
 // (network namespaces with their own Debian root, sshd and iptables) on this
 // machine, for piwall's demo and end-to-end tests. It needs root.

@@ -27,8 +27,8 @@ type stdio struct {
 }
 
 var commands = []*command{
-	{name: "validate", usage: "[PATH] [--var NAME=VALUE] [--var-file FILE]", short: "check a plan offline: decode, check, lint",
-		long: "Reads the plan at PATH (a .hcl file or a directory of them; default: the current directory),\nchecks it and lints it, and prints every problem with its place in the files. Exits 1 on errors.",
+	{name: "validate", usage: "[PATH] [--json] [--var NAME=VALUE] [--var-file FILE]", short: "check a plan offline: decode, check, lint",
+		long: "Reads the plan at PATH (a .hcl file or a directory of them; default: the current directory),\nchecks it and lints it, and prints every problem with its place in the files. Exits 1 on errors.\nWith --json, the diagnostics are one JSON document on stdout, in the shape of terraform\nvalidate -json (severity, summary, detail, and the range in the file: line, column, byte).",
 		run:  runValidate},
 	{name: "fmt", usage: "[PATH] [--check]", short: "rewrite plan files in canonical formatting",
 		long: "Rewrites the plan files at PATH in HCL's canonical layout and lists the files it changed.\nWith --check it changes nothing, lists the files that are not formatted, and exits 1 if any.",

@@ -1,8 +1,10 @@
+//go:build linux
+
 package main
 
 // The end-to-end tests run piwall, in this process or as its own process,
 // against the lab's real Pis: real sshd, real iptables, real traffic. They
-// need root (CI runs them as root: sudo bash .ci/test) and skip without it.
+// need root (CI runs them as root: bash .ci/test) and skip without it.
 //
 //	go test ./cmd/piwall -run E2E -v
 
@@ -1357,4 +1359,71 @@ func TestE2ENames(t *testing.T) {
 			t.Errorf("rollback --open left:\n%s", left)
 		}
 	})
+}
+
+// TestE2EAnsibleInventory applies a plan whose hosts come from an Ansible
+// INI inventory, as an Ansible user keeps it: the lab's Pis in group kiosk,
+// reached at ansible_host as ansible_user with
+// ansible_ssh_private_key_file, and nothing in ~/.ssh/config to help.
+func TestE2EAnsibleInventory(t *testing.T) {
+	l := e2eLab(t, 2)
+	if err := os.WriteFile(filepath.Join(os.Getenv("HOME"), ".ssh", "config"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var ini strings.Builder
+	ini.WriteString("# the lab's Pis, as Ansible knows them\n[kiosk]\n")
+	for _, p := range l.Pis {
+		fmt.Fprintf(&ini, "%s ansible_host=%s\n", p.Name, p.Addrs.V4)
+	}
+	fmt.Fprintf(&ini, "\n[kiosk:vars]\nansible_user=pi\nansible_ssh_private_key_file=%s\n", l.Key())
+	plan := fmt.Sprintf(`defaults {
+  known_hosts  = %q
+  revert_after = "20s"
+}
+allowlist "kiosk" {
+%s
+  outbound {
+    to    = ["dashboard.lab", "api.lab"]
+    ports = ["tcp/443"]
+  }
+  outbound {
+    to    = ["ntp.lab"]
+    ports = ["udp/123"]
+  }
+  dns  = "system"
+  ping = true
+}
+group "kiosk" {
+  allowlists = ["kiosk"]
+}
+ansible_inventory {
+  path = "hosts.ini"
+}
+`, l.KnownHosts(), adminSSH)
+	for name, src := range map[string]string{"hosts.ini": ini.String(), "site.hcl": plan} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out, _ := piwall(t, 0, "inventory", dir)
+	for _, p := range l.Pis {
+		want := regexp.MustCompile(`(?m)^host ` + p.Name + `\n  groups +kiosk\n  allowlists +kiosk\n  hostname +` + regexp.QuoteMeta(p.Addrs.V4.String()) +
+			`\n  user +pi\n  port +22\n  identity files +` + regexp.QuoteMeta(l.Key()) + `\n`)
+		if !want.MatchString(out) {
+			t.Errorf("inventory does not show %s as the inventory has it:\n%s", p.Name, out)
+		}
+	}
+	stdout, _ := piwall(t, 0, "apply", dir, "--yes")
+	for _, p := range l.Pis {
+		if got := outcomeRow(stdout, p.Name); got[0] != "applied" {
+			t.Errorf("apply: %s's outcome %q, want applied:\n%s", p.Name, got, stdout)
+		}
+		wantTraffic(t, l, p)
+	}
+	stdout, _ = piwall(t, 0, "plan", dir, "--detailed-exitcode", "--limit", "kiosk")
+	if !strings.Contains(stdout, "Plan: 0 hosts to change, 2 unchanged, 0 failed.") {
+		t.Errorf("a second plan:\n%s", stdout)
+	}
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files of testdata/inventory")
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/inventory and testdata/validate")
 
 // TestInventory runs piwall inventory on each case of testdata/inventory:
 // a plan (site.hcl), the home directory its ssh_config comes from (home/),

@@ -24,7 +24,7 @@ func TestCommandLine(t *testing.T) {
 		wantStdout string // a regular expression
 		wantStderr string // a regular expression
 	}{
-		{"version", []string{"version"}, 0, `^piwall \S+ \(go\S+ linux/\w+\)\n$`, `^$`},
+		{"version", []string{"version"}, 0, `^piwall \S+ \(go\S+ \w+/\w+\)\n$`, `^$`},
 		{"version takes no arguments", []string{"version", "x"}, 1, `^$`, `takes no arguments, got "x"`},
 		{"help lists the commands", []string{"--help"}, 0, `(?s)^piwall locks.*\n  version +print piwall's version\n.*exit codes: `, `^$`},
 		{"a command's help names its flags as typed", []string{"apply", "-h"}, 0, `^$`, `(?s)^usage: piwall apply .*\n  --canary N\n +N hosts done first.*\n  --var-file FILE\n`},

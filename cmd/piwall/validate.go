@@ -13,6 +13,7 @@ func runValidate(_ context.Context, c *command, args []string, std stdio) error 
 	fs := newFlagSet(c, std)
 	var pf planFlags
 	pf.register(fs)
+	asJSON := fs.Bool("json", false, "print the diagnostics as JSON on stdout (see README.md)")
 	positional, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -22,6 +23,15 @@ func runValidate(_ context.Context, c *command, args []string, std stdio) error 
 		return err
 	}
 	p, diags := plans.Load(path, pf.options())
+	if *asJSON {
+		if err := writeJSONValue(std.out, jsonValidation(p.Files, diags)); err != nil {
+			return err
+		}
+		if diags.HasErrors() {
+			return errDiagnostics
+		}
+		return nil
+	}
 	writeDiagnostics(std.errOut, p.Files, diags, pf.noColor)
 	if diags.HasErrors() {
 		return errDiagnostics

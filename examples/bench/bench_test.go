@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package bench_test measures piwall against Ansible and against the floor,
 // a plain parallel OpenSSH script, on the lab's real Pis.
 //

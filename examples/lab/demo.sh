@@ -2,8 +2,17 @@
 # piwall's main job, end to end, against the lab on this machine: start three
 # lab Pis (fresh: no iptables), plan, apply, show what a Pi can and cannot
 # reach and that the intruder's SSH is refused, roll one Pi back, stop the
-# lab. Run it as root: sudo bash examples/lab/demo.sh
+# lab. Run it as root, or as a user who may sudo: bash examples/lab/demo.sh
 set -euo pipefail
+# The lab needs root. From a user's shell, the script runs itself again
+# through sudo; a root shell (a fresh Debian has no sudo) runs it as it is.
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "demo.sh: the lab needs root: run it in a root shell (sudo is not installed)" >&2
+    exit 1
+  fi
+  exec sudo bash "$0" "$@"
+fi
 cd "$(dirname "$0")/../.."
 . .ci/setup
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package lab
 
 import (
@@ -17,7 +19,7 @@ import (
 func Start(t testing.TB, cfg Config) *Lab {
 	t.Helper()
 	if err := Check(); err != nil {
-		t.Skipf("no lab: %v (%s; CI runs these tests as root: sudo bash .ci/test)", err, strings.Join(modules.Hints(err), "; "))
+		t.Skipf("no lab: %v (%s; CI runs these tests as root: bash .ci/test)", err, strings.Join(modules.Hints(err), "; "))
 	}
 	if err := os.MkdirAll("/run/lock", 0o755); err != nil {
 		t.Fatal(err)

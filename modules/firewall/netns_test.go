@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 )
 
@@ -96,18 +95,6 @@ func (ns *netns) try(stdin string, argv ...string) (string, error) {
 		return stdout.String(), fmt.Errorf("in network namespace %s: %s: %v: %s", ns.name, strings.Join(argv, " "), err, stderr.String())
 	}
 	return stdout.String(), nil
-}
-
-func inodeOf(path string) (uint64, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, fmt.Errorf("%s: no inode", path)
-	}
-	return st.Ino, nil
 }
 
 // withoutComments drops the lines starting with '#' (iptables-save's

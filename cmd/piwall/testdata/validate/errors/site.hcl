@@ -1,0 +1,7 @@
+group "kiosks" {
+  allowlists = ["kiosk"]
+}
+
+defaults {
+  revert_after = "soon"
+}
