@@ -247,7 +247,14 @@ func (env Env) resolve(alias string, over SSHOverrides, chain []string) (Target,
 		if i > 0 {
 			o.ProxyJump = "none"
 		}
-		for _, a := range chain {
+		// The first hop is dialled with ssh_config's settings alone, not
+		// this destination's -J: ssh -J X X jumps through X to X, where
+		// a ProxyJump X that ssh_config gives X loops.
+		seen := chain
+		if over.ProxyJump != "" {
+			seen = chain[:len(chain)-1]
+		}
+		for _, a := range seen {
 			if i == 0 && a == hop.Host {
 				return Target{}, fmt.Errorf("ProxyJump loop: %s -> %s (ssh would loop too; leave %s out of the section that gives it that ProxyJump: Host ... !%s)",
 					strings.Join(chain, " -> "), hop.Host, hop.Host, hop.Host)

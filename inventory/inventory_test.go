@@ -354,6 +354,13 @@ Host loop-hop
 	if err != nil || tg.Jump != "" || tg.Hops != nil || tg.ProxyCommand != "" {
 		t.Errorf("jump none: %+v, %v; want no jump", tg, err)
 	}
+	// The plan's jump is ssh's -J: the jump host, dialled with ssh_config
+	// alone, may be the destination itself (a plan whose defaults jump
+	// through one of its own hosts), as ssh -J X X goes through X to X.
+	tg, err = env.target("10.0.0.12", SSHOverrides{ProxyJump: "pi@10.0.0.12"})
+	if err != nil || len(tg.Hops) != 1 || tg.Hops[0].Address != "10.0.0.12" || tg.Hops[0].User != "pi" || tg.Hops[0].Hops != nil {
+		t.Errorf("-J to the destination itself: %+v, %v; want one hop, 10.0.0.12 as pi", tg, err)
+	}
 }
 
 // TestTargetsConnectionSettings checks what a target takes of ssh_config
