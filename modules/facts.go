@@ -44,11 +44,15 @@ type Facts struct {
 	// Addrs are the host's addresses, and Daemons the network daemons
 	// that run (dhclient, dhcpcd, NetworkManager, systemd-network,
 	// avahi-daemon): what tells which of its own services it uses.
-	Addrs      []HostAddr
-	Daemons    map[string]bool
-	Persisted  map[firewall.Family]string
-	Names      map[string]firewall.Resolution
-	NameErrors map[string]string
+	Addrs     []HostAddr
+	Daemons   map[string]bool
+	Persisted map[firewall.Family]string
+	// PersistedText holds the persisted rules files, as NormalizeSave
+	// makes them, of the families whose file exists; asked for with
+	// FactsRequest.PersistedRules.
+	PersistedText map[firewall.Family]string
+	Names         map[string]firewall.Resolution
+	NameErrors    map[string]string
 	// Refreshed is what the host's names' refresher keeps of each name it
 	// refreshes, by name; empty on a host that refreshes none.
 	Refreshed map[string]*NameState
@@ -114,8 +118,11 @@ type FactsRequest struct {
 	// the one before the current, where a plain rollback goes. 0 asks for
 	// none.
 	Rollback int
-	History  bool  // the metadata of every generation
-	Paths    Paths // where the host keeps things: the zero value but in tests
+	History  bool // the metadata of every generation
+	// PersistedRules asks for the persisted rules files themselves, not
+	// only their digests (Facts.PersistedText).
+	PersistedRules bool
+	Paths          Paths // where the host keeps things: the zero value but in tests
 }
 
 // Previous, as FactsRequest.Rollback, is the generation before the
@@ -151,6 +158,9 @@ func FactsScript(marker string, req FactsRequest) string {
 	if req.History {
 		b.WriteString("history\n")
 	}
+	if req.PersistedRules {
+		b.WriteString("persisted_rules\n")
+	}
 	b.WriteString("sec end\n")
 	return b.String()
 }
@@ -158,13 +168,14 @@ func FactsScript(marker string, req FactsRequest) string {
 // ParseFacts reads the output of FactsScript.
 func ParseFacts(out, marker string) (*Facts, error) {
 	f := &Facts{
-		Tools:      map[string]bool{},
-		Live:       map[firewall.Family]*firewall.Ruleset{},
-		LiveText:   map[firewall.Family]string{},
-		Persisted:  map[firewall.Family]string{},
-		Names:      map[string]firewall.Resolution{},
-		NameErrors: map[string]string{},
-		Refreshed:  map[string]*NameState{},
+		Tools:         map[string]bool{},
+		Live:          map[firewall.Family]*firewall.Ruleset{},
+		LiveText:      map[firewall.Family]string{},
+		Persisted:     map[firewall.Family]string{},
+		PersistedText: map[firewall.Family]string{},
+		Names:         map[string]firewall.Resolution{},
+		NameErrors:    map[string]string{},
+		Refreshed:     map[string]*NameState{},
 	}
 	sections, err := splitSections(out, marker)
 	if err != nil {
@@ -238,6 +249,10 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			if len(s.lines) >= 2 {
 				f.Persisted[firewall.IPv4], f.Persisted[firewall.IPv6] = strings.TrimSpace(s.lines[0]), strings.TrimSpace(s.lines[1])
 			}
+		case "persisted-v4":
+			f.PersistedText[firewall.IPv4] = NormalizeSave(body)
+		case "persisted-v6":
+			f.PersistedText[firewall.IPv6] = NormalizeSave(body)
 		case "name":
 			f.parseName(s.lines)
 		case "refresher":

@@ -129,5 +129,14 @@ rollback_to() {
   done
 }
 
+# persisted_rules: the persisted rules files as they are, for comparing
+# them with the live rules; a missing one is said so.
+persisted_rules() {
+  for fam in 4 6; do
+    f=$rules_v4; [ $fam = 6 ] && f=$rules_v6
+    if [ -f "$f" ]; then sec "persisted-v$fam"; show "$f"; else sec "persisted-v$fam-missing"; fi
+  done
+}
+
 # history: the metadata of every generation, oldest first.
 history() { sec history; for f in "$gens"/*.json; do [ -f "$f" ] && cat "$f"; done; }
