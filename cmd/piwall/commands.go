@@ -45,6 +45,9 @@ var commands = []*command{
 	{name: "rollback", usage: "HOST... [--to N | --open] [--plan PATH] [--yes]", short: "put hosts back to an earlier ruleset",
 		long: "Puts each HOST back to the generation before its current one (--to N: generation N;\n--open: no rules, every policy ACCEPT), through the same protected steps as apply.\nHOST is a label of the plan (--plan, or the .hcl files here), or [user@]address[:port].",
 		run:  runRollback},
+	{name: "check", usage: "[PATH] [--limit PATTERN] [--json]", short: "prove each host's rules from the host: allowed peers reachable, the rest blocked",
+		long: "From each host of the plan at PATH, over SSH, changing nothing: connects to every allowed\noutbound peer and port (a real NTP query for udp/123, a real DNS query to each allowed\nresolver, ping where allowed), probes every expect_blocked peer and requires it blocked,\nchecks loopback both ways, that the plan's names resolve on the host, and that the live\nrules are the persisted ones. The probes run at once on the host, each within 3s.\nExits 0 when every expectation holds, 1 otherwise.",
+		run:  runCheck},
 	{name: "history", usage: "HOST [--plan PATH]", short: "list a host's generations: time, operator, outcome",
 		run: runHistory},
 	{name: "completion", usage: "bash|zsh|fish", short: "print a shell completion script",
@@ -108,7 +111,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.short)
 	}
 	b.WriteString(`
-flags of plan, apply, rollback and history:
+flags of plan, apply, rollback, history and check:
   --limit PATTERN   only these hosts: labels or groups, globs, ! to exclude
   --parallel N      hosts in flight at once
   --json            JSON on stdout instead of text

@@ -1,6 +1,6 @@
 package main
 
-// The JSON view (--json) of plans, outcomes and history: the same values
+// The JSON view (--json) of plans, outcomes, history and checks: the same values
 // the human view prints, for programs. It is stable: fields are added,
 // never renamed, and never change meaning. Its shape is documented in
 // README.md.
@@ -20,6 +20,9 @@ type jsonDoc struct {
 	Outcomes      []jsonOutcome `json:"outcomes,omitempty"`
 	Summary       *jsonSummary  `json:"summary,omitempty"`
 	History       *jsonHistory  `json:"history,omitempty"`
+	// Checks and CheckSummary are check's: per host, every probe.
+	Checks       []jsonCheck       `json:"checks,omitempty"`
+	CheckSummary *jsonCheckSummary `json:"check_summary,omitempty"`
 }
 
 type jsonHost struct {

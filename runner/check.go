@@ -1,0 +1,97 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/modules"
+)
+
+// HostCheck is one host's check: what each probe saw, or why the host
+// could not be checked.
+type HostCheck struct {
+	Target   inventory.Target
+	Findings []modules.Finding // nil when Err is set
+	Err      error
+	Duration time.Duration // the whole host: connection, facts, probes
+}
+
+// Failed counts the findings that did not hold; skipped ones are not
+// failures.
+func (h HostCheck) Failed() int {
+	n := 0
+	for _, f := range h.Findings {
+		if !f.OK && !f.Skipped {
+			n++
+		}
+	}
+	return n
+}
+
+// OK reports whether the host was checked and every expectation held.
+func (h HostCheck) OK() bool { return h.Err == nil && h.Failed() == 0 }
+
+// CheckWant says what a check wants of each host: the facts to read and
+// the check they lead to.
+type CheckWant struct {
+	Request func(t inventory.Target) modules.FactsRequest
+	Check   func(t inventory.Target, f *modules.Facts) (*modules.Check, error)
+	Paths   modules.Paths // where the host keeps things: the zero value but in tests
+}
+
+// Check checks every target, at most Parallel at once, changing nothing:
+// one connection per host, the facts command, then the check script over
+// the same connection, its probes all at once on the host.
+func (fl *Fleet) Check(ctx context.Context, targets []inventory.Target, want CheckWant) []HostCheck {
+	out := make([]HostCheck, len(targets))
+	for i, t := range targets {
+		out[i] = HostCheck{Target: t, Err: context.Canceled} // until checked
+	}
+	each(0, len(targets), fl.Parallel, func(int) bool { return ctx.Err() == nil }, func(i int) {
+		t := targets[i]
+		defer fl.emit(t.Label, HostDone, "")
+		start := time.Now()
+		findings, err := fl.checkHost(ctx, t, want)
+		out[i] = HostCheck{Target: t, Findings: findings, Err: err, Duration: time.Since(start)}
+	})
+	return out
+}
+
+func (fl *Fleet) checkHost(ctx context.Context, t inventory.Target, want CheckWant) ([]modules.Finding, error) {
+	s := fl.session(t)
+	f, conn, err := s.gather(ctx, want.Request(t))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	c, err := want.Check(t, f)
+	if err != nil {
+		return nil, s.fail("check", err)
+	}
+	s.step("probing")
+	// Every probe is bounded on the host; the margin is for a host slow
+	// to start them, past which it fails alone.
+	pctx, cancel := context.WithTimeout(ctx, modules.ProbeTimeout+30*time.Second)
+	defer cancel()
+	res, err := conn.Run(pctx, modules.CheckCommand(t.Sudo), []byte(c.Script(want.Paths)))
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("the probes did not finish within %v", modules.ProbeTimeout+30*time.Second)
+	}
+	if err == nil && res.Status != 0 {
+		err = sudoHint(&CommandError{Command: "check", Status: res.Status, Stderr: string(res.Stderr)}, t.User)
+		if res.Status == 127 {
+			err = modules.WithHint(err, "the probes need bash, timeout, dd and od on the host (ping for ping probes)")
+		}
+	}
+	if err != nil {
+		return nil, s.fail("check", err)
+	}
+	findings, err := c.Judge(res.Stdout)
+	if err != nil {
+		return nil, s.fail("check", err)
+	}
+	return findings, nil
+}
