@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"net/netip"
@@ -343,3 +344,24 @@ const installIptables = `set -e
 sudo -n apt-get update -qq
 printf '%s\n' 'iptables-persistent iptables-persistent/autosave_v4 boolean false' 'iptables-persistent iptables-persistent/autosave_v6 boolean false' | sudo -n debconf-set-selections
 sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables netfilter-persistent iptables-persistent >/dev/null`
+
+// TestNTPAnswer: ntp.lab answers an NTP client's request as an NTP server
+// does, and anything else with its banner (nil here).
+func TestNTPAnswer(t *testing.T) {
+	req := make([]byte, 48)
+	req[0] = 4<<3 | 3
+	copy(req[40:], "origin!!")
+	now := time.Unix(1_800_000_000, 0)
+	a := ntpAnswer(req, now)
+	if len(a) != 48 || a[0]&7 != 4 || a[0]>>3&7 != 4 || a[1] != 2 || string(a[24:32]) != "origin!!" {
+		t.Fatalf("answer % x: want 48 bytes, mode 4, version 4, stratum 2, the request's transmit time as the origin", a)
+	}
+	if secs := binary.BigEndian.Uint32(a[40:44]); int64(secs)-2208988800 != now.Unix() {
+		t.Errorf("transmit time %d, want %d", int64(secs)-2208988800, now.Unix())
+	}
+	for _, q := range [][]byte{[]byte("hello\n"), make([]byte, 48)} {
+		if a := ntpAnswer(q, now); a != nil {
+			t.Errorf("ntpAnswer(% x) = % x, want nil: not an NTP request", q, a)
+		}
+	}
+}
