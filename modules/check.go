@@ -63,6 +63,24 @@ type Probe struct {
 	query  []byte // the datagram of an NTP or DNS probe
 }
 
+// NewProbe is a probe of kind to addr (peer, as the plan names it) on
+// port, with the datagram an NTP or DNS probe sends (a query for peer's
+// name, or the root's); ID is set by the check that holds it.
+func NewProbe(kind ProbeKind, peer string, addr netip.Addr, port uint16, expect Expectation) Probe {
+	p := Probe{Kind: kind, Peer: peer, Addr: addr, Port: port, Expect: expect}
+	switch kind {
+	case ProbeNTP:
+		p.query = ntpQuery()
+	case ProbeDNS:
+		qname := "."
+		if _, err := netip.ParseAddr(peer); err != nil && peer != "" {
+			qname = peer
+		}
+		p.query = dnsQuery(0x7000, qname)
+	}
+	return p
+}
+
 // What is the probe in the words of the table: "tcp/443 api.lab
 // (198.18.1.11)".
 func (p Probe) What() string {
