@@ -177,16 +177,17 @@ func TestE2ECheck(t *testing.T) {
 }
 
 // TestE2ECheckFleet measures a whole fleet's check: 20 fresh Pis applied,
-// then checked (10 in flight, the plan's rollout.parallel), and logs the
-// time. BENCH_PIS changes the size.
+// then checked with 10 and with 20 in flight, and logs the times (a
+// figure, not an assertion: the machine is shared). BENCH_PIS changes the
+// size.
 func TestE2ECheckFleet(t *testing.T) {
 	n := 20
 	if s := os.Getenv("BENCH_PIS"); s != "" {
 		fmt.Sscan(s, &n)
 	}
 	l := e2eLab(t, n)
-	site := labPlan(t, l, adminSSH, expectBlockedLab, "30s")
-	piwall(t, 0, "apply", site, "--yes", "--canary", "0", "--batch", "0", "--parallel", "20")
+	site := labPlan(t, l, adminSSH, expectBlockedLab, "60s")
+	piwall(t, 0, "apply", site, "--yes", "--canary", "0")
 	for _, parallel := range []string{"10", "20"} {
 		start := time.Now()
 		stdout, _ := piwall(t, 0, "check", site, "--parallel", parallel)
