@@ -51,8 +51,13 @@ type Facts struct {
 	// makes them, of the families whose file exists; asked for with
 	// FactsRequest.PersistedRules.
 	PersistedText map[firewall.Family]string
-	Names         map[string]firewall.Resolution
-	NameErrors    map[string]string
+	// Runs are the runs that armed a dead-man, and Counters each family's
+	// filter table as iptables-save -c prints it; asked for with
+	// FactsRequest.Status.
+	Runs       []RunState
+	Counters   map[firewall.Family]string
+	Names      map[string]firewall.Resolution
+	NameErrors map[string]string
 	// Refreshed is what the host's names' refresher keeps of each name it
 	// refreshes, by name; empty on a host that refreshes none.
 	Refreshed map[string]*NameState
@@ -122,7 +127,10 @@ type FactsRequest struct {
 	// PersistedRules asks for the persisted rules files themselves, not
 	// only their digests (Facts.PersistedText).
 	PersistedRules bool
-	Paths          Paths // where the host keeps things: the zero value but in tests
+	// Status asks for each run's dead-man (Facts.Runs) and the filter
+	// tables with their counters (Facts.Counters).
+	Status bool
+	Paths  Paths // where the host keeps things: the zero value but in tests
 }
 
 // Previous, as FactsRequest.Rollback, is the generation before the
@@ -139,7 +147,7 @@ func FactsScript(marker string, req FactsRequest) string {
 	var b strings.Builder
 	b.WriteString(assignments(factsHeader{
 		PATH: p.PATH, Marker: marker,
-		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(), NamesDir: p.namesDir(),
+		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(), NamesDir: p.namesDir(), RunsDir: p.resolved().StateDir + "/runs",
 		RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), ResolvConf: p.ResolvConf, BootID: p.BootID,
 		RulesDir: p.RulesDir, SystemdDir: p.SystemdDir, PluginsDir: p.PluginsDir, UFWConf: p.UFWConf,
 		Mountinfo: p.Mountinfo, Cmdline: p.Cmdline, Proc: p.Proc,
@@ -161,6 +169,9 @@ func FactsScript(marker string, req FactsRequest) string {
 	if req.PersistedRules {
 		b.WriteString("persisted_rules\n")
 	}
+	if req.Status {
+		b.WriteString("status_facts\n")
+	}
 	b.WriteString("sec end\n")
 	return b.String()
 }
@@ -173,6 +184,7 @@ func ParseFacts(out, marker string) (*Facts, error) {
 		LiveText:      map[firewall.Family]string{},
 		Persisted:     map[firewall.Family]string{},
 		PersistedText: map[firewall.Family]string{},
+		Counters:      map[firewall.Family]string{},
 		Names:         map[string]firewall.Resolution{},
 		NameErrors:    map[string]string{},
 		Refreshed:     map[string]*NameState{},
@@ -249,6 +261,12 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			if len(s.lines) >= 2 {
 				f.Persisted[firewall.IPv4], f.Persisted[firewall.IPv6] = strings.TrimSpace(s.lines[0]), strings.TrimSpace(s.lines[1])
 			}
+		case "runs":
+			f.Runs = parseRuns(s.lines)
+		case "counters-v4":
+			f.Counters[firewall.IPv4] = body
+		case "counters-v6":
+			f.Counters[firewall.IPv6] = body
 		case "persisted-v4":
 			f.PersistedText[firewall.IPv4] = NormalizeSave(body)
 		case "persisted-v6":

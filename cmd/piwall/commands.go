@@ -48,6 +48,9 @@ var commands = []*command{
 	{name: "check", usage: "[PATH] [--limit PATTERN] [--json]", short: "prove each host's rules from the host: allowed peers reachable, the rest blocked",
 		long: "From each host of the plan at PATH, over SSH, changing nothing: connects to every allowed\noutbound peer and port (a real NTP query for udp/123, a real DNS query to each allowed\nresolver, ping where allowed), probes every expect_blocked peer and requires it blocked,\nchecks loopback both ways, that the plan's names resolve on the host, and that the live\nrules are the persisted ones. The probes run at once on the host, each within 3s.\nExits 0 when every expectation holds, 1 otherwise.",
 		run:  runCheck},
+	{name: "status", usage: "[PATH] [--detailed] [--limit PATTERN] [--json]", short: "each host in one line: in sync, drift, not persisted or reverting",
+		long: "Reads every host of the plan at PATH, changing nothing, and says per host whether its live\nrules are the plan's and the persisted ones (in sync, drift, not persisted) or a run's\nunconfirmed ones under a dead-man (reverting); its current generation and who applied it\nwhen; the dead-man, the lock, whether the boot loads the rules, and the packets dropped.\n--detailed adds each policy and rule with its packet and byte counters.\nExits 0 when every host is in sync, 1 otherwise.",
+		run:  runStatus},
 	{name: "history", usage: "HOST [--plan PATH]", short: "list a host's generations: time, operator, outcome",
 		run: runHistory},
 	{name: "completion", usage: "bash|zsh|fish", short: "print a shell completion script",
@@ -111,7 +114,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.short)
 	}
 	b.WriteString(`
-flags of plan, apply, rollback, history and check:
+flags of plan, apply, rollback, history, check and status:
   --limit PATTERN   only these hosts: labels or groups, globs, ! to exclude
   --parallel N      hosts in flight at once
   --json            JSON on stdout instead of text

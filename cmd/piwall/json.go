@@ -1,6 +1,6 @@
 package main
 
-// The JSON view (--json) of plans, outcomes, history and checks: the same values
+// The JSON view (--json) of plans, outcomes, history, checks and states: the same values
 // the human view prints, for programs. It is stable: fields are added,
 // never renamed, and never change meaning. Its shape is documented in
 // README.md.
@@ -23,6 +23,8 @@ type jsonDoc struct {
 	// Checks and CheckSummary are check's: per host, every probe.
 	Checks       []jsonCheck       `json:"checks,omitempty"`
 	CheckSummary *jsonCheckSummary `json:"check_summary,omitempty"`
+	// States are status's: per host, its state.
+	States []jsonState `json:"states,omitempty"`
 }
 
 type jsonHost struct {

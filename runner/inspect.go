@@ -95,3 +95,41 @@ func (fl *Fleet) checkHost(ctx context.Context, t inventory.Target, want CheckWa
 	}
 	return findings, nil
 }
+
+// HostState is one host's status, or why it could not be read.
+type HostState struct {
+	Target inventory.Target
+	State  *modules.HostState // nil when Err is set
+	Err    error
+}
+
+// Status reads every target's state, at most Parallel at once, changing
+// nothing: one connection and one command per host, its facts with the
+// runs, counters, history and persisted rules, compared with the plan as
+// want's change set says.
+func (fl *Fleet) Status(ctx context.Context, targets []inventory.Target, want Want) []HostState {
+	req := want.Request
+	want.Request = func(t inventory.Target) modules.FactsRequest {
+		r := modules.FactsRequest{}
+		if req != nil {
+			r = req(t)
+		}
+		r.Status, r.History, r.PersistedRules = true, true, true
+		return r
+	}
+	c := fl.Plan(ctx, targets, want, false)
+	out := make([]HostState, len(c.Hosts))
+	for i, h := range c.Hosts {
+		out[i] = HostState{Target: h.Target, Err: h.Err}
+		if h.Err != nil {
+			continue
+		}
+		st, err := modules.NewState(h.ChangeSet)
+		if err != nil {
+			out[i].Err = &StepError{Host: h.Target.Label, Step: "status", Err: err}
+			continue
+		}
+		out[i].State = st
+	}
+	return out
+}
