@@ -24,9 +24,10 @@ import (
 // the script printed and says, probe by probe, whether the expectation
 // held.
 
-// ProbeTimeout bounds one probe on the host: a peer that does not answer
-// within it counts as not reachable. The probes run in parallel, so a
-// whole check takes about this long.
+// ProbeTimeout bounds one try of a probe on the host: a peer that does
+// not answer within it, twice, counts as not reachable; one that must
+// stay blocked is tried once. The probes run in parallel, so a whole
+// check takes about this long when everything holds.
 const ProbeTimeout = 3 * time.Second
 
 // Expectation is what a probe must see.
@@ -348,7 +349,14 @@ func (c *Check) Script(paths Paths) string {
 	b.WriteString(assignments(checkHeader{PATH: paths.resolved().PATH, Limit: int((c.limit() + time.Second - 1) / time.Second)}))
 	b.WriteString(scriptFile("check.sh"))
 	for _, p := range c.Probes {
-		args := []string{"probe", strconv.Itoa(p.ID)}
+		// What must get through is tried twice before it counts as
+		// blocked; what must not, once: a second try would only find the
+		// same silence.
+		tries := "2"
+		if p.Expect == ExpectBlocked {
+			tries = "1"
+		}
+		args := []string{"probe", strconv.Itoa(p.ID), tries}
 		switch p.Kind {
 		case ProbeTCP:
 			args = append(args, "tcp", Quote(p.Addr.String()), strconv.Itoa(int(p.Port)))
@@ -506,6 +514,9 @@ func judge(p Probe, r ProbeResult, limit time.Duration) (seen string, ok bool) {
 		seen = "unreachable"
 	case "timeout":
 		seen = "no answer within " + limit.String()
+		if p.Expect != ExpectBlocked {
+			seen += ", twice"
+		}
 	case "error":
 		seen = "error: " + r.Detail
 	}

@@ -37,16 +37,31 @@ p_ping() {
   ping -n -c 1 -W "$limit" "$1" 2>&1
 }
 
-# probe ID KIND ADDR PORT [PAYLOAD]: starts one probe in the background.
+# probe ID TRIES KIND ADDR PORT [PAYLOAD]: starts one probe in the
+# background. A probe that times out is sent again, up to TRIES times in
+# all: on a busy host, starting the tools can eat into the limit. Its time
+# is that of every try.
 probe() {
+  id=$1 tries=$2
+  shift 2
   (
     now_us; start=$us
-    case $2 in
-      tcp) msg=$(p_tcp "$3" "$4"); st=$? ;;
-      udp) msg=$(p_udp "$3" "$4" "$5" "$work/$1.bin"); st=$? ;;
-      ping) msg=$(p_ping "$3"); st=$? ;;
-      *) msg="unknown probe $2"; st=1 ;;
-    esac
+    while :; do
+      rm -f "$work/$id.bin"
+      case $1 in
+        tcp) msg=$(p_tcp "$2" "$3"); st=$? ;;
+        udp) msg=$(p_udp "$2" "$3" "$4" "$work/$id.bin"); st=$? ;;
+        ping) msg=$(p_ping "$2"); st=$? ;;
+        *) msg="unknown probe $1"; st=1 ;;
+      esac
+      tries=$((tries - 1))
+      [ "$tries" -gt 0 ] || break
+      case $1/$st in
+        */124 | ping/1) ;;
+        udp/0) [ -s "$work/$id.bin" ] && break ;;
+        *) break ;;
+      esac
+    done
     now_us; ms=$(((us - start) / 1000))
     detail=
     case $msg in
@@ -54,14 +69,14 @@ probe() {
       *"Connection refused"*) result=refused ;;
       *"unreachable"* | *"No route to host"*) result=unreachable ;;
       *)
-        case $2/$st in
+        case $1/$st in
           */124 | ping/1) result=timeout ;;
           */127) result=missing detail=$msg ;;
           tcp/0) result=open ;;
           ping/0) result=reply ;;
           udp/0)
-            if [ -s "$work/$1.bin" ]; then
-              result=answer detail=$(od -An -v -tx1 "$work/$1.bin" | tr -d ' \n')
+            if [ -s "$work/$id.bin" ]; then
+              result=answer detail=$(od -An -v -tx1 "$work/$id.bin" | tr -d ' \n')
             else
               result=timeout
             fi
@@ -73,7 +88,7 @@ probe() {
     if [ "$result" = error ]; then
       detail=$(printf '%s' "$msg" | tr -s ' \n\t\r' '    ' | cut -c1-300)
     fi
-    printf 'probe %s %s %s %s\n' "$1" "$result" "$ms" "$detail" >"$work/$1.out"
+    printf 'probe %s %s %s %s\n' "$id" "$result" "$ms" "$detail" >"$work/$id.out"
   ) &
 }
 
