@@ -133,3 +133,43 @@ func (fl *Fleet) Status(ctx context.Context, targets []inventory.Target, want Wa
 	}
 	return out
 }
+
+// Logs reads a host's facts (req) and then its drop log over the same
+// connection, and calls fn with both. With every above zero it reads the
+// log again each time every has passed, calling fn with the whole log each
+// time, until ctx ends or fn returns an error; ctx ending is no error.
+func (fl *Fleet) Logs(ctx context.Context, t inventory.Target, req modules.FactsRequest, every time.Duration, fn func(f *modules.Facts, out []byte) error) error {
+	s := fl.session(t)
+	f, conn, err := s.gather(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	script := []byte(modules.DropsScript(req.Paths))
+	for {
+		s.step("reading the drop log")
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		res, err := conn.Run(rctx, modules.DropsCommand(t.Sudo), script)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil && res.Status != 0 {
+			err = sudoHint(&CommandError{Command: "drops", Status: res.Status, Stderr: string(res.Stderr)}, t.User)
+		}
+		if err != nil {
+			return s.fail("logs", err)
+		}
+		if err := fn(f, res.Stdout); err != nil {
+			return s.fail("logs", err)
+		}
+		if every <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}

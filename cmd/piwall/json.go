@@ -25,6 +25,8 @@ type jsonDoc struct {
 	CheckSummary *jsonCheckSummary `json:"check_summary,omitempty"`
 	// States are status's: per host, its state.
 	States []jsonState `json:"states,omitempty"`
+	// Drops are logs': the drop log, grouped.
+	Drops []jsonDropGroup `json:"drops,omitempty"`
 }
 
 type jsonHost struct {
