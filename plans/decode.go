@@ -38,7 +38,7 @@ var (
 	groupSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allowlists"}}}
 	rolloutSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "parallel"}, {Name: "canary"}, {Name: "batch"}, {Name: "max_failures"}}}
 	allowlistSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "keep_chains"}, {Name: "coexist"},
+		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "mode"}, {Name: "keep_chains"}, {Name: "coexist"},
 			{Name: "dhcp"}, {Name: "dhcpv6"}, {Name: "mld"}, {Name: "mdns"}},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "inbound"}, {Type: "outbound"}, {Type: "expect_blocked"}},
 	}
@@ -348,6 +348,21 @@ func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnosti
 	if at, ok := content.Attributes["ping"]; ok {
 		a.Ping, d = boolValue(at, ctx)
 		diags = append(diags, d...)
+	}
+	if at, ok := content.Attributes["mode"]; ok {
+		v, d := stringValue(at, ctx)
+		diags = append(diags, d...)
+		if v != nil {
+			switch v.V {
+			case "enforce", "audit":
+				a.Audit = &Value[bool]{V: v.V == "audit", Range: v.Range}
+			default:
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid mode",
+					Detail: fmt.Sprintf("mode = %q%s: write \"enforce\" (drop what the allowlist does not allow; the default) or \"audit\" "+
+						"(log it as what would be dropped, and accept it).", v.V, suggest(v.V, []string{"enforce", "audit"})),
+					Subject: v.Range.Ptr()})
+			}
+		}
 	}
 	if at, ok := content.Attributes["log_drops"]; ok {
 		a.LogDrops, d = boolValue(at, ctx)

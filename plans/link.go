@@ -98,7 +98,7 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	pol := &Policy{DNS: DNS{Mode: "system"}}
 	var dns *Value[DNS]
-	var ping, logDrops *Value[bool]
+	var ping, logDrops, audit *Value[bool]
 	switches := make([]*Value[bool], len((&Allowlist{}).switches()))
 	seen := map[string]bool{}
 	keep := map[string]bool{}
@@ -138,6 +138,7 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 		}
 		diags = append(diags, pickBool("ping", a.Ping, &ping)...)
 		diags = append(diags, pickBool("log_drops", a.LogDrops, &logDrops)...)
+		diags = append(diags, pickBool("mode", a.Audit, &audit)...)
 		for i, sw := range a.switches() {
 			diags = append(diags, pickBool(sw.name, *sw.v, &switches[i])...)
 		}
@@ -148,6 +149,7 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 	}
 	pol.Ping = ping != nil && ping.V
 	pol.LogDrops = logDrops != nil && logDrops.V
+	pol.Audit = audit != nil && audit.V
 	for i, k := range []*Switch{&pol.Keep.DHCP, &pol.Keep.DHCPv6, &pol.Keep.MLD, &pol.Keep.MDNS} {
 		switch {
 		case switches[i] == nil:

@@ -88,8 +88,11 @@ type Allowlist struct {
 	DNS           *Value[DNS]
 	Ping          *Value[bool]
 	LogDrops      *Value[bool]
-	KeepChains    []Value[string]
-	Coexist       []Value[string] // owners, as Owners names them
+	// Audit is mode = "audit": what the rules would drop is logged and
+	// accepted; nil where mode is not written (enforce).
+	Audit      *Value[bool]
+	KeepChains []Value[string]
+	Coexist    []Value[string] // owners, as Owners names them
 	// DHCP, DHCPv6, MLD and MDNS switch keeping the host's own network
 	// services working on or off; nil: the host's facts decide.
 	DHCP, DHCPv6, MLD, MDNS *Value[bool]
@@ -219,9 +222,12 @@ type Policy struct {
 	DNS           DNS
 	Ping          bool
 	LogDrops      bool
-	KeepChains    []string
-	Coexist       []string // the defaults' owners, then each allowlist's, each once
-	Keep          Keep
+	// Audit: the rules log what they would drop ("piwall would drop")
+	// and accept it, to learn what a Pi needs before enforcing.
+	Audit      bool
+	KeepChains []string
+	Coexist    []string // the defaults' owners, then each allowlist's, each once
+	Keep       Keep
 	// DNSRefresh is the host's dns_refresh (its own, else the defaults',
 	// else DefaultDNSRefresh): names become address sets refreshed on the
 	// host this often; 0 compiles their addresses into the rules.
