@@ -3,6 +3,7 @@ package modules
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,23 +16,39 @@ import (
 // ParseDrops reads it, and SummarizeDrops groups it by direction, protocol,
 // peer and port.
 
-// The prefixes of log_drops' LOG rules, as modules/firewall writes them.
-var dropPrefixes = map[string]string{"piwall drop in: ": "in", "piwall drop out: ": "out"}
+// The prefixes of log_drops' and audit mode's LOG rules, as
+// modules/firewall writes them.
+var dropPrefixes = map[string]struct {
+	dir   string
+	audit bool
+}{
+	"piwall drop in: ": {"in", false}, "piwall drop out: ": {"out", false},
+	"piwall would drop in: ": {"in", true}, "piwall would drop out: ": {"out", true},
+}
 
 // dropsHeader is what the drops script knows.
 type dropsHeader struct {
-	PATH   string `sh:"PATH"`
-	Uptime string `sh:"uptime"`
+	PATH    string `sh:"PATH"`
+	Uptime  string `sh:"uptime"`
+	Reverse bool   `sh:"reverse"`
 }
 
 // DropsScript prints "uptime SECONDS", then the kernel log's lines of
 // piwall's LOG rules, as dmesg prints them ("[SECONDS] piwall drop out:
-// ..."). Run it with DropsCommand.
-func DropsScript(paths Paths) string {
+// ..."). With reverse, it then looks up the name of every address in
+// those lines with the host's own resolver: "name ADDR NAME...". Run it
+// with DropsCommand.
+func DropsScript(paths Paths, reverse bool) string {
 	p := paths.resolved()
-	return assignments(dropsHeader{PATH: p.PATH, Uptime: p.Uptime}) + `export LC_ALL=C PATH
+	return assignments(dropsHeader{PATH: p.PATH, Uptime: p.Uptime, Reverse: reverse}) + `export LC_ALL=C PATH
 read -r up _ <"$uptime" && echo "uptime $up"
-dmesg 2>&1 | grep -F 'piwall drop ' || true
+lines=$(dmesg 2>&1 | grep -E 'piwall (would )?drop ' || true)
+[ -z "$lines" ] || printf '%s\n' "$lines"
+if $reverse && [ -n "$lines" ]; then
+  for a in $(printf '%s\n' "$lines" | grep -oE '(SRC|DST)=[0-9a-fA-F.:]+' | cut -d= -f2 | sort -u); do
+    n=$(timeout 3 getent hosts "$a") && printf 'name %s\n' "$n"
+  done
+fi
 echo end
 `
 }
@@ -48,6 +65,9 @@ type Drop struct {
 	Src, Dst  netip.Addr
 	SPort     uint16 // 0 for icmp
 	DPort     uint16 // for icmp, the type
+	// Audit: audit mode logged it as what the rules would drop, and
+	// accepted it.
+	Audit bool
 }
 
 // Peer is the other end: the destination of what went out, the source of
@@ -63,6 +83,9 @@ func (d Drop) Peer() netip.Addr {
 type DropLog struct {
 	Uptime time.Duration // the host's, when it read the log
 	Drops  []Drop
+	// Names are the names the host's resolver gave the addresses of the
+	// log (DropsScript with reverse).
+	Names map[netip.Addr]string
 }
 
 // ParseDrops reads the drops script's output. Lines of the kernel log it
@@ -71,7 +94,7 @@ type DropLog struct {
 // addresses (the lab's Pis share one kernel log; a real Pi's log is its
 // own).
 func ParseDrops(out []byte, self []netip.Addr) (*DropLog, error) {
-	l := &DropLog{}
+	l := &DropLog{Names: map[netip.Addr]string{}}
 	sawUptime, ended := false, false
 	for line := range strings.Lines(string(out)) {
 		line = strings.TrimRight(line, "\r\n")
@@ -85,6 +108,16 @@ func ParseDrops(out []byte, self []netip.Addr) (*DropLog, error) {
 		}
 		if line == "end" {
 			ended = true
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "name "); ok {
+			if f := strings.Fields(rest); len(f) >= 2 {
+				a, err := netip.ParseAddr(f[0])
+				name := strings.TrimSuffix(f[1], ".")
+				if err == nil && hostnameRE.MatchString(name) {
+					l.Names[a.Unmap()] = name
+				}
+			}
 			continue
 		}
 		d, ok := parseDropLine(line)
@@ -120,9 +153,9 @@ func parseDropLine(line string) (Drop, bool) {
 	}
 	d.At = time.Duration(secs * float64(time.Second))
 	msg = strings.TrimSpace(msg)
-	for prefix, dir := range dropPrefixes {
+	for prefix, k := range dropPrefixes {
 		if after, ok := strings.CutPrefix(msg, prefix); ok {
-			d.Direction, msg = dir, after
+			d.Direction, d.Audit, msg = k.dir, k.audit, after
 		}
 	}
 	if d.Direction == "" {
@@ -170,6 +203,7 @@ type DropGroup struct {
 	Port        uint16 // the host's port for what came in, the peer's for what went out; the type for icmp
 	Count       int
 	First, Last time.Time
+	Audit       bool // audit mode's: what the rules would drop, accepted
 }
 
 // What is the group's port in the plan's words: tcp/443, udp/123, icmp.
@@ -194,6 +228,7 @@ func SummarizeDrops(l *DropLog, names map[netip.Addr]string, since time.Duration
 		dir, proto string
 		peer       netip.Addr
 		port       uint16
+		audit      bool
 	}
 	groups := map[key]*DropGroup{}
 	var order []key
@@ -201,11 +236,14 @@ func SummarizeDrops(l *DropLog, names map[netip.Addr]string, since time.Duration
 		if since > 0 && l.Uptime-d.At > since {
 			continue
 		}
-		k := key{d.Direction, d.Proto, d.Peer(), d.DPort}
+		k := key{d.Direction, d.Proto, d.Peer(), d.DPort, d.Audit}
 		at := boot.Add(d.At)
 		g := groups[k]
 		if g == nil {
-			g = &DropGroup{Direction: k.dir, Proto: k.proto, Peer: k.peer, Port: k.port, Name: names[k.peer], First: at}
+			g = &DropGroup{Direction: k.dir, Proto: k.proto, Peer: k.peer, Port: k.port, Name: names[k.peer], First: at, Audit: k.audit}
+			if g.Name == "" {
+				g.Name = l.Names[k.peer]
+			}
 			groups[k] = g
 			order = append(order, k)
 		}
@@ -249,4 +287,64 @@ func SelfAddrs(f *Facts) []netip.Addr {
 		out = append(out, f.Self)
 	}
 	return out
+}
+
+// hostnameRE is a name that may go into a plan as it is: a reverse lookup
+// answers with whatever its zone holds.
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
+
+// Suggest turns drops into allowlist entries the operator can paste into
+// an allowlist: per direction and peer (its name where there is one, else
+// its address), the ports it was seen on, outbound first. ICMP is
+// suggested for echo requests only; other protocols are left out.
+func Suggest(groups []DropGroup) string {
+	type entry struct {
+		dir, peer string
+		ports     []string
+	}
+	var entries []*entry
+	byKey := map[string]*entry{}
+	for _, g := range groups {
+		port := g.What()
+		switch {
+		case g.Proto == "icmp" && g.Port == 8, g.Proto == "icmpv6" && g.Port == 128:
+		case g.Proto == "tcp", g.Proto == "udp":
+		default:
+			continue
+		}
+		peer := g.Peer.String()
+		if g.Name != "" && hostnameRE.MatchString(g.Name) {
+			peer = g.Name
+		}
+		k := g.Direction + " " + peer
+		e := byKey[k]
+		if e == nil {
+			e = &entry{dir: g.Direction, peer: peer}
+			byKey[k] = e
+			entries = append(entries, e)
+		}
+		if !slices.Contains(e.ports, port) {
+			e.ports = append(e.ports, port)
+		}
+	}
+	slices.SortStableFunc(entries, func(a, b *entry) int {
+		if a.dir != b.dir {
+			return strings.Compare(b.dir, a.dir) // out before in
+		}
+		return strings.Compare(a.peer, b.peer)
+	})
+	var b strings.Builder
+	for _, e := range entries {
+		slices.Sort(e.ports)
+		quoted := make([]string, len(e.ports))
+		for i, p := range e.ports {
+			quoted[i] = strconv.Quote(p)
+		}
+		block, attr := "outbound", "to   "
+		if e.dir == "in" {
+			block, attr = "inbound", "from "
+		}
+		fmt.Fprintf(&b, "%s {\n  %s = [%s]\n  ports = [%s]\n}\n", block, attr, strconv.Quote(e.peer), strings.Join(quoted, ", "))
+	}
+	return b.String()
 }

@@ -92,3 +92,51 @@ func FuzzParseDrops(f *testing.F) {
 		}
 	})
 }
+
+// TestSuggest: audit mode's would-drop lines and log_drops' drops become
+// entries, named by the plan's names, then the host's reverse lookups,
+// else by address; a name a reverse lookup made up is not pasted.
+func TestSuggest(t *testing.T) {
+	out := `uptime 100
+[ 90.0] piwall would drop out: IN= OUT=eth0 SRC=198.18.2.1 DST=198.18.1.11 LEN=60 PROTO=TCP SPT=4000 DPT=443 SYN
+[ 90.5] piwall would drop out: IN= OUT=eth0 SRC=fd70:6977:616c::2:1 DST=fd70:6977:616c::1:11 LEN=80 PROTO=TCP SPT=4001 DPT=443 SYN
+[ 91.0] piwall would drop out: IN= OUT=eth0 SRC=198.18.2.1 DST=198.18.1.11 LEN=60 PROTO=UDP SPT=4002 DPT=8125
+[ 92.0] piwall would drop out: IN= OUT=eth0 SRC=198.18.2.1 DST=203.0.113.9 LEN=84 PROTO=ICMP TYPE=8 CODE=0
+[ 93.0] piwall would drop out: IN= OUT=eth0 SRC=198.18.2.1 DST=203.0.113.66 LEN=60 PROTO=TCP SPT=4003 DPT=80 SYN
+[ 94.0] piwall drop in: IN=eth0 OUT= SRC=198.18.0.66 DST=198.18.2.1 LEN=60 PROTO=TCP SPT=4004 DPT=22 SYN
+[ 95.0] piwall would drop out: IN= OUT=eth0 SRC=fd70:6977:616c::2:1 DST=ff02::16 LEN=76 PROTO=ICMPv6 TYPE=143 CODE=0
+name 198.18.1.11     api.lab
+name fd70:6977:616c::1:11 api.lab
+name 203.0.113.66    ${file("/etc/shadow")}.evil
+name 198.18.2.1      pi-01.lab
+end
+`
+	l, err := ParseDrops([]byte(out), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Drops[0].Audit || l.Drops[5].Audit {
+		t.Errorf("audit: %v, %v; want the would-drop lines only", l.Drops[0].Audit, l.Drops[5].Audit)
+	}
+	got := Suggest(SummarizeDrops(l, nil, 0, time.Unix(1000, 0)))
+	want := `outbound {
+  to    = ["203.0.113.66"]
+  ports = ["tcp/80"]
+}
+outbound {
+  to    = ["203.0.113.9"]
+  ports = ["icmp"]
+}
+outbound {
+  to    = ["api.lab"]
+  ports = ["tcp/443", "udp/8125"]
+}
+inbound {
+  from  = ["198.18.0.66"]
+  ports = ["tcp/22"]
+}
+`
+	if got != want {
+		t.Errorf("Suggest:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -134,18 +134,19 @@ func (fl *Fleet) Status(ctx context.Context, targets []inventory.Target, want Wa
 	return out
 }
 
-// Logs reads a host's facts (req) and then its drop log over the same
-// connection, and calls fn with both. With every above zero it reads the
+// Logs reads a host's facts (req) and then its drop log (the script drops,
+// from modules.DropsScript) over the same connection, and calls fn with
+// both. With every above zero it reads the
 // log again each time every has passed, calling fn with the whole log each
 // time, until ctx ends or fn returns an error; ctx ending is no error.
-func (fl *Fleet) Logs(ctx context.Context, t inventory.Target, req modules.FactsRequest, every time.Duration, fn func(f *modules.Facts, out []byte) error) error {
+func (fl *Fleet) Logs(ctx context.Context, t inventory.Target, req modules.FactsRequest, drops string, every time.Duration, fn func(f *modules.Facts, out []byte) error) error {
 	s := fl.session(t)
 	f, conn, err := s.gather(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	script := []byte(modules.DropsScript(req.Paths))
+	script := []byte(drops)
 	for {
 		s.step("reading the drop log")
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)

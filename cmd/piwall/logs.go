@@ -18,10 +18,11 @@ import (
 // logsArgs are logs' arguments, parsed.
 type logsArgs struct {
 	remoteFlags
-	host   string
-	plan   string
-	since  time.Duration
-	follow bool
+	host    string
+	plan    string
+	since   time.Duration
+	follow  bool
+	suggest bool
 }
 
 func parseLogs(c *command, args []string, std stdio) (*logsArgs, error) {
@@ -31,6 +32,7 @@ func parseLogs(c *command, args []string, std stdio) (*logsArgs, error) {
 	fs.StringVar(&a.plan, "plan", "", "the plan (`PATH`) whose host labels HOST may be, and whose names name the peers")
 	fs.DurationVar(&a.since, "since", 0, "only the drops of the last `DURATION` (default: since the host booted, as far as its kernel log goes back)")
 	fs.BoolVar(&a.follow, "follow", false, "then print each new drop as it is logged, until interrupted")
+	fs.BoolVar(&a.suggest, "suggest", false, "print allowlist entries for what was dropped (or, in audit mode, would have been), to paste into the plan")
 	hosts, err := parseInterleaved(fs, args)
 	if err != nil {
 		return nil, err
@@ -39,6 +41,9 @@ func parseLogs(c *command, args []string, std stdio) (*logsArgs, error) {
 		return nil, modules.WithHint(errors.New("which host?"), "piwall logs pi-03")
 	}
 	a.host = hosts[0]
+	if a.suggest && (a.follow || a.json) {
+		return nil, errors.New("--suggest prints HCL once: not with --follow or --json")
+	}
 	return a, nil
 }
 
@@ -70,7 +75,8 @@ func runLogs(ctx context.Context, c *command, args []string, std stdio) error {
 	}
 	first := true
 	var seen time.Duration // the stamp of the last drop printed, for --follow
-	return r.fleet.Logs(ctx, t, req, every, func(f *modules.Facts, out []byte) error {
+	drops := modules.DropsScript(req.Paths, a.suggest)
+	return r.fleet.Logs(ctx, t, req, drops, every, func(f *modules.Facts, out []byte) error {
 		log, err := modules.ParseDrops(out, modules.SelfAddrs(f))
 		if err != nil {
 			return err
@@ -79,6 +85,10 @@ func runLogs(ctx context.Context, c *command, args []string, std stdio) error {
 		if first {
 			first = false
 			groups := modules.SummarizeDrops(log, names, a.since, time.Now())
+			if a.suggest {
+				printSuggestion(std.out, t, groups)
+				return nil
+			}
 			if a.json {
 				if err := writeJSON(std.out, jsonDoc{Drops: jsonDrops(t, groups)}); err != nil {
 					return err
@@ -103,6 +113,17 @@ func runLogs(ctx context.Context, c *command, args []string, std stdio) error {
 	})
 }
 
+// printSuggestion is logs --suggest: allowlist entries, as HCL, under a
+// comment that says where they come from.
+func printSuggestion(w io.Writer, t inventory.Target, groups []modules.DropGroup) {
+	hcl := modules.Suggest(groups)
+	if hcl == "" {
+		fmt.Fprintf(w, "# %s: nothing to suggest: no drop of tcp, udp or ping was logged.\n", t.Label)
+		return
+	}
+	fmt.Fprintf(w, "# What %s tried, or was sent, that its allowlists do not allow, from its drop log:\n# paste what it needs into an allowlist, then piwall apply, then piwall check.\n%s", t.Label, hcl)
+}
+
 // printDrops is logs' human view: a table of the drops by direction,
 // protocol, peer and port, most first, then a count.
 func printDrops(w io.Writer, t inventory.Target, groups []modules.DropGroup, since time.Duration) {
@@ -119,7 +140,11 @@ func printDrops(w io.Writer, t inventory.Target, groups []modules.DropGroup, sin
 	total := 0
 	for _, g := range groups {
 		total += g.Count
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", g.Direction, g.Proto, peerWords(g.Peer, g.Name), portWords(g), g.Count,
+		dir := g.Direction
+		if g.Audit {
+			dir += " (audit)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", dir, g.Proto, peerWords(g.Peer, g.Name), portWords(g), g.Count,
 			g.First.UTC().Format("15:04:05Z"), g.Last.UTC().Format("15:04:05Z"))
 	}
 	tw.Flush()
@@ -149,7 +174,11 @@ func printDrop(w io.Writer, d modules.Drop, name string, at time.Time) {
 	if d.Proto == "icmp" || d.Proto == "icmpv6" {
 		port = "type " + port
 	}
-	fmt.Fprintf(w, "%s %s %s %s %s\n", at.UTC().Format("15:04:05Z"), d.Direction, d.Proto, peerWords(d.Peer(), name), port)
+	dir := d.Direction
+	if d.Audit {
+		dir += " (audit)"
+	}
+	fmt.Fprintf(w, "%s %s %s %s %s\n", at.UTC().Format("15:04:05Z"), dir, d.Proto, peerWords(d.Peer(), name), port)
 }
 
 type jsonDropGroup struct {
@@ -162,13 +191,14 @@ type jsonDropGroup struct {
 	Count     int       `json:"count"`
 	First     time.Time `json:"first"`
 	Last      time.Time `json:"last"`
+	Audit     bool      `json:"audit,omitempty"`
 }
 
 func jsonDrops(t inventory.Target, groups []modules.DropGroup) []jsonDropGroup {
 	out := []jsonDropGroup{}
 	for _, g := range groups {
 		out = append(out, jsonDropGroup{Host: t.Label, Direction: g.Direction, Proto: g.Proto, Peer: g.Peer.String(), Name: g.Name,
-			Port: int(g.Port), Count: g.Count, First: g.First.UTC(), Last: g.Last.UTC()})
+			Port: int(g.Port), Count: g.Count, First: g.First.UTC(), Last: g.Last.UTC(), Audit: g.Audit})
 	}
 	return out
 }
