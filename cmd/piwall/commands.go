@@ -117,7 +117,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.short)
 	}
 	b.WriteString(`
-flags of plan, apply, rollback, history, check and status:
+flags of plan, apply, rollback, history, check, status and logs:
   --limit PATTERN   only these hosts: labels or groups, globs, ! to exclude
   --parallel N      hosts in flight at once
   --json            JSON on stdout instead of text
