@@ -180,10 +180,17 @@ func NewCheck(h *plans.Host, f *Facts) (*Check, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	ruled := firewall.Names(pol) // the names the rules match; the others are expect_blocked's
 	for _, name := range names {
 		fd := Finding{What: "resolve " + name, From: "names", Expected: "resolves"}
 		if e, bad := f.NameErrors[name]; bad {
 			fd.Seen = e
+			if !slices.Contains(ruled, name) {
+				// A peer that must stay blocked and has no address cannot
+				// be reached: nothing to probe, nothing failed.
+				fd.Expected, fd.Skipped = "-", true
+				fd.Seen = "not probed: " + e
+			}
 		} else {
 			fd.OK, fd.Seen = true, addrList(f.Names[name].Addrs)
 		}

@@ -238,7 +238,7 @@ host "pi-01" {
 	want := []string{
 		"resolve api.lab | names | 198.18.1.11, fd70:6977:616c::1:11 | ok=true skipped=false",
 		"resolve blocked.lab | names | 198.18.1.12 | ok=true skipped=false",
-		"resolve gone.lab | names | does not resolve on the host (getent ahosts 2) | ok=false skipped=false",
+		"resolve gone.lab | names | not probed: does not resolve on the host (getent ahosts 2) | ok=false skipped=true",
 		"udp/5000 api.lab | kiosk outbound 1 | not probed: no probe speaks udp/5000 | ok=false skipped=true",
 		"198.18.9.0/24 | kiosk outbound 1 | not probed: a network, not an address | ok=false skipped=true",
 		"persisted IPv4 | rules.v4 | same | ok=true skipped=false",
