@@ -43,6 +43,12 @@ allowlist "kiosk" {
     to    = ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org"]
     ports = ["udp/123"]
   }
+  # What must stay out of reach: piwall check probes it from each Pi and
+  # fails unless it times out or is refused. It opens nothing.
+  expect_blocked {
+    to    = ["example.org"]
+    ports = ["tcp/443"]
+  }
   dns       = "system"
   ping      = true
   log_drops = true

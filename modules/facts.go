@@ -44,9 +44,18 @@ type Facts struct {
 	// Addrs are the host's addresses, and Daemons the network daemons
 	// that run (dhclient, dhcpcd, NetworkManager, systemd-network,
 	// avahi-daemon): what tells which of its own services it uses.
-	Addrs      []HostAddr
-	Daemons    map[string]bool
-	Persisted  map[firewall.Family]string
+	Addrs     []HostAddr
+	Daemons   map[string]bool
+	Persisted map[firewall.Family]string
+	// PersistedText holds the persisted rules files, as NormalizeSave
+	// makes them, of the families whose file exists; asked for with
+	// FactsRequest.PersistedRules.
+	PersistedText map[firewall.Family]string
+	// Runs are the runs that armed a dead-man, and Counters each family's
+	// filter table as iptables-save -c prints it; asked for with
+	// FactsRequest.Status.
+	Runs       []RunState
+	Counters   map[firewall.Family]string
 	Names      map[string]firewall.Resolution
 	NameErrors map[string]string
 	// Refreshed is what the host's names' refresher keeps of each name it
@@ -114,8 +123,14 @@ type FactsRequest struct {
 	// the one before the current, where a plain rollback goes. 0 asks for
 	// none.
 	Rollback int
-	History  bool  // the metadata of every generation
-	Paths    Paths // where the host keeps things: the zero value but in tests
+	History  bool // the metadata of every generation
+	// PersistedRules asks for the persisted rules files themselves, not
+	// only their digests (Facts.PersistedText).
+	PersistedRules bool
+	// Status asks for each run's dead-man (Facts.Runs) and the filter
+	// tables with their counters (Facts.Counters).
+	Status bool
+	Paths  Paths // where the host keeps things: the zero value but in tests
 }
 
 // Previous, as FactsRequest.Rollback, is the generation before the
@@ -132,7 +147,7 @@ func FactsScript(marker string, req FactsRequest) string {
 	var b strings.Builder
 	b.WriteString(assignments(factsHeader{
 		PATH: p.PATH, Marker: marker,
-		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(), NamesDir: p.namesDir(),
+		Current: p.currentFile(), Gens: p.generationsDir(), Lock: p.lockFile(), Foreign: p.foreignFile(), NamesDir: p.namesDir(), RunsDir: p.resolved().StateDir + "/runs",
 		RulesV4: p.rules("v4"), RulesV6: p.rules("v6"), ResolvConf: p.ResolvConf, BootID: p.BootID,
 		RulesDir: p.RulesDir, SystemdDir: p.SystemdDir, PluginsDir: p.PluginsDir, UFWConf: p.UFWConf,
 		Mountinfo: p.Mountinfo, Cmdline: p.Cmdline, Proc: p.Proc,
@@ -151,6 +166,12 @@ func FactsScript(marker string, req FactsRequest) string {
 	if req.History {
 		b.WriteString("history\n")
 	}
+	if req.PersistedRules {
+		b.WriteString("persisted_rules\n")
+	}
+	if req.Status {
+		b.WriteString("status_facts\n")
+	}
 	b.WriteString("sec end\n")
 	return b.String()
 }
@@ -158,13 +179,15 @@ func FactsScript(marker string, req FactsRequest) string {
 // ParseFacts reads the output of FactsScript.
 func ParseFacts(out, marker string) (*Facts, error) {
 	f := &Facts{
-		Tools:      map[string]bool{},
-		Live:       map[firewall.Family]*firewall.Ruleset{},
-		LiveText:   map[firewall.Family]string{},
-		Persisted:  map[firewall.Family]string{},
-		Names:      map[string]firewall.Resolution{},
-		NameErrors: map[string]string{},
-		Refreshed:  map[string]*NameState{},
+		Tools:         map[string]bool{},
+		Live:          map[firewall.Family]*firewall.Ruleset{},
+		LiveText:      map[firewall.Family]string{},
+		Persisted:     map[firewall.Family]string{},
+		PersistedText: map[firewall.Family]string{},
+		Counters:      map[firewall.Family]string{},
+		Names:         map[string]firewall.Resolution{},
+		NameErrors:    map[string]string{},
+		Refreshed:     map[string]*NameState{},
 	}
 	sections, err := splitSections(out, marker)
 	if err != nil {
@@ -238,6 +261,16 @@ func ParseFacts(out, marker string) (*Facts, error) {
 			if len(s.lines) >= 2 {
 				f.Persisted[firewall.IPv4], f.Persisted[firewall.IPv6] = strings.TrimSpace(s.lines[0]), strings.TrimSpace(s.lines[1])
 			}
+		case "runs":
+			f.Runs = parseRuns(s.lines)
+		case "counters-v4":
+			f.Counters[firewall.IPv4] = body
+		case "counters-v6":
+			f.Counters[firewall.IPv6] = body
+		case "persisted-v4":
+			f.PersistedText[firewall.IPv4] = NormalizeSave(body)
+		case "persisted-v6":
+			f.PersistedText[firewall.IPv6] = NormalizeSave(body)
 		case "name":
 			f.parseName(s.lines)
 		case "refresher":

@@ -209,6 +209,7 @@ type factsHeader struct {
 	Lock       string `sh:"lockfile"`
 	Foreign    string `sh:"foreign_state"`
 	NamesDir   string `sh:"names_dir"`
+	RunsDir    string `sh:"runs_dir"`
 	RulesV4    string `sh:"rules_v4"`
 	RulesV6    string `sh:"rules_v6"`
 	ResolvConf string `sh:"resolv_conf"`

@@ -39,9 +39,9 @@ var (
 	groupSchema     = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "allowlists"}}}
 	rolloutSchema   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "parallel"}, {Name: "canary"}, {Name: "batch"}, {Name: "max_failures"}}}
 	allowlistSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "keep_chains"}, {Name: "coexist"},
+		Attributes: []hcl.AttributeSchema{{Name: "dns"}, {Name: "ping"}, {Name: "log_drops"}, {Name: "mode"}, {Name: "keep_chains"}, {Name: "coexist"},
 			{Name: "dhcp"}, {Name: "dhcpv6"}, {Name: "mld"}, {Name: "mdns"}},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "inbound"}, {Type: "outbound"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "inbound"}, {Type: "outbound"}, {Type: "expect_blocked"}},
 	}
 	// from, to and a group's allowlists are required, but not marked so:
 	// decode reports them missing with a Detail that says what to write.
@@ -284,19 +284,27 @@ func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnosti
 	for _, eb := range content.Blocks {
 		dir, schema, attr := Inbound, inboundSchema, "from"
 		missing := "An inbound block needs from, the peers that may open connections to the host: write from = [\"192.0.2.0/24\"] (addresses, networks or DNS names)."
-		if eb.Type == "outbound" {
+		switch eb.Type {
+		case "outbound":
 			dir, schema, attr = Outbound, outboundSchema, "to"
 			missing = "An outbound block needs to, the peers the host may open connections to: write to = [\"api.example.com\"] (addresses, networks or DNS names)."
+		case "expect_blocked":
+			dir, schema, attr = ExpectBlocked, outboundSchema, "to"
+			missing = "An expect_blocked block needs to, the peers the host must not reach: write to = [\"blocked.example.com\"] (addresses, networks or DNS names)."
 		}
 		ec, d := bodyContent(eb.Body, schema)
 		diags = append(diags, d...)
 		e := &Entry{Allowlist: name, Direction: dir, DeclRange: eb.DefRange}
-		if dir == Inbound {
+		switch dir {
+		case Inbound:
 			a.Inbound = append(a.Inbound, e)
 			e.Index = len(a.Inbound)
-		} else {
+		case Outbound:
 			a.Outbound = append(a.Outbound, e)
 			e.Index = len(a.Outbound)
+		default:
+			a.ExpectBlocked = append(a.ExpectBlocked, e)
+			e.Index = len(a.ExpectBlocked)
 		}
 		at, ok := ec.Attributes[attr]
 		if !ok {
@@ -345,6 +353,21 @@ func (p *Plan) decodeAllowlist(b *hcl.Block, ctx *hcl.EvalContext) hcl.Diagnosti
 	if at, ok := content.Attributes["ping"]; ok {
 		a.Ping, d = boolValue(at, ctx)
 		diags = append(diags, d...)
+	}
+	if at, ok := content.Attributes["mode"]; ok {
+		v, d := stringValue(at, ctx)
+		diags = append(diags, d...)
+		if v != nil {
+			switch v.V {
+			case "enforce", "audit":
+				a.Audit = &Value[bool]{V: v.V == "audit", Range: v.Range}
+			default:
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid mode",
+					Detail: fmt.Sprintf("mode = %q%s: write \"enforce\" (drop what the allowlist does not allow; the default) or \"audit\" "+
+						"(log it as what would be dropped, and accept it).", v.V, suggest(v.V, []string{"enforce", "audit"})),
+					Subject: v.Range.Ptr()})
+			}
+		}
 	}
 	if at, ok := content.Attributes["log_drops"]; ok {
 		a.LogDrops, d = boolValue(at, ctx)

@@ -3,6 +3,7 @@ package plans
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,7 +110,7 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	pol := &Policy{DNS: DNS{Mode: "system"}}
 	var dns *Value[DNS]
-	var ping, logDrops *Value[bool]
+	var ping, logDrops, audit *Value[bool]
 	switches := make([]*Value[bool], len((&Allowlist{}).switches()))
 	seen := map[string]bool{}
 	keep := map[string]bool{}
@@ -132,6 +133,7 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 		pol.Allowlists = append(pol.Allowlists, a.Name)
 		pol.Inbound = append(pol.Inbound, a.Inbound...)
 		pol.Outbound = append(pol.Outbound, a.Outbound...)
+		pol.ExpectBlocked = append(pol.ExpectBlocked, a.ExpectBlocked...)
 		addOwners(a.Coexist)
 		for _, k := range a.KeepChains {
 			if !keep[k.V] {
@@ -148,15 +150,18 @@ func (p *Plan) merge(refs []Value[string]) (*Policy, hcl.Diagnostics) {
 		}
 		diags = append(diags, pickBool("ping", a.Ping, &ping)...)
 		diags = append(diags, pickBool("log_drops", a.LogDrops, &logDrops)...)
+		diags = append(diags, pickBool("mode", a.Audit, &audit)...)
 		for i, sw := range a.switches() {
 			diags = append(diags, pickBool(sw.name, *sw.v, &switches[i])...)
 		}
 	}
+	diags = append(diags, contradictions(pol)...)
 	if dns != nil {
 		pol.DNS = dns.V
 	}
 	pol.Ping = ping != nil && ping.V
 	pol.LogDrops = logDrops != nil && logDrops.V
+	pol.Audit = audit != nil && audit.V
 	for i, k := range []*Switch{&pol.Keep.DHCP, &pol.Keep.DHCPv6, &pol.Keep.MLD, &pol.Keep.MDNS} {
 		switch {
 		case switches[i] == nil:
@@ -199,4 +204,51 @@ func conflict(setting string, here, there hcl.Range) *hcl.Diagnostic {
 		Detail: fmt.Sprintf("A host gets two allowlists that set %s differently: here and at %s. "+
 			"Set it in one of them only, or make them agree.", setting, there),
 		Subject: here.Ptr()}
+}
+
+// contradictions are the expect_blocked peers and ports of pol that one of
+// its outbound entries allows: check would fail on every host that gets
+// both, whatever the host does.
+func contradictions(pol *Policy) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, x := range pol.ExpectBlocked {
+		for _, peer := range x.Peers {
+			for _, o := range pol.Outbound {
+				if !slices.ContainsFunc(o.Peers, func(op Endpoint) bool { return peerCovers(op, peer) }) || !portsOverlap(o.Ports, x.Ports) {
+					continue
+				}
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Expected blocked, but allowed",
+					Detail: fmt.Sprintf("expect_blocked names %s%s, but the outbound entry at %s allows it, so piwall check would fail on every host that gets both. "+
+						"Remove it from one of them, or narrow the ports.", peer, portsPhrase(x.Ports), o.DeclRange),
+					Subject: peer.Range.Ptr()})
+				break
+			}
+		}
+	}
+	return diags
+}
+
+// peerCovers reports whether an entry allowing peer a allows every address of
+// b: the same name, or a network that holds b's.
+func peerCovers(a, b Endpoint) bool {
+	if a.Name != "" || b.Name != "" {
+		return a.Name != "" && strings.EqualFold(strings.TrimSuffix(a.Name, "."), strings.TrimSuffix(b.Name, "."))
+	}
+	return a.Prefix.Addr().Is4() == b.Prefix.Addr().Is4() && a.Prefix.Bits() <= b.Prefix.Bits() && a.Prefix.Contains(b.Prefix.Addr())
+}
+
+// portsOverlap reports whether some packet matches a port of both lists;
+// an empty list is every protocol.
+func portsOverlap(a, b []Port) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return true
+	}
+	for _, p := range a {
+		for _, q := range b {
+			if p.Proto == q.Proto && p.From <= q.To && q.From <= p.To {
+				return true
+			}
+		}
+	}
+	return false
 }

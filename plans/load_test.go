@@ -617,3 +617,51 @@ func TestDNSRefresh(t *testing.T) {
 		})
 	}
 }
+
+func TestExpectBlocked(t *testing.T) {
+	site := `
+allowlist "kiosk" {
+  inbound {
+    from  = ["192.168.1.0/24"]
+    ports = ["tcp/22"]
+  }
+  outbound {
+    to    = ["api.example.com"]
+    ports = ["tcp/443", "udp/123"]
+  }
+  expect_blocked {
+    to    = ["blocked.example.com", "192.0.2.0/24"]
+    ports = ["tcp/443"]
+  }
+}
+
+allowlist "more" {
+  expect_blocked {
+    to = ["203.0.113.9"]
+  }
+  expect_blocked {
+    to    = ["api.example.com"]
+    ports = ["tcp/80"]
+  }
+}
+
+host "pi-01" {
+  address    = "192.168.1.11"
+  allowlists = ["kiosk", "more"]
+}
+`
+	p := mustLoad(t, writePlan(t, map[string]string{"site.hcl": site}), Options{})
+	pol := host(t, p, "pi-01").Policy
+	if got, want := entryNames(pol.ExpectBlocked), []string{"kiosk expect_blocked 1", "more expect_blocked 1", "more expect_blocked 2"}; !slices.Equal(got, want) {
+		t.Errorf("expect_blocked = %q, want %q", got, want)
+	}
+	if got, want := peers(pol.ExpectBlocked), []string{"blocked.example.com", "192.0.2.0/24", "203.0.113.9", "api.example.com"}; !slices.Equal(got, want) {
+		t.Errorf("expect_blocked peers = %q, want %q", got, want)
+	}
+	if got, want := ports(pol.ExpectBlocked), []string{"tcp/443", "tcp/80"}; !slices.Equal(got, want) {
+		t.Errorf("expect_blocked ports = %q, want %q", got, want)
+	}
+	if got, want := entryNames(pol.Outbound), []string{"kiosk outbound 1"}; !slices.Equal(got, want) {
+		t.Errorf("outbound = %q, want %q: expect_blocked opens nothing", got, want)
+	}
+}

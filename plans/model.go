@@ -79,12 +79,18 @@ type Value[T any] struct {
 
 // Allowlist is one `allowlist` block.
 type Allowlist struct {
-	Name       string
-	Inbound    []*Entry
-	Outbound   []*Entry
-	DNS        *Value[DNS]
-	Ping       *Value[bool]
-	LogDrops   *Value[bool]
+	Name     string
+	Inbound  []*Entry
+	Outbound []*Entry
+	// ExpectBlocked are the expect_blocked blocks: what check requires to
+	// stay unreachable from the host. They compile to no rule.
+	ExpectBlocked []*Entry
+	DNS           *Value[DNS]
+	Ping          *Value[bool]
+	LogDrops      *Value[bool]
+	// Audit is mode = "audit": what the rules would drop is logged and
+	// accepted; nil where mode is not written (enforce).
+	Audit      *Value[bool]
 	KeepChains []Value[string]
 	Coexist    []Value[string] // owners, as Owners names them
 	// DHCP, DHCPv6, MLD and MDNS switch keeping the host's own network
@@ -117,9 +123,13 @@ type Direction string
 const (
 	Inbound  Direction = "inbound"  // peers may open connections to the host
 	Outbound Direction = "outbound" // the host may open connections to peers
+	// ExpectBlocked entries open nothing: they name peers and ports the
+	// host must not reach, which piwall check probes from the host.
+	ExpectBlocked Direction = "expect_blocked"
 )
 
-// Entry is one `inbound` or `outbound` block: these peers, on these ports.
+// Entry is one `inbound`, `outbound` or `expect_blocked` block: these
+// peers, on these ports.
 type Entry struct {
 	Allowlist string
 	Direction Direction
@@ -209,9 +219,15 @@ type Policy struct {
 	Allowlists []string // names, in order, each once
 	Inbound    []*Entry
 	Outbound   []*Entry
-	DNS        DNS
-	Ping       bool
-	LogDrops   bool
+	// ExpectBlocked is what check requires the host not to reach; no rule
+	// comes of it.
+	ExpectBlocked []*Entry
+	DNS           DNS
+	Ping          bool
+	LogDrops      bool
+	// Audit: the rules log what they would drop ("piwall would drop")
+	// and accept it, to learn what a Pi needs before enforcing.
+	Audit      bool
 	KeepChains []string
 	Coexist    []string // the defaults' owners, then each allowlist's, each once
 	Keep       Keep

@@ -121,6 +121,7 @@ type fakeHost struct {
 	took     time.Duration // how long prepare takes
 	confirms []answer      // confirm's answers in turn, the last one repeated; none: confirmed(1)
 	status   *Result       // confirm.sh status's answer instead of statusReverted()
+	check    *Result       // the check script's answer; nil: every probe connected
 	// refuse says whether a new connection is refused, this long after
 	// prepare returned.
 	refuse func(sincePrepare time.Duration) bool
@@ -197,6 +198,8 @@ func commandKind(cmd string) string {
 	switch {
 	case strings.Contains(cmd, "sh -s --"):
 		return "facts"
+	case strings.Contains(cmd, "bash -s"):
+		return "check"
 	case strings.Contains(cmd, "/prepare.sh"):
 		return "prepare"
 	case strings.Contains(cmd, "/confirm.sh") && strings.Contains(cmd, " status"):
@@ -241,6 +244,11 @@ func (c *fakeConn) Run(ctx context.Context, command string, stdin []byte) (Resul
 			a = h.confirms[min(h.confirmsRun, len(h.confirms)-1)]
 		}
 		h.confirmsRun++
+	case "check":
+		a.Result = Result{Stdout: modules.FormatProbes([]modules.ProbeResult{{ID: 1, Result: "open", Took: 5 * time.Millisecond}})}
+		if h.check != nil {
+			a.Result = *h.check
+		}
 	case "status":
 		a.Result = statusReverted()
 		if h.status != nil {

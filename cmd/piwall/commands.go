@@ -45,6 +45,15 @@ var commands = []*command{
 	{name: "rollback", usage: "HOST... [--to N | --open] [--plan PATH] [--yes]", short: "put hosts back to an earlier ruleset",
 		long: "Puts each HOST back to the generation before its current one (--to N: generation N;\n--open: no rules, every policy ACCEPT), through the same protected steps as apply.\nHOST is a label of the plan (--plan, or the .hcl files here), or [user@]address[:port].",
 		run:  runRollback},
+	{name: "check", usage: "[PATH] [--limit PATTERN] [--json]", short: "prove each host's rules from the host: allowed peers reachable, the rest blocked",
+		long: "From each host of the plan at PATH, over SSH, changing nothing: connects to every allowed\noutbound peer and port (a real NTP query for udp/123, a real DNS query to each allowed\nresolver, ping where allowed), probes every expect_blocked peer and requires it blocked,\nchecks loopback both ways, that the plan's names resolve on the host, and that the live\nrules are the persisted ones. The probes run at once on the host, each within 3s.\nExits 0 when every expectation holds, 1 otherwise.",
+		run:  runCheck},
+	{name: "status", usage: "[PATH] [--detailed] [--limit PATTERN] [--json]", short: "each host in one line: in sync, drift, not persisted or reverting",
+		long: "Reads every host of the plan at PATH, changing nothing, and says per host whether its live\nrules are the plan's and the persisted ones (in sync, drift, not persisted) or a run's\nunconfirmed ones under a dead-man (reverting); its current generation and who applied it\nwhen; the dead-man, the lock, whether the boot loads the rules, and the packets dropped.\n--detailed adds each policy and rule with its packet and byte counters.\nExits 0 when every host is in sync, 1 otherwise.",
+		run:  runStatus},
+	{name: "logs", usage: "HOST [--since DURATION] [--follow | --suggest] [--plan PATH] [--json]", short: "the drops a host's log_drops logged, summarised",
+		long: "Reads the kernel log of HOST (dmesg, which journald reads too) for the drops that log_drops\nlogged, and prints them by direction, protocol, peer (with its name where the plan's names,\nas the host resolves them, have its address) and port: how many, first and last seen.\n--follow then prints each new drop as it is logged, until interrupted. --suggest prints\nallowlist entries, as HCL, for what was dropped or, under mode = \"audit\", would have been.",
+		run:  runLogs},
 	{name: "history", usage: "HOST [--plan PATH]", short: "list a host's generations: time, operator, outcome",
 		run: runHistory},
 	{name: "inventory", usage: "[PATH] [--limit PATTERN] [--json]", short: "show each host as piwall will reach it, offline",
@@ -111,7 +120,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.short)
 	}
 	b.WriteString(`
-flags of plan, apply, rollback and history (inventory: --limit and --json):
+flags of plan, apply, rollback, history, check, status and logs (inventory: --limit and --json):
   --limit PATTERN   only these hosts: labels or groups, globs, ! to exclude
   --parallel N      hosts in flight at once
   --json            JSON on stdout instead of text

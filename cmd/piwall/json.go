@@ -1,6 +1,6 @@
 package main
 
-// The JSON view (--json) of plans, outcomes and history: the same values
+// The JSON view (--json) of plans, outcomes, history, checks and states: the same values
 // the human view prints, for programs. It is stable: fields are added,
 // never renamed, and never change meaning. Its shape is documented in
 // README.md.
@@ -20,6 +20,13 @@ type jsonDoc struct {
 	Outcomes      []jsonOutcome `json:"outcomes,omitempty"`
 	Summary       *jsonSummary  `json:"summary,omitempty"`
 	History       *jsonHistory  `json:"history,omitempty"`
+	// Checks and CheckSummary are check's: per host, every probe.
+	Checks       []jsonCheck       `json:"checks,omitempty"`
+	CheckSummary *jsonCheckSummary `json:"check_summary,omitempty"`
+	// States are status's: per host, its state.
+	States []jsonState `json:"states,omitempty"`
+	// Drops are logs': the drop log, grouped.
+	Drops []jsonDropGroup `json:"drops,omitempty"`
 }
 
 type jsonHost struct {

@@ -109,7 +109,7 @@ func sitePlan(dir string, n int, relayed bool) string {
 var siteTemplate = template.Must(template.New("site.hcl").Parse(`# The lab's fleet, as ` + "`piwall-lab up`" + ` writes it. Every Pi is a kiosk: it may reach
 # its dashboard and API by name over tcp/443 and ask ntp.lab the time, and only
 # the operator's controller may reach it over SSH. blocked.lab and the intruder
-# stay out.
+# stay out: piwall check proves blocked.lab blocked from every Pi.
 
 variable "admin" {
   type        = list(string)
@@ -136,6 +136,10 @@ allowlist "kiosk" {
   outbound {
     to    = ["ntp.lab"]
     ports = ["udp/123"]
+  }
+  expect_blocked {
+    to    = ["blocked.lab"]
+    ports = ["tcp/443"]
   }
   dns       = "system"
   ping      = true

@@ -172,6 +172,9 @@ func (l *Lab) up(ctx context.Context, cfg Config) error {
 	if err := makeNetwork(ctx, nodes); err != nil {
 		return err
 	}
+	if err := enableNetnsLog(); err != nil {
+		return err
+	}
 	procs, err := startServices(ctx, cfg.Pis, l.Dir)
 	l.Services = procs
 	if serr := l.save(); err == nil {
@@ -344,7 +347,8 @@ func Load(dir string) (*Lab, error) {
 
 // Down stops the lab described in dir and clears anything a lab left on
 // this machine: every process in a namespace of the lab, the links, the
-// namespaces, then the state directory. It is safe when nothing is up.
+// namespaces, the kernel's nf_log_all_netns as it was before the lab, then
+// the state directory. It is safe when nothing is up.
 func Down(ctx context.Context, dir string) error {
 	var procs []Proc
 	if l, err := Load(dir); err == nil {
@@ -403,6 +407,9 @@ func Down(ctx context.Context, dir string) error {
 		if err := run(cmd); err != nil {
 			return fmt.Errorf("removing the lab network: %w", err)
 		}
+	}
+	if err := restoreNetnsLog(); err != nil {
+		return err
 	}
 	if err := mountedUnder(dir); err != nil {
 		return err

@@ -4,6 +4,7 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -371,5 +372,26 @@ func TestLabRelayed(t *testing.T) {
 	}
 	if want := fmt.Sprintf("address = \"127.0.0.1\"\n  port    = %d\n", RelayPort(1)); !strings.Contains(string(site), want) {
 		t.Errorf("site.hcl does not reach pi-01 through its relay (%q):\n%s", want, site)
+	}
+}
+
+// TestNTPAnswer: ntp.lab answers an NTP client's request as an NTP server
+// does, and anything else with its banner (nil here).
+func TestNTPAnswer(t *testing.T) {
+	req := make([]byte, 48)
+	req[0] = 4<<3 | 3
+	copy(req[40:], "origin!!")
+	now := time.Unix(1_800_000_000, 0)
+	a := ntpAnswer(req, now)
+	if len(a) != 48 || a[0]&7 != 4 || a[0]>>3&7 != 4 || a[1] != 2 || string(a[24:32]) != "origin!!" {
+		t.Fatalf("answer % x: want 48 bytes, mode 4, version 4, stratum 2, the request's transmit time as the origin", a)
+	}
+	if secs := binary.BigEndian.Uint32(a[40:44]); int64(secs)-2208988800 != now.Unix() {
+		t.Errorf("transmit time %d, want %d", int64(secs)-2208988800, now.Unix())
+	}
+	for _, q := range [][]byte{[]byte("hello\n"), make([]byte, 48)} {
+		if a := ntpAnswer(q, now); a != nil {
+			t.Errorf("ntpAnswer(% x) = % x, want nil: not an NTP request", q, a)
+		}
 	}
 }

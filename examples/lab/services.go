@@ -4,6 +4,7 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,8 @@ import (
 )
 
 // The services namespace holds what a kiosk Pi talks to: a dashboard and an
-// API on tcp/443, a host it must never reach, a time service on udp/123, and
+// API on tcp/443, a host it must never reach, a time service on udp/123 (an
+// NTP server's answer to an NTP request, a banner to anything else), and
 // the DNS server every Pi resolves through (dnsmasq, from Debian).
 
 // dnsRecords are the lab's names: every service, the name server, the
@@ -249,12 +251,41 @@ func serveTCP(l net.Listener, banner string) error {
 func serveUDP(c net.PacketConn, banner string) error {
 	buf := make([]byte, 1500)
 	for {
-		_, from, err := c.ReadFrom(buf)
+		n, from, err := c.ReadFrom(buf)
 		if err != nil {
 			return err
 		}
+		if banner == "ntp" {
+			if a := ntpAnswer(buf[:n], time.Now()); a != nil {
+				c.WriteTo(a, from)
+				continue
+			}
+		}
 		c.WriteTo([]byte(banner+"\n"), from)
 	}
+}
+
+// ntpAnswer is what ntp.lab answers an NTP client's request (RFC 5905:
+// 48 bytes or more, mode 3): a server's answer at stratum 2, now as its
+// receive and transmit times, the request's transmit time as the origin.
+// Anything else is not an NTP request (nil), and gets the banner.
+func ntpAnswer(req []byte, now time.Time) []byte {
+	if len(req) < 48 || req[0]&7 != 3 {
+		return nil
+	}
+	a := make([]byte, 48)
+	a[0] = 0<<6 | (req[0]>>3&7)<<3 | 4 // no leap warning, the client's version, mode 4
+	a[1], a[2], a[3] = 2, req[2], 0xec // stratum 2, the client's poll, precision 2^-20
+	copy(a[12:16], "LAB\x00")          // the reference: the lab
+	ts := func(b []byte, t time.Time) {
+		binary.BigEndian.PutUint32(b, uint32(t.Unix()+2208988800))
+		binary.BigEndian.PutUint32(b[4:], uint32(uint64(t.Nanosecond())<<32/1e9))
+	}
+	ts(a[16:24], now.Add(-time.Minute)) // reference time
+	copy(a[24:32], req[40:48])          // origin: the client's transmit time
+	ts(a[32:40], now)                   // receive
+	ts(a[40:48], now)                   // transmit
+	return a
 }
 
 // Probe talks to a lab service the way a client would and returns its

@@ -1,7 +1,7 @@
 # The lab's fleet, as `piwall-lab up` writes it. Every Pi is a kiosk: it may reach
 # its dashboard and API by name over tcp/443 and ask ntp.lab the time, and only
 # the operator's controller may reach it over SSH. blocked.lab and the intruder
-# stay out.
+# stay out: piwall check proves blocked.lab blocked from every Pi.
 
 variable "admin" {
   type        = list(string)
@@ -28,6 +28,10 @@ allowlist "kiosk" {
   outbound {
     to    = ["ntp.lab"]
     ports = ["udp/123"]
+  }
+  expect_blocked {
+    to    = ["blocked.lab"]
+    ports = ["tcp/443"]
   }
   dns       = "system"
   ping      = true

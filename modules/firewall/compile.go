@@ -209,11 +209,16 @@ const (
 	commentDNS       = "piwall: dns"
 	commentNeighbour = "piwall: neighbour discovery"
 	commentLog       = "piwall: log drops"
+	commentAudit     = "piwall: audit"
 	commentDHCP      = "piwall: dhcp"
 	commentDHCPv6    = "piwall: dhcpv6"
 	commentMLD       = "piwall: mld"
 	commentMDNS      = "piwall: mdns"
 	logLimit         = "5/min"
+	// auditLogLimit: audit mode logs what it would drop for logs
+	// --suggest, a new connection's first packet each; a busy Pi still
+	// cannot fill its log.
+	auditLogLimit = "1/sec" // as iptables-save prints 60/min
 )
 
 // Compile builds the desired filter tables of a host for IPv4 and IPv6.
@@ -354,7 +359,17 @@ func compileFamily(fam Family, in Input, resolvers []netip.Addr, sets bool) (*Ru
 			}
 		}
 	}
-	if pol.LogDrops {
+	if pol.Audit {
+		// Audit mode: what no rule accepted is logged as what the rules
+		// would drop, and accepted. The policies stay DROP, so that the
+		// rules are the enforcing ones but for these last two lines, and
+		// switching to enforce removes them only. The log is what logs
+		// --suggest reads, so it takes more lines than log_drops.
+		for _, c := range []struct{ chain, dir string }{{"INPUT", "in"}, {"OUTPUT", "out"}} {
+			b.add(c.chain, "-m", "limit", "--limit", auditLogLimit, "-m", "comment", "--comment", saveString(commentAudit), "-j", "LOG", "--log-prefix", saveString("piwall would drop "+c.dir+": "))
+			b.add(c.chain, "-m", "comment", "--comment", saveString(commentAudit), "-j", "ACCEPT")
+		}
+	} else if pol.LogDrops {
 		// Last in the chain: only what no rule accepted is logged, then
 		// dropped by the policy.
 		b.add("INPUT", "-m", "limit", "--limit", logLimit, "-m", "comment", "--comment", saveString(commentLog), "-j", "LOG", "--log-prefix", saveString("piwall drop in: "))

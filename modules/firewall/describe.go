@@ -26,6 +26,12 @@ func Describe(chain string, r *Rule) string {
 	default:
 		dir = "in " + chain
 	}
+	if comment == commentAudit {
+		if f["-j"] == "LOG" {
+			return "audit mode: log what the rules would drop " + dir + " (at most " + f["--limit"] + ")"
+		}
+		return "audit mode: allow " + dir + " what the rules would drop"
+	}
 	if f["-j"] == "LOG" {
 		return "log drops " + dir + " (at most " + f["--limit"] + ")"
 	}

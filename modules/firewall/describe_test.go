@@ -35,6 +35,12 @@ func TestDescribe(t *testing.T) {
 		line string
 		want string
 	}{
+		{"audit mode's log",
+			`-A OUTPUT -m limit --limit 1/sec -m comment --comment "piwall: audit" -j LOG --log-prefix "piwall would drop out: "`,
+			"audit mode: log what the rules would drop out (at most 1/sec)"},
+		{"audit mode's accept",
+			`-A INPUT -m comment --comment "piwall: audit" -j ACCEPT`,
+			"audit mode: allow in what the rules would drop"},
 		{"outbound to a name",
 			`-A OUTPUT -d 93.184.216.34/32 -p tcp -m tcp --dport 443 -m comment --comment "piwall: kiosk outbound 1: api.example.com" -j ACCEPT`,
 			"allow out tcp/443 to api.example.com (93.184.216.34)"},

@@ -129,5 +129,38 @@ rollback_to() {
   done
 }
 
+# persisted_rules: the persisted rules files as they are, for comparing
+# them with the live rules; a missing one is said so.
+persisted_rules() {
+  for fam in 4 6; do
+    f=$rules_v4; [ $fam = 6 ] && f=$rules_v6
+    if [ -f "$f" ]; then sec "persisted-v$fam"; show "$f"; else sec "persisted-v$fam-missing"; fi
+  done
+}
+
+# status_facts: what status shows beyond the facts: each run's status and
+# dead-man, and whether that dead-man still waits (its timer active, its
+# process alive); the filter tables with their counters.
+status_facts() {
+  sec runs
+  for d in "$runs_dir"/*/; do
+    [ -f "${d}deadman" ] || continue
+    r=${d%/}; r=${r##*/}
+    st=unknown; [ -f "${d}status" ] && read -r st _ <"${d}status"
+    read -r dm <"${d}deadman"
+    alive=no
+    case "$dm" in
+      deadman=systemd) systemctl is-active --quiet "piwall-revert-$r.timer" 2>/dev/null && alive=yes ;;
+      "deadman=process "*) kill -0 "${dm#deadman=process }" 2>/dev/null && alive=yes ;;
+    esac
+    printf 'run %s %s %s %s\n' "$r" "$st" "$alive" "$dm"
+  done
+  for fam in 4 6; do
+    save=iptables-save; [ $fam = 6 ] && save=ip6tables-save
+    sec "counters-v$fam"
+    if command -v $save >/dev/null 2>&1; then $save -c -t filter 2>/dev/null || true; fi
+  done
+}
+
 # history: the metadata of every generation, oldest first.
 history() { sec history; for f in "$gens"/*.json; do [ -f "$f" ] && cat "$f"; done; }
