@@ -75,7 +75,7 @@ func startRelays(rtt time.Duration, pis []Pi, dir string) (Proc, error) {
 // then LISTEN=TARGET pairs. A target outside the lab is refused.
 func serveRelays(args []string) error {
 	if len(args) < 2 {
-		return errors.New("usage: RTT LISTEN=TARGET...")
+		return errors.New("usage: RTT LISTEN=TARGET [LISTEN=TARGET]")
 	}
 	rtt, err := time.ParseDuration(args[0])
 	if err != nil {
