@@ -1,6 +1,8 @@
 package modules
 
 import (
+	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,9 +15,9 @@ import (
 )
 
 // Change is a run that changes a host's rulesets: an apply or a rollback.
-// Its scripts carry out the protocol on the host; the runner uploads them
-// with the rulesets, starts prepare over the first connection and confirm
-// over a new one.
+// Its scripts carry out the protocol on the host; the runner streams them
+// with the rulesets (Archive) into prepare's command over the first
+// connection, and starts confirm over a new one.
 type Change struct {
 	Run   string // the run's id: hex, unique
 	NewV4 string // piwall's part of the rulesets to apply, canonical text
@@ -67,19 +69,20 @@ func NamesConf(d *firewall.Desired) string {
 // RunDir is where a run keeps its files on the host.
 func (c *Change) RunDir() string { return c.Paths.runDir(c.Run) }
 
-// UploadDir is where the runner uploads a run's files as the login user,
-// before prepare moves them into RunDir as root.
+// UploadDir is where prepare's command unpacks a run's files as the login
+// user, before prepare moves them into RunDir as root.
 func (c *Change) UploadDir() string { return c.Paths.uploadDir(c.Run) }
 
 // Exit statuses of prepare and confirm that the runner tells apart.
 const (
-	ExitLocked        = 3 // another run holds the lock
-	ExitDrift         = 4 // the live rules changed since they were planned against
-	ExitTestFailed    = 5 // iptables-restore --test refused the new rules
-	ExitApplyFailed   = 6 // the applier could not load the new rules
-	ExitNotNew        = 7 // confirm ran over a connection older than the new rules
-	ExitNotApplied    = 8 // the new rules are not (or no longer) live
-	ExitPersistFailed = 9 // confirm could not write the rules files as applied
+	ExitLocked        = 3  // another run holds the lock
+	ExitDrift         = 4  // the live rules changed since they were planned against
+	ExitTestFailed    = 5  // iptables-restore --test refused the new rules
+	ExitApplyFailed   = 6  // the applier could not load the new rules
+	ExitNotNew        = 7  // confirm ran over a connection older than the new rules
+	ExitNotApplied    = 8  // the new rules are not (or no longer) live
+	ExitPersistFailed = 9  // confirm could not write the rules files as applied
+	ExitUnpack        = 10 // prepare's command could not unpack the run's files
 )
 
 // PrepareLimit bounds prepare on the host: each apt-get has AptLimit (two
@@ -100,8 +103,8 @@ func (c *Change) lockTTL() time.Duration { return PrepareLimit + c.RevertAfter +
 // the host over the connection the rules may freeze.
 const ApplyDelay = 100 * time.Millisecond
 
-// Files are the run's files to upload: the rulesets, the scripts, and
-// their checksums, which prepare verifies before using any of them.
+// Files are the run's files: the rulesets, the scripts, and their
+// checksums, which prepare verifies before using any of them.
 func (c *Change) Files() map[string][]byte {
 	files := map[string][]byte{
 		"new.v4":     []byte(c.NewV4),
@@ -159,10 +162,37 @@ func ParseGeneration(data []byte) (Generation, error) {
 	return g, nil
 }
 
-// PrepareCommand runs prepare as root. It is the only command of a run
-// that the login user's shell sees: everything else is in the files.
+// Archive is the run's files as a tar archive, prepare's command's stdin:
+// the upload rides on the command, costing no round trip of its own.
+func (c *Change) Archive() []byte { return archive(c.Files()) }
+
+// archive packs files (name → content) into a tar archive, in name order,
+// each readable by its owner alone.
+func archive(files map[string][]byte) []byte {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range names {
+		// Writes to a bytes.Buffer do not fail.
+		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o600, Size: int64(len(files[n])), Format: tar.FormatUSTAR})
+		tw.Write(files[n])
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// PrepareCommand unpacks the run's files (Archive, on its stdin) into
+// UploadDir as the login user, readable by it alone, then runs prepare as
+// root. It is the only command of a run that the login user's shell sees:
+// everything else is in the files.
 func (c *Change) PrepareCommand(sudo bool) string {
-	return privileged(sudo, "sh "+Quote(c.UploadDir()+"/prepare.sh"))
+	up := Quote(c.UploadDir())
+	return fmt.Sprintf("umask 077; mkdir %s && tar -xf - -C %s || exit %d; ", up, up, ExitUnpack) +
+		privileged(sudo, "sh "+Quote(c.UploadDir()+"/prepare.sh"))
 }
 
 // ConfirmCommand runs confirm as root, over the new connection.

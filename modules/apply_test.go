@@ -1,8 +1,11 @@
 package modules
 
 import (
+	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,13 +226,14 @@ func TestPaths(t *testing.T) {
 
 func TestCommands(t *testing.T) {
 	c := testChange(t)
+	const unpack = `umask 077; mkdir /tmp/piwall-8f3a61c2d9e04b7a && tar -xf - -C /tmp/piwall-8f3a61c2d9e04b7a || exit 10; `
 	const ifRoot = `uid=; while read -r k v _; do if [ "$k" = Uid: ]; then uid=$v; break; fi; done </proc/self/status; if [ "$uid" = 0 ]; then `
 	tests := []struct {
 		name, got, want string
 	}{
 		{"prepare with sudo", c.PrepareCommand(true),
-			ifRoot + `sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh; else sudo -n sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh; fi`},
-		{"prepare as root", c.PrepareCommand(false), `sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh`},
+			unpack + ifRoot + `sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh; else sudo -n sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh; fi`},
+		{"prepare as root", c.PrepareCommand(false), unpack + `sh /tmp/piwall-8f3a61c2d9e04b7a/prepare.sh`},
 		{"confirm with sudo", c.ConfirmCommand(true),
 			ifRoot + `sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh; else sudo -n sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh; fi`},
 		{"confirm as root", c.ConfirmCommand(false), `sh /var/lib/piwall/runs/8f3a61c2d9e04b7a/confirm.sh`},
@@ -333,5 +337,37 @@ func TestRevertAfterRoundsUp(t *testing.T) {
 		if got := (&Change{RevertAfter: d}).header().RevertAfter; got != want {
 			t.Errorf("revert_after for %v = %d, want %d", d, got, want)
 		}
+	}
+}
+
+// TestArchive: the archive holds the run's files, each as it is, readable
+// by its owner alone, in name order.
+func TestArchive(t *testing.T) {
+	c := testChange(t)
+	files := c.Files()
+	tr := tar.NewReader(bytes.NewReader(c.Archive()))
+	var names []string
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Mode != 0o600 || hdr.Typeflag != tar.TypeReg {
+			t.Errorf("%s: mode %o, type %c; want a regular file, 0600", hdr.Name, hdr.Mode, hdr.Typeflag)
+		}
+		if !bytes.Equal(data, files[hdr.Name]) {
+			t.Errorf("%s: the archive holds %q, want %q", hdr.Name, data, files[hdr.Name])
+		}
+		names = append(names, hdr.Name)
+	}
+	if len(names) != len(files) || !sort.StringsAreSorted(names) {
+		t.Errorf("the archive holds %v, want the %d files in name order", names, len(files))
 	}
 }

@@ -45,12 +45,12 @@ var systemTools = []string{"systemd-run", "systemctl", "apt-get", "debconf-set-s
 var realTools = []string{
 	"cat", "cp", "mv", "rm", "mkdir", "chmod", "sed", "tail", "tr", "cmp",
 	"sha256sum", "date", "getconf", "setsid", "sleep", "pkill", "ln", "touch",
-	"grep", "awk", "flock", "timeout", "sort", "cut",
+	"grep", "awk", "flock", "timeout", "sort", "cut", "tar",
 }
 
 // wrappedTools are real tools that fake.sh stands in front of, to make
 // them fail where a test says.
-var wrappedTools = []string{"cp", "tr"}
+var wrappedTools = []string{"cp", "tr", "tar"}
 
 // The rulesets of the harness, in the canonical text piwall uploads.
 const (
@@ -336,19 +336,20 @@ func (h *fakeHost) change(run string) *Change {
 	}
 }
 
-// upload puts a run's files where the runner's sftp does.
-func (h *fakeHost) upload(c *Change) {
-	h.t.Helper()
-	mkdir(h.t, c.UploadDir())
-	for name, b := range c.Files() {
-		writeFile(h.t, filepath.Join(c.UploadDir(), name), string(b))
-	}
-}
-
+// prepare runs prepare's command as the runner does: the run's files on
+// its stdin.
 func (h *fakeHost) prepare(c *Change) result {
 	h.t.Helper()
-	h.upload(c)
-	return h.run(h.login(c.PrepareCommand(false)))
+	return h.prepareWith(c, c.Archive())
+}
+
+// prepareWith runs prepare's command with data on its stdin in place of
+// the run's archive.
+func (h *fakeHost) prepareWith(c *Change, data []byte) result {
+	h.t.Helper()
+	cmd := h.login(c.PrepareCommand(false))
+	cmd.Stdin = bytes.NewReader(data)
+	return h.run(cmd)
 }
 
 // confirm runs confirm over a connection opened now.

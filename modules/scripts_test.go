@@ -415,8 +415,6 @@ func TestScriptLock(t *testing.T) {
 		writeFile(t, h.paths.lockFile(), lockText(time.Now().Add(-time.Minute)))
 		h.misbehave("slow", "tr", "0.5")
 		first, second := h.change("e6"), h.change("e7")
-		h.upload(first)
-		h.upload(second)
 		var wg sync.WaitGroup
 		results := make([]result, 2)
 		for i, c := range []*Change{first, second} {
@@ -424,7 +422,7 @@ func TestScriptLock(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				time.Sleep(time.Duration(i) * 250 * time.Millisecond)
-				results[i] = h.run(h.login(c.PrepareCommand(false)))
+				results[i] = h.prepare(c)
 			}()
 		}
 		wg.Wait()
@@ -475,10 +473,7 @@ func TestScriptRefusals(t *testing.T) {
 			h.setLive("v4", strings.Replace(oldV4, "COMMIT", "-A INPUT -s 10.9.9.9/32 -j DROP\nCOMMIT", 1))
 		}, ExitDrift, "the IPv4 rules changed since the plan"},
 		{"IPv6 drift", func(h *fakeHost, c *Change) { h.setLive("v6", acceptV6) }, ExitDrift, "the IPv6 rules changed since the plan"},
-		{"checksum", func(h *fakeHost, c *Change) {
-			h.upload(c)
-			writeFile(h.t, filepath.Join(c.UploadDir(), "new.v4"), acceptV4)
-		}, 1, "the uploaded files do not match their checksums"},
+		{"checksum", nil, 1, "the uploaded files do not match their checksums"},
 		{"IPv4 test", func(h *fakeHost, c *Change) {
 			h.misbehave("fail", "iptables-restore--test", "iptables-restore: line 4 failed")
 		}, ExitTestFailed, "iptables-restore --test refused the IPv4 rules"},
@@ -490,16 +485,53 @@ func TestScriptRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := withRules(t, hostOpts{systemd: true})
 			c := h.change("f1")
-			tc.before(h, c)
 			v4, v6 := h.live("v4"), h.live("v6")
 			var r result
-			if tc.name == "checksum" {
-				r = h.run(h.login(c.PrepareCommand(false)))
+			if tc.before == nil {
+				// The checksum case: a file arrives other than sent.
+				files := c.Files()
+				files["new.v4"] = []byte(acceptV4)
+				r = h.prepareWith(c, archive(files))
 			} else {
+				tc.before(h, c)
+				v4, v6 = h.live("v4"), h.live("v6")
 				r = h.prepare(c)
 			}
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.says) {
 				t.Errorf("prepare: exit %d, stderr %q; want %d saying %q", r.code, r.stderr, tc.code, tc.says)
+			}
+			h.unchanged(c, v4, v6)
+		})
+	}
+}
+
+// TestScriptUnpackFails: prepare's command cannot unpack the run's files
+// (a full /tmp, a directory of the run's name already there): it stops
+// with ExitUnpack and what went wrong, before prepare runs, and the host is
+// as it was.
+func TestScriptUnpackFails(t *testing.T) {
+	cases := []struct {
+		name   string
+		before func(h *fakeHost, c *Change)
+		says   string
+	}{
+		{"tar fails", func(h *fakeHost, c *Change) {
+			h.misbehave("fail", "tar", "tar: new.v4: Cannot write: No space left on device")
+		}, "No space left on device"},
+		{"the directory is there", func(h *fakeHost, c *Change) { mkdir(h.t, c.UploadDir()) }, "File exists"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := withRules(t, hostOpts{systemd: true})
+			c := h.change("f2")
+			tc.before(h, c)
+			v4, v6 := h.live("v4"), h.live("v6")
+			r := h.prepare(c)
+			if r.code != ExitUnpack || !strings.Contains(r.stderr, tc.says) {
+				t.Errorf("prepare: exit %d, stderr %q; want %d saying %q", r.code, r.stderr, ExitUnpack, tc.says)
+			}
+			if _, err := os.Stat(c.RunDir()); err == nil {
+				t.Error("prepare ran after a failed unpack: its run directory is there")
 			}
 			h.unchanged(c, v4, v6)
 		})

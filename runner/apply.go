@@ -123,8 +123,9 @@ func sudoHint(err *CommandError, user string) error {
 }
 
 // run carries out a change set on the host, over a, the connection its
-// facts came from. It follows the protocol of modules.Change: upload,
-// prepare (lock, install, save, test, arm, start the applier), then, over
+// facts came from. It follows the protocol of modules.Change: prepare,
+// the run's files on its stdin (unpack, lock, install, save, test, arm,
+// start the applier), then, over
 // a new connection, confirm. It never waits on a after the applier starts:
 // the new rules may freeze it. The outcome's hints are those of its error
 // and of the step that failed.
@@ -150,7 +151,6 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		return Outcome{Status: Failed, Err: s.fail("persistence check", modules.WithHint(errors.New(cs.Ephemeral),
 			"--until-reboot applies anyway, the rules lasting until the next boot; or make the root writable for good (raspi-config: Performance Options, Overlay File System)"))}
 	}
-	tm := s.fleet.timing.orDefaults()
 	revert := s.Target.RevertAfter
 	ch := &modules.Change{
 		Run:   randomHex(8),
@@ -160,21 +160,16 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 		ExpectV4: cs.ExpectV4, ExpectV6: cs.ExpectV6,
 		Sets: cs.Sets, Names: cs.NamesConf,
 	}
-	s.step("uploading")
-	uctx, cancel := context.WithTimeout(ctx, tm.upload)
-	err := a.Upload(uctx, ch.UploadDir(), ch.Files())
-	cancel()
-	if err != nil {
-		a.Close()
-		return Outcome{Status: Failed, Err: s.fail("upload", err)}
-	}
 	s.step("preparing")
 	// apt may take minutes on a slow Pi; the rest takes a second. The host
 	// gives up at PrepareLimit; its answer gets a minute more.
 	pctx, cancel := context.WithTimeout(ctx, modules.PrepareLimit+time.Minute)
 	s.fault(FaultPrepareStarts)
+	if s.fleet.Stats != nil {
+		s.fleet.Stats.Host(s.Target.Label).Uploads.Add(1)
+	}
 	start := time.Now()
-	res, err := a.Run(pctx, ch.PrepareCommand(s.Target.Sudo), nil)
+	res, err := a.Run(pctx, ch.PrepareCommand(s.Target.Sudo), ch.Archive())
 	cancel()
 	armedAt := time.Now()
 	took := armedAt.Sub(start)
@@ -194,6 +189,11 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	}
 	for _, w := range warnings {
 		s.fleet.emit(s.Target.Label, Warning, w)
+	}
+	if err == nil && res.Status == modules.ExitUnpack {
+		return Outcome{Status: Failed, Err: s.fail("upload", modules.WithHint(
+			fmt.Errorf("the host could not unpack the run's files into %s: %s", ch.UploadDir(), strings.TrimSpace(string(res.Stderr))),
+			"check that /tmp on the host is writable and has room (df -h /tmp); nothing was changed"))}
 	}
 	if err == nil && res.Status != 0 {
 		return Outcome{Status: Failed, Err: s.fail("prepare", prepareError(res, s.Target.User)), Warnings: warnings}

@@ -15,9 +15,6 @@ type Conn interface {
 	// non-zero exit is a Result, not an error: err reports only that the
 	// command could not run to its end (the connection broke, ctx ended).
 	Run(ctx context.Context, command string, stdin []byte) (Result, error)
-	// Upload writes files (name → content) into dir on the host, creating
-	// dir with mode 0700 if needed. Files are written with mode 0600.
-	Upload(ctx context.Context, dir string, files map[string][]byte) error
 	// Close closes the connection without waiting on a host that no longer
 	// answers.
 	Close() error

@@ -1,3 +1,4 @@
-// Package runner carries out piwall's work on remote hosts: SSH and sftp
-// connections, the ordered apply protocol, fleet rollout and progress events.
+// Package runner carries out piwall's work on remote hosts: the ordered
+// apply protocol over SSH connections, fleet rollout, progress events and
+// each host's counts (--stats).
 package runner

@@ -31,6 +31,10 @@ type Fleet struct {
 	// fails alone; zero: DefaultFactsTimeout.
 	FactsTimeout time.Duration
 
+	// Stats, when set, counts each host's uploads; the Dialer counts its
+	// connections, commands and round trips into the same Stats.
+	Stats *Stats
+
 	timing timing // zero: the protocol's own delays (tests shorten them)
 }
 
@@ -226,7 +230,6 @@ func (fl *Fleet) Apply(ctx context.Context, c *Changes, opt ApplyOptions) []Outc
 // timing holds the delays of the apply protocol; tests shorten them.
 // A zero field takes the protocol's own value.
 type timing struct {
-	upload          time.Duration // the run's files, a few KiB
 	confirmFirst    time.Duration // the first confirm's wait; 0: derived from how long prepare took
 	backoff         time.Duration // between confirm attempts (doubling once)
 	attempt         time.Duration // one new connection and its command
@@ -241,7 +244,6 @@ func (t timing) orDefaults() timing {
 			*d = v
 		}
 	}
-	def(&t.upload, 2*time.Minute)
 	def(&t.backoff, time.Second)
 	// A frozen connection is dropped sooner, when its keepalives go
 	// unanswered.

@@ -8,6 +8,8 @@ package runner
 //	go test -race ./runner/
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -180,7 +182,7 @@ type fakeConn struct {
 	d      *fakeDialer
 	h      *fakeHost
 	n      int      // 1 for the host's first connection
-	log    []string // the commands, "upload", and "closed", in order
+	log    []string // the commands and "closed", in order
 	misuse []string // what was asked of it after it was closed
 }
 
@@ -234,6 +236,9 @@ func (c *fakeConn) Run(ctx context.Context, command string, stdin []byte) (Resul
 		}
 		a.hang = h.factsHang
 	case "prepare":
+		if !holdsFile(stdin, "prepare.sh") {
+			c.misuse = append(c.misuse, "prepare without the run's files on its stdin")
+		}
 		a.Result = prepared()
 		if h.prepare != nil {
 			a.Result = *h.prepare
@@ -278,6 +283,20 @@ func (c *fakeConn) Run(ctx context.Context, command string, stdin []byte) (Resul
 	return a.Result, nil
 }
 
+// holdsFile says whether a tar archive holds a file of that name.
+func holdsFile(archive []byte, name string) bool {
+	tr := tar.NewReader(bytes.NewReader(archive))
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		if hdr.Name == name {
+			return true
+		}
+	}
+}
+
 // factsMarkerOf is the section marker of a facts script.
 func factsMarkerOf(script []byte) string {
 	m := factsMarker.FindSubmatch(script)
@@ -285,20 +304,6 @@ func factsMarkerOf(script []byte) string {
 		return "no-marker"
 	}
 	return strings.Trim(string(m[1]), "'")
-}
-
-func (c *fakeConn) Upload(ctx context.Context, dir string, files map[string][]byte) error {
-	c.d.mu.Lock()
-	defer c.d.mu.Unlock()
-	if c.closed() {
-		c.misuse = append(c.misuse, "upload")
-		return errors.New("use of closed network connection")
-	}
-	c.log = append(c.log, "upload")
-	if _, ok := files["prepare.sh"]; !ok || !strings.HasPrefix(dir, "/tmp/piwall-") {
-		c.misuse = append(c.misuse, "upload without prepare.sh to "+dir)
-	}
-	return nil
 }
 
 func (c *fakeConn) Close() error {
@@ -359,7 +364,7 @@ func (d *fakeDialer) waitClosed(t *testing.T) {
 }
 
 // checkProtocol checks what must hold of every host's connections: the
-// first one does facts, upload, prepare and nothing else; confirm and
+// first one does facts and prepare and nothing else; confirm and
 // status run only on later ones; nothing is asked of a closed one.
 func (d *fakeDialer) checkProtocol(t *testing.T) {
 	t.Helper()
@@ -368,13 +373,13 @@ func (d *fakeDialer) checkProtocol(t *testing.T) {
 	if len(d.unknown) > 0 {
 		t.Errorf("dialled hosts not in the test: %v", d.unknown)
 	}
-	first := regexp.MustCompile(`^facts( upload( prepare)?)? closed$`)
+	first := regexp.MustCompile(`^facts( prepare)? closed$`)
 	later := regexp.MustCompile(`^(confirm|status) closed$`)
 	for label, h := range d.hosts {
 		for _, c := range h.conns {
 			log := strings.Join(c.log, " ")
 			if c.n == 1 && !first.MatchString(log) {
-				t.Errorf("%s, first connection: got %q, want facts, upload, prepare, then closed", label, log)
+				t.Errorf("%s, first connection: got %q, want facts, prepare, then closed", label, log)
 			}
 			if c.n > 1 && !later.MatchString(log) {
 				t.Errorf("%s, connection %d: got %q, want one confirm or status, then closed", label, c.n, log)
@@ -387,7 +392,7 @@ func (d *fakeDialer) checkProtocol(t *testing.T) {
 }
 
 // eventLog collects a fleet's events, and how many hosts were applying
-// at once (from "uploading" to the HostDone that follows).
+// at once (from "preparing" to the HostDone that follows).
 type eventLog struct {
 	mu          sync.Mutex
 	byHost      map[string][]string
@@ -408,7 +413,7 @@ func (l *eventLog) add(e Event) {
 	switch e.Kind {
 	case StepStarted:
 		s = revertTime.ReplaceAllString(e.Text, "reverting at T")
-		if e.Text == "uploading" {
+		if e.Text == "preparing" {
 			l.applying[e.Host] = true
 			l.maxApplying = max(l.maxApplying, len(l.applying))
 		}
@@ -520,8 +525,8 @@ func stepOf(err error) string {
 // Events of a plan, and of the apply steps that follow.
 const (
 	planned    = "connecting, reading facts, done"
-	confirmed1 = planned + ", uploading, preparing, confirming over a new connection, done"
-	reverting  = planned + ", uploading, preparing, confirming over a new connection, reverting at T, done"
+	confirmed1 = planned + ", preparing, confirming over a new connection, done"
+	reverting  = planned + ", preparing, confirming over a new connection, reverting at T, done"
 )
 
 func TestFleetApply(t *testing.T) {
@@ -575,7 +580,7 @@ func TestFleetApply(t *testing.T) {
 			host:       fakeHost{confirms: []answer{{Result: confirmed(7)}}},
 			wantStatus: Applied,
 			wantGen:    7,
-			wantConns:  "1 facts upload prepare closed; 2 confirm closed",
+			wantConns:  "1 facts prepare closed; 2 confirm closed",
 			wantEvents: confirmed1,
 		},
 		{
@@ -583,7 +588,7 @@ func TestFleetApply(t *testing.T) {
 			host:       fakeHost{frozen: true, confirms: []answer{{Result: confirmed(2)}}},
 			wantStatus: Applied,
 			wantGen:    2,
-			wantConns:  "1 facts upload prepare closed; 2 confirm closed",
+			wantConns:  "1 facts prepare closed; 2 confirm closed",
 			wantEvents: confirmed1,
 		},
 		{
@@ -591,7 +596,7 @@ func TestFleetApply(t *testing.T) {
 			host:       fakeHost{confirms: []answer{notNew, {Result: confirmed(3)}}},
 			wantStatus: Applied,
 			wantGen:    3,
-			wantConns:  "1 facts upload prepare closed; 2 confirm closed; 3 confirm closed",
+			wantConns:  "1 facts prepare closed; 2 confirm closed; 3 confirm closed",
 			wantEvents: confirmed1,
 		},
 		{
@@ -600,7 +605,7 @@ func TestFleetApply(t *testing.T) {
 			wantStatus: Failed,
 			wantStep:   "apply",
 			wantErr:    "the host could not load the new rules: failed iptables-restore: line 5 failed; the old ones are back",
-			wantConns:  "1 facts upload prepare closed; 2 confirm closed",
+			wantConns:  "1 facts prepare closed; 2 confirm closed",
 			wantEvents: confirmed1,
 		},
 		{
@@ -613,7 +618,7 @@ func TestFleetApply(t *testing.T) {
 			wantStep:   "confirm",
 			wantErr:    "the host could not save the new rules (saving the rules failed: cp: cannot create regular file '/etc/iptables/.rules.v4.piwall-x': Read-only file system)",
 			wantHint:   "check that /etc/iptables is writable",
-			wantConns:  "1 facts upload prepare closed; 2 confirm closed; 3 status closed",
+			wantConns:  "1 facts prepare closed; 2 confirm closed; 3 status closed",
 			wantEvents: reverting,
 		},
 		{
@@ -626,7 +631,7 @@ func TestFleetApply(t *testing.T) {
 			wantStep:    "confirm",
 			wantErr:     "no new connection confirmed the new rules (last: dial tcp 10.0.0.10:22: connect: connection refused)",
 			wantHint:    "the plan must admit a new SSH connection from this machine",
-			wantConns:   "1 facts upload prepare closed; 2 status closed",
+			wantConns:   "1 facts prepare closed; 2 status closed",
 			wantEvents:  reverting,
 			wantRefused: true,
 		},
@@ -634,7 +639,7 @@ func TestFleetApply(t *testing.T) {
 			name:       "every confirm times out, the status says confirmed",
 			host:       fakeHost{confirms: []answer{hang}, status: ptr(statusConfirmed())},
 			wantStatus: Applied,
-			wantConns:  `1 facts upload prepare closed(; \d+ confirm closed)+; \d+ status closed`,
+			wantConns:  `1 facts prepare closed(; \d+ confirm closed)+; \d+ status closed`,
 			wantEvents: reverting,
 		},
 		{
@@ -644,9 +649,19 @@ func TestFleetApply(t *testing.T) {
 			wantStep:    "revert",
 			wantErr:     "still unreachable after its revert time",
 			wantHint:    "check the host from its console",
-			wantConns:   "1 facts upload prepare closed",
+			wantConns:   "1 facts prepare closed",
 			wantEvents:  reverting,
 			wantRefused: true,
+		},
+		{
+			name:       "the host cannot unpack the run's files",
+			host:       fakeHost{prepare: ptr(refused(modules.ExitUnpack, "tar: new.v4: Cannot write: No space left on device"))},
+			wantStatus: Failed,
+			wantStep:   "upload",
+			wantErr:    "the host could not unpack the run's files into /tmp/piwall-",
+			wantHint:   "df -h /tmp",
+			wantConns:  "1 facts prepare closed",
+			wantEvents: planned + ", preparing, done",
 		},
 		{
 			name:       "prepare refused: another run holds the lock",
@@ -655,8 +670,8 @@ func TestFleetApply(t *testing.T) {
 			wantStep:   "prepare",
 			wantErr:    "another run holds the lock: locked by: run=0123abcd operator=bob@laptop since=1700000000 expires=1700000600",
 			wantHint:   "sudo rm /var/lib/piwall/lock",
-			wantConns:  "1 facts upload prepare closed",
-			wantEvents: planned + ", uploading, preparing, done",
+			wantConns:  "1 facts prepare closed",
+			wantEvents: planned + ", preparing, done",
 		},
 		{
 			name:       "prepare refused: the rules drifted",
@@ -665,8 +680,8 @@ func TestFleetApply(t *testing.T) {
 			wantStep:   "prepare",
 			wantErr:    "the host's rules changed since the plan: the IPv4 rules changed since the plan",
 			wantHint:   "run piwall plan again",
-			wantConns:  "1 facts upload prepare closed",
-			wantEvents: planned + ", uploading, preparing, done",
+			wantConns:  "1 facts prepare closed",
+			wantEvents: planned + ", preparing, done",
 		},
 		{
 			name:       "prepare refused: iptables-restore --test failed",
@@ -674,8 +689,8 @@ func TestFleetApply(t *testing.T) {
 			wantStatus: Failed,
 			wantStep:   "prepare",
 			wantErr:    "the host's iptables refused the new rules: iptables-restore --test refused the IPv4 rules",
-			wantConns:  "1 facts upload prepare closed",
-			wantEvents: planned + ", uploading, preparing, done",
+			wantConns:  "1 facts prepare closed",
+			wantEvents: planned + ", preparing, done",
 		},
 		{
 			name:       "lockout refused",
@@ -693,7 +708,7 @@ func TestFleetApply(t *testing.T) {
 			force:      true,
 			wantStatus: Applied,
 			wantGen:    1,
-			wantConns:  "1 facts upload prepare closed; 2 confirm closed",
+			wantConns:  "1 facts prepare closed; 2 confirm closed",
 			wantEvents: confirmed1,
 		},
 		{
@@ -702,8 +717,8 @@ func TestFleetApply(t *testing.T) {
 			wantStatus:   Applied,
 			wantGen:      1,
 			wantWarnings: []string{"took over a stale lock: run=0123abcd operator=bob@laptop since=1700000000 expires=1700000600"},
-			wantConns:    "1 facts upload prepare closed; 2 confirm closed",
-			wantEvents: planned + ", uploading, preparing, warning: took over a stale lock: run=0123abcd operator=bob@laptop since=1700000000 expires=1700000600" +
+			wantConns:    "1 facts prepare closed; 2 confirm closed",
+			wantEvents: planned + ", preparing, warning: took over a stale lock: run=0123abcd operator=bob@laptop since=1700000000 expires=1700000600" +
 				", confirming over a new connection, done",
 		},
 	}

@@ -265,8 +265,8 @@ func TestE2EApplyPlanDriftRollback(t *testing.T) {
 		start := time.Now()
 		stdout, stderr := piwall(t, 0, "apply", site, "--yes", "--stats")
 		t.Logf("apply to a fresh Pi took %.1fs", time.Since(start).Seconds())
-		// The round trips: the facts, the upload and prepare over the first
-		// connection; confirm over the new one.
+		// The facts, and prepare with the run's files on its stdin, over
+		// the first connection; confirm over the new one.
 		if !strings.Contains(stderr, "stats: pi-01: 2 connections, 3 commands, 1 uploads") {
 			t.Errorf("apply's round trips:\n%s", stderr)
 		}

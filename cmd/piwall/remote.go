@@ -80,7 +80,7 @@ func operator() string {
 func newDialer(r *remoteFlags) *ssh.Dialer {
 	d := &ssh.Dialer{AcceptNewHostKeys: r.acceptNew, InsecureIgnoreHostKeys: r.insecure}
 	if r.stats {
-		d.Stats = &ssh.Stats{}
+		d.Stats = &runner.Stats{}
 	}
 	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil && term.IsTerminal(int(tty.Fd())) {
 		var mu sync.Mutex
@@ -117,7 +117,7 @@ func newRemote(p *plans.Plan, targets []inventory.Target, rf *remoteFlags, ro *r
 	if p != nil {
 		rollout = p.Rollout
 	}
-	fl := &runner.Fleet{Dialer: d, Parallel: rollout.Parallel, Fault: faultHook, FactsTimeout: rf.facts,
+	fl := &runner.Fleet{Dialer: d, Parallel: rollout.Parallel, Fault: faultHook, FactsTimeout: rf.facts, Stats: d.Stats,
 		Rollout: runner.Rollout{Canary: rollout.Canary, Batch: rollout.Batch, MaxFailures: rollout.MaxFailures}}
 	if rf.parallel > 0 {
 		fl.Parallel = rf.parallel

@@ -1,12 +1,13 @@
 // Package sim simulates fleets larger than the lab, for scale
 // measurements: each simulated host is an in-process SSH server (real
-// golang.org/x/crypto/ssh and sftp) that answers piwall's facts, upload,
-// prepare and confirm commands from a real ruleset state of its own, as a
+// golang.org/x/crypto/ssh) that answers piwall's facts, prepare (the run's
+// files on its stdin) and confirm commands from a real ruleset state of its own, as a
 // Pi would, without running a shell. It is a stand-in for timing and
 // memory only: what piwall does on a real host is tested against the lab.
 package sim
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -25,7 +26,6 @@ import (
 	"time"
 
 	"github.com/piwall/piwall/modules"
-	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -49,9 +49,8 @@ type Host struct {
 	generation int
 	gens       map[int][2]string // every generation's rulesets, as confirm records them
 	installed  bool
-	ipset      bool          // installed by an apply whose rules match address sets
-	lock       string        // the lock file's lines
-	files      sftp.Handlers // what was uploaded
+	ipset      bool   // installed by an apply whose rules match address sets
+	lock       string // the lock file's lines
 }
 
 // SetLive makes text (iptables-save output, without comment lines) the
@@ -114,9 +113,7 @@ func Start(n int, dir string, rtt time.Duration) (*Fleet, error) {
 			f.Close()
 			return nil, err
 		}
-		files := sftp.InMemHandler()
-		files.FileCmd = ignoreModes{files.FileCmd}
-		h := &Host{Name: fmt.Sprintf("sim-%04d", i+1), Addr: l.Addr().(*net.TCPAddr), files: files}
+		h := &Host{Name: fmt.Sprintf("sim-%04d", i+1), Addr: l.Addr().(*net.TCPAddr)}
 		f.Hosts = append(f.Hosts, h)
 		f.listeners = append(f.listeners, l)
 		kh.WriteString(knownhosts.Line([]string{knownhosts.Normalize(h.Addr.String())}, hostKey.PublicKey()) + "\n")
@@ -264,15 +261,6 @@ func (h *Host) session(ch ssh.Channel, reqs <-chan *ssh.Request, from *net.TCPAd
 			status := h.exec(p.Command, ch, from)
 			ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
 			return
-		case "subsystem":
-			var p struct{ Name string }
-			if ssh.Unmarshal(req.Payload, &p) != nil || p.Name != "sftp" {
-				req.Reply(false, nil)
-				continue
-			}
-			req.Reply(true, nil)
-			sftp.NewRequestServer(ch, h.files).Serve()
-			return
 		default:
 			req.Reply(req.Type == "env", nil)
 		}
@@ -285,7 +273,6 @@ var (
 	markerRE = regexp.MustCompile(`(?m)^marker=(\S+)$`)
 	nameRE   = regexp.MustCompile(`(?m)^name (\S+)$`)
 	rollRE   = regexp.MustCompile(`(?m)^rollback_to (\S+)$`)
-	runRE    = regexp.MustCompile(`piwall-([0-9a-f]+)/prepare\.sh|runs/([0-9a-f]+)/confirm\.sh`)
 )
 
 // exec answers one command the way the host's scripts would.
@@ -295,7 +282,7 @@ func (h *Host) exec(cmd string, ch ssh.Channel, from *net.TCPAddr) int {
 		script, _ := io.ReadAll(ch)
 		return h.facts(string(script), ch, from)
 	case strings.Contains(cmd, "/prepare.sh"):
-		return h.prepare(runRE.FindStringSubmatch(cmd)[1], ch, ch.Stderr())
+		return h.prepare(ch, ch, ch.Stderr())
 	case strings.Contains(cmd, "/confirm.sh") && strings.Contains(cmd, " status"):
 		ch.Write(modules.FormatStatus(modules.RunStatus{Status: modules.StatusConfirmed}))
 		return 0
@@ -386,36 +373,39 @@ func (h *Host) facts(script string, w io.Writer, from *net.TCPAddr) int {
 	return 0
 }
 
-// prepare checks the upload against its sums and makes the new rules live,
-// as prepare and the applier do together on a host.
-func (h *Host) prepare(run string, w, errw io.Writer) int {
-	dir := (&modules.Change{Run: run}).UploadDir()
-	read := func(name string) ([]byte, error) {
-		req := sftp.NewRequest("Get", dir+"/"+name)
-		req.Flags = 1 // SSH_FXF_READ
-		r, err := h.files.FileGet.Fileread(req)
-		if err != nil {
-			return nil, err
+// prepare unpacks the run's files from its stdin, checks them against
+// their sums and makes the new rules live, as prepare's command and the
+// applier do together on a host.
+func (h *Host) prepare(stdin io.Reader, w, errw io.Writer) int {
+	files := map[string][]byte{}
+	tr := tar.NewReader(stdin)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
 		}
-		var buf bytes.Buffer
-		_, err = io.Copy(&buf, io.NewSectionReader(r, 0, 1<<30))
-		return buf.Bytes(), err
+		var data []byte
+		if err == nil {
+			data, err = io.ReadAll(tr)
+		}
+		if err != nil {
+			fmt.Fprintln(errw, "sim: tar:", err)
+			return modules.ExitUnpack
+		}
+		files[hdr.Name] = data
 	}
-	sums, err := read("SHA256SUMS")
-	if err != nil {
-		fmt.Fprintln(errw, "sim: no upload:", err)
+	sums, ok := files["SHA256SUMS"]
+	if !ok {
+		fmt.Fprintln(errw, "sim: no SHA256SUMS in the run's files")
 		return 1
 	}
-	files := map[string][]byte{}
 	for _, line := range strings.Split(strings.TrimSpace(string(sums)), "\n") {
 		sum, name, _ := strings.Cut(line, "  ")
-		data, err := read(name)
-		got := sha256.Sum256(data)
-		if err != nil || hex.EncodeToString(got[:]) != sum {
-			fmt.Fprintf(errw, "sim: %s does not match its sum: %v\n", name, err)
+		got := sha256.Sum256(files[name])
+		if hex.EncodeToString(got[:]) != sum {
+			fmt.Fprintf(errw, "sim: %s does not match its sum\n", name)
 			return 1
 		}
-		files[name] = data
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -438,17 +428,6 @@ func (h *Host) confirm(w io.Writer) int {
 	h.gens[h.generation] = h.live
 	w.Write(modules.FormatConfirm(h.generation))
 	return 0
-}
-
-// ignoreModes accepts the chmods of an upload: the in-memory file system
-// keeps no modes.
-type ignoreModes struct{ sftp.FileCmder }
-
-func (c ignoreModes) Filecmd(r *sftp.Request) error {
-	if r.Method == "Setstat" {
-		return nil
-	}
-	return c.FileCmder.Filecmd(r)
 }
 
 func digest(text string) string {

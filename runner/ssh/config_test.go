@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/piwall/piwall/inventory"
+	"github.com/piwall/piwall/runner"
 	"github.com/piwall/piwall/runner/sim"
 )
 
@@ -71,7 +72,7 @@ func TestDialJumpHops(t *testing.T) {
 	target, _ := simTarget(t)
 	hop.Label, hop.User = "bastion", "jumper"
 	target.Hops, target.Jump = []inventory.Target{hop}, "jumper@bastion"
-	stats := &Stats{}
+	stats := &runner.Stats{}
 	dialOK(t, &Dialer{Stats: stats}, target)
 	if n := stats.Host(target.Label).Connections.Load(); n != 1 {
 		t.Errorf("connections counted for the target: %d, want 1", n)

@@ -2,8 +2,8 @@
 // target's ssh_config says: keys from files (asking for passphrases on a
 // terminal), certificates and ssh-agent (IdentityAgent, IdentitiesOnly),
 // host keys checked against the user's and the system's known_hosts
-// (HostKeyAlias), ProxyJump hops each with their own settings,
-// ProxyCommand, and sftp for uploads.
+// (HostKeyAlias), ProxyJump hops each with their own settings, and
+// ProxyCommand.
 package ssh
 
 import (
@@ -13,14 +13,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
@@ -46,28 +44,11 @@ type Dialer struct {
 	// Timeout bounds connecting and authenticating; 0 means 10s.
 	Timeout time.Duration
 	// Stats, when set, counts connections, commands and uploads per host.
-	Stats *Stats
+	Stats *runner.Stats
 
 	keysMu sync.Mutex
 	keys   map[string]gossh.Signer        // parsed key files, asked for once
 	agents map[string]agent.ExtendedAgent // by socket; nil: none there
-}
-
-// Stats counts what a run did on each host, for --stats and for the tests
-// that hold piwall to its round trips.
-type Stats struct {
-	mu    sync.Mutex
-	hosts map[string]*HostStats
-}
-
-// HostStats are one host's counts.
-type HostStats struct {
-	Connections, Commands, Uploads atomic.Int64
-	// RoundTrips counts the times the controller waited on the host: each
-	// TCP connect, and each time the host's bytes arrived after the
-	// controller had sent something since the last ones (a turn of the
-	// conversation). Requests sent together count once.
-	RoundTrips atomic.Int64
 }
 
 // turns is a connection that counts its turns into a host's RoundTrips.
@@ -88,19 +69,6 @@ func (c *turns) Read(b []byte) (int, error) {
 		c.count.Add(1)
 	}
 	return n, err
-}
-
-// Host returns the counts of a host label.
-func (s *Stats) Host(label string) *HostStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.hosts == nil {
-		s.hosts = map[string]*HostStats{}
-	}
-	if s.hosts[label] == nil {
-		s.hosts[label] = &HostStats{}
-	}
-	return s.hosts[label]
 }
 
 func (d *Dialer) timeout() time.Duration {
@@ -454,7 +422,7 @@ type conn struct {
 	jumps  []*gossh.Client // the jump hosts' connections, closed with this one
 	label  string
 	login  string // user@address [-p port], for ssh(1) in hints
-	stats  *Stats
+	stats  *runner.Stats
 }
 
 func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Result, error) {
@@ -597,73 +565,6 @@ func (c *conn) keepalive(stop <-chan struct{}, frozen chan<- struct{}) {
 			return
 		}
 	}
-}
-
-func (c *conn) Upload(ctx context.Context, dir string, files map[string][]byte) error {
-	if c.stats != nil {
-		c.stats.Host(c.label).Uploads.Add(1)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.upload(dir, files) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		c.client.Close()
-		return ctx.Err()
-	}
-}
-
-// upload writes the files over one sftp session. Every round trip to the
-// host waits a whole RTT on a slow link: the directory is made with one
-// request where it can be (MkdirAll stats each parent first), and the
-// files are written side by side, their requests in flight together, so
-// the upload costs the round trips of one file, not of each.
-func (c *conn) upload(dir string, files map[string][]byte) error {
-	s, err := sftp.NewClient(c.client)
-	if err != nil {
-		return fmt.Errorf("starting sftp: %w", err)
-	}
-	defer s.Close()
-	if err := s.Mkdir(dir); err != nil {
-		if err := s.MkdirAll(dir); err != nil {
-			return fmt.Errorf("sftp mkdir %s: %w", dir, err)
-		}
-	}
-	if err := s.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("sftp chmod %s: %w", dir, err)
-	}
-	errs := make(chan error, len(files))
-	for name, data := range files {
-		go func() { errs <- sftpWrite(s, path.Join(dir, name), data) }()
-	}
-	var first error
-	for range files {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-// sftpWrite writes one file with mode 0600 over s.
-func sftpWrite(s *sftp.Client, p string, data []byte) error {
-	f, err := s.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
-		return fmt.Errorf("sftp create %s: %w", p, err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("sftp chmod %s: %w", p, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("sftp write %s: %w", p, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("sftp close %s: %w", p, err)
-	}
-	return nil
 }
 
 // DialFromHost opens a TCP connection from the host to addr, over a

@@ -23,8 +23,8 @@
 # KEY is the tool's name, with "--test" appended for iptables-restore
 # --test, " update" or " install" for apt-get, " SUBCOMMAND" for systemctl,
 # "-dir" for sync of a
-# directory, and "-rules" for cp into $FAKE_RULES_DIR. cp and tr are this
-# machine's, at $FAKE_ROOT/real, behind fake.sh's misbehaviour.
+# directory, and "-rules" for cp into $FAKE_RULES_DIR. cp, tr and tar are
+# this machine's, at $FAKE_ROOT/real, behind fake.sh's misbehaviour.
 set -u
 tool=${0##*/}
 root=$FAKE_ROOT
@@ -194,7 +194,7 @@ case "$tool" in
     while read -r a; do printf '%s STREAM %s\n%s DGRAM\n%s RAW\n' "$a" "$2" "$a" "$a"; done <"$root/dns/$2"
     ;;
   debconf-set-selections) cat >>"$root/debconf" ;;
-  cp | tr) exec "$root/real/$tool" "$@" ;;
+  cp | tr | tar) exec "$root/real/$tool" "$@" ;;
   # There to be found; sync has nothing of the test's to flush.
   netfilter-persistent | iptables | ip6tables | sync) ;;
   *)
