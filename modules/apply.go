@@ -195,9 +195,13 @@ func (c *Change) PrepareCommand(sudo bool) string {
 		privileged(sudo, "sh "+Quote(c.UploadDir()+"/prepare.sh"))
 }
 
-// ConfirmCommand runs confirm as root, over the new connection.
-func (c *Change) ConfirmCommand(sudo bool) string {
-	return privileged(sudo, "sh "+Quote(c.RunDir()+"/confirm.sh"))
+// ConfirmCommand runs confirm as root, over the new connection, whose
+// round-trip time rtt was measured (0: unknown): confirm then takes the
+// connection for newer than the rules only if its sshd started a round
+// trip after them, so that its first packet, too, met the new rules.
+func (c *Change) ConfirmCommand(sudo bool, rtt time.Duration) string {
+	cs := (rtt + 10*time.Millisecond - 1) / (10 * time.Millisecond)
+	return privileged(sudo, "sh "+Quote(c.RunDir()+"/confirm.sh")+fmt.Sprintf(" rtt=%d", cs))
 }
 
 // StatusCommand prints the run's status (reverted, applied, ...) and

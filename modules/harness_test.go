@@ -355,7 +355,7 @@ func (h *fakeHost) prepareWith(c *Change, data []byte) result {
 // confirm runs confirm over a connection opened now.
 func (h *fakeHost) confirm(c *Change) result {
 	h.t.Helper()
-	return h.run(h.login(c.ConfirmCommand(false)))
+	return h.run(h.login(c.ConfirmCommand(false, 0)))
 }
 
 func (h *fakeHost) status(c *Change) RunStatus {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // What prepare and confirm print for piwall, read by the Parse functions
@@ -16,6 +17,7 @@ const (
 	sayArmed     = "armed deadman="        // then "systemd", or "process PID"
 	sayStaleLock = "stale-lock "           // then the lock taken over, its lines joined by spaces
 	saySetAside  = "set-aside "            // then a rules file nothing loaded and the name it was moved to
+	sayTested    = "tested "               // then the boot clock before and after the kernel's test of the new rules
 	sayStarted   = "started"               // the applier is started: prepare's last word
 	sayConfirmed = "confirmed generation=" // then the generation now current
 	sayStatus    = "status="               // then the run's status
@@ -41,6 +43,10 @@ type PrepareReport struct {
 	// them, moved away before installing netfilter-persistent: each "FILE
 	// → NEW NAME".
 	SetAside []string
+	// Tested is how long the kernel's test of the new rules took on the
+	// host (iptables-restore --test, both families): about what the
+	// applier's load of them takes. Zero when prepare did not say.
+	Tested time.Duration
 }
 
 // ParsePrepare reads what prepare printed on its stdout. A prepare that
@@ -64,6 +70,14 @@ func ParsePrepare(stdout []byte) (PrepareReport, error) {
 			r.DeadMan = kind
 		case strings.HasPrefix(line, sayStaleLock):
 			r.StaleLock = strings.TrimSpace(strings.TrimPrefix(line, sayStaleLock))
+		case strings.HasPrefix(line, sayTested):
+			from, to, _ := strings.Cut(strings.TrimPrefix(line, sayTested), " ")
+			t0, err0 := parseUptime(from)
+			t1, err1 := parseUptime(to)
+			if err0 != nil || err1 != nil || t1 < t0 {
+				return PrepareReport{}, fmt.Errorf("prepare: %q is not two times of the boot clock, in order", line)
+			}
+			r.Tested = t1 - t0
 		case strings.HasPrefix(line, saySetAside):
 			if from, to, ok := strings.Cut(strings.TrimPrefix(line, saySetAside), " "); ok {
 				r.SetAside = append(r.SetAside, from+" → "+to)
@@ -84,6 +98,9 @@ func FormatPrepare(r PrepareReport) []byte {
 	}
 	if r.Installed {
 		b.WriteString(sayInstalled + "\n")
+	}
+	if r.Tested > 0 {
+		fmt.Fprintf(&b, "%s0.00 %s\n", sayTested, formatUptime(r.Tested))
 	}
 	if r.DeadMan != "" {
 		b.WriteString(sayArmed + r.DeadMan + "\n")
@@ -183,4 +200,28 @@ func FormatStatus(st RunStatus) []byte {
 		live = "yes"
 	}
 	return []byte(sayStatus + s + "\n" + sayLiveSaved + live + "\n")
+}
+
+// parseUptime reads a time of the boot clock as /proc/uptime prints it:
+// seconds, with a fraction.
+func parseUptime(s string) (time.Duration, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || len(whole) > 10 || len(frac) > 9 || strings.Trim(whole+frac, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not a time of the boot clock", s)
+	}
+	w, _ := strconv.ParseInt(whole, 10, 64)
+	d := time.Duration(w) * time.Second
+	scale := time.Second
+	for _, c := range frac {
+		scale /= 10
+		d += time.Duration(c-'0') * scale
+	}
+	return d, nil
+}
+
+// formatUptime prints d as /proc/uptime does, to the hundredth of a
+// second, rounded up.
+func formatUptime(d time.Duration) string {
+	cs := (d + 10*time.Millisecond - 1) / (10 * time.Millisecond)
+	return fmt.Sprintf("%d.%02d", cs/100, cs%100)
 }

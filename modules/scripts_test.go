@@ -505,6 +505,19 @@ func TestScriptRefusals(t *testing.T) {
 	}
 }
 
+// TestScriptPrepareSaysTestTime: prepare says how long the kernel's test
+// of the new rules took, which tells piwall when the applier's load of them
+// is done.
+func TestScriptPrepareSaysTestTime(t *testing.T) {
+	h := withRules(t, hostOpts{systemd: true})
+	h.misbehave("slow", "iptables-restore--test", "0.2")
+	h.misbehave("slow", "ip6tables-restore--test", "0.1")
+	_, rep := prepared(t, h, "f3")
+	if rep.Tested < 300*time.Millisecond || rep.Tested > 5*time.Second {
+		t.Errorf("prepare said its test took %v, want the fake restores' 0.3 s or a little more", rep.Tested)
+	}
+}
+
 // TestScriptUnpackFails: prepare's command cannot unpack the run's files
 // (a full /tmp, a directory of the run's name already there): it stops
 // with ExitUnpack and what went wrong, before prepare runs, and the host is
@@ -585,7 +598,7 @@ func TestScriptConfirmRefuses(t *testing.T) {
 		// A session opened before the change: it waits for a line, then
 		// runs confirm.
 		c := h.change("h1")
-		old := h.login("read -r line; " + c.ConfirmCommand(false))
+		old := h.login("read -r line; " + c.ConfirmCommand(false, 0))
 		in, err := old.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -610,11 +623,24 @@ func TestScriptConfirmRefuses(t *testing.T) {
 		r.stderr = errb.String()
 		refused(t, h, c, r, ExitNotNew, "this connection was opened before the new rules went live")
 	})
+	t.Run("newer than the rules by less than a round trip", func(t *testing.T) {
+		// Its sshd started after the rules went live, but a round trip
+		// before that its first packet may have met the old ones.
+		h := withRules(t, hostOpts{systemd: true})
+		c, _ := prepared(t, h, "h4")
+		h.waitStatus(c, StatusApplied, 5*time.Second)
+		time.Sleep(30 * time.Millisecond)
+		refused(t, h, c, h.run(h.login(c.ConfirmCommand(false, time.Minute))), ExitNotNew, "this connection was opened before the new rules went live")
+		// A round trip it is newer by: confirmed.
+		if r := h.run(h.login(c.ConfirmCommand(false, 10*time.Millisecond))); r.code != 0 {
+			t.Errorf("confirm with rtt 10ms: exit %d: %s", r.code, r.stderr)
+		}
+	})
 	t.Run("no sshd", func(t *testing.T) {
 		h := withRules(t, hostOpts{systemd: true})
 		c, _ := prepared(t, h, "h2")
 		h.waitStatus(c, StatusApplied, 5*time.Second)
-		r := h.run(&exec.Cmd{Path: h.dash, Args: []string{"sh", "-c", c.ConfirmCommand(false) + "; exit $?"}})
+		r := h.run(&exec.Cmd{Path: h.dash, Args: []string{"sh", "-c", c.ConfirmCommand(false, 0) + "; exit $?"}})
 		refused(t, h, c, r, ExitNotNew, "no sshd process above this command")
 	})
 	t.Run("not live", func(t *testing.T) {
@@ -654,7 +680,7 @@ func TestScriptKilledMidConfirm(t *testing.T) {
 	c, _ := prepared(t, h, "j1")
 	h.waitStatus(c, StatusApplied, 5*time.Second)
 	h.misbehave("block", "sync-dir", "")
-	conf := h.login(c.ConfirmCommand(false))
+	conf := h.login(c.ConfirmCommand(false, 0))
 	conf.Env = h.env()
 	ownGroup(conf)
 	if err := conf.Start(); err != nil {
@@ -1114,7 +1140,7 @@ func TestScriptRevertDisablesWhatConfirmEnabled(t *testing.T) {
 	// Confirm is stopped while it enables the service, after the enable
 	// took effect (a killed systemctl may have made its links already).
 	h.misbehave("block", "systemctl enable", "")
-	conf := h.login(c.ConfirmCommand(false))
+	conf := h.login(c.ConfirmCommand(false, 0))
 	conf.Env = h.env()
 	ownGroup(conf)
 	if err := conf.Start(); err != nil {
@@ -1171,7 +1197,7 @@ func TestScriptConfirmTwiceAtOnce(t *testing.T) {
 	var confs [2]*exec.Cmd
 	var outs, errs [2]strings.Builder
 	for i := range confs {
-		confs[i] = h.login(c.ConfirmCommand(false))
+		confs[i] = h.login(c.ConfirmCommand(false, 0))
 		confs[i].Env = h.env()
 		confs[i].Stdout, confs[i].Stderr = &outs[i], &errs[i]
 	}

@@ -172,7 +172,7 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	res, err := a.Run(pctx, ch.PrepareCommand(s.Target.Sudo), ch.Archive())
 	cancel()
 	armedAt := time.Now()
-	took := armedAt.Sub(start)
+	took, rtt := armedAt.Sub(start), a.RTT()
 	s.fault(FaultPrepared)
 	// Whatever happened, the first connection is done with: close it
 	// without waiting, it may be frozen.
@@ -200,7 +200,11 @@ func (s *session) apply(ctx context.Context, a Conn, cs *modules.ChangeSet, opt 
 	}
 	// A prepare whose answer was lost may have armed and applied: the new
 	// connection finds out.
-	out := s.confirm(ctx, ch, armedAt, took)
+	first := s.fleet.timing.confirmFirst
+	if first == 0 {
+		first = firstConfirmWait(report.Tested, took, rtt)
+	}
+	out := s.confirm(ctx, ch, armedAt, first, rtt)
 	if out.Status == Applied && cs.Ephemeral != "" {
 		warnings = append(warnings, "applied until the next boot only: "+cs.Ephemeral)
 	}
@@ -222,10 +226,36 @@ func prepareError(res Result, user string) error {
 	return sudoHint(&CommandError{Command: "prepare", Status: res.Status, Stderr: stderr}, user)
 }
 
-// confirm opens new connections until one, opened after the new rules went
-// live, confirms them, or the dead-man's time is nearly up. Then, if none
-// did, it waits for the revert and checks the old rules are back.
-func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.Time, prepareTook time.Duration) Outcome {
+// applierPoll is how often the applier looks whether prepare has ended.
+const applierPoll = 50 * time.Millisecond
+
+// firstConfirmWait is how long after prepare's answer the first new
+// connection is opened: so that its first packet reaches the host just
+// after the new rules went live. The applier sees prepare end, waits
+// modules.ApplyDelay and loads the rules, which takes about what the
+// kernel's test of them took in prepare (tested), given twice over and a
+// margin: a connection that comes too early costs a whole new one, one
+// late by a little costs that little. Prepare's answer left the host half
+// a round trip before it arrived, and the connection's first packet
+// reaches it half a round trip after it leaves: the wait is a round trip
+// (rtt) shorter. A prepare that did not say how long its test took is
+// judged by how long it took as a whole: a busy host, slow to prepare, is
+// slow to load the rules too (a prepare that installed packages says
+// little, hence the cap).
+func firstConfirmWait(tested, prepareTook, rtt time.Duration) time.Duration {
+	load := 2*tested + 50*time.Millisecond
+	if tested == 0 {
+		load = max(400*time.Millisecond, min(prepareTook/2, 1500*time.Millisecond))
+	}
+	return max(0, applierPoll+modules.ApplyDelay+load-rtt)
+}
+
+// confirm opens new connections, the first after the wait first, until
+// one, opened after the new rules went live, confirms them, or the
+// dead-man's time is nearly up. Then, if none did, it waits for the revert
+// and checks the old rules are back. rtt is the round-trip time measured
+// to the host, which confirm's proof takes into account.
+func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.Time, first, rtt time.Duration) Outcome {
 	s.step("confirming over a new connection")
 	tm := s.fleet.timing.orDefaults()
 	revertAt := armedAt.Add(ch.RevertAfter)
@@ -239,19 +269,12 @@ func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 			lastErr = err
 		}
 	}
-	// The applier loads the rules modules.ApplyDelay after prepare ends;
-	// the first connection is opened once they are likely live: a busy
-	// host, slow to prepare, is slow to load them too (a prepare that
-	// installed packages says little, hence the cap). One that comes too
-	// early is refused by confirm, and the next follows at once. A
-	// connection opened while the rules go live may be caught half-way and
-	// freeze: it is dropped as soon as it stops answering keepalives, while
-	// a slow one (a busy host) is given time; the next waits longer.
+	// A connection that comes too early is refused by confirm, and the
+	// next follows at once. A connection opened while the rules go live
+	// may be caught half-way and freeze: it is dropped as soon as it stops
+	// answering keepalives, while a slow one (a busy host) is given time;
+	// the next waits longer.
 	backoff := tm.backoff
-	first := tm.confirmFirst
-	if first == 0 {
-		first = modules.ApplyDelay + max(400*time.Millisecond, min(prepareTook/2, 1500*time.Millisecond))
-	}
 	for wait := first; time.Now().Add(wait).Before(deadline); {
 		select {
 		case <-ctx.Done():
@@ -267,7 +290,7 @@ func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 			continue
 		}
 		s.fault(FaultConfirmStarts)
-		res, err := b.Run(dctx, ch.ConfirmCommand(s.Target.Sudo), nil)
+		res, err := b.Run(dctx, ch.ConfirmCommand(s.Target.Sudo, rtt), nil)
 		cancel()
 		go b.Close()
 		switch {
@@ -284,7 +307,7 @@ func (s *session) confirm(ctx context.Context, ch *modules.Change, armedAt time.
 			return Outcome{Status: Applied, Generation: gen}
 		case res.Status == modules.ExitNotNew:
 			lastErr = errors.New("the new connection predates the new rules")
-			wait = tm.backoff / 5 // the rules are live now: a newer one will do
+			wait = 0 // the rules were live when confirm said so: the next one is newer
 			continue
 		case res.Status == modules.ExitPersistFailed:
 			// The rules work but cannot be kept: the dead-man, still

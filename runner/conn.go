@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/piwall/piwall/inventory"
 )
@@ -15,6 +16,9 @@ type Conn interface {
 	// non-zero exit is a Result, not an error: err reports only that the
 	// command could not run to its end (the connection broke, ctx ended).
 	Run(ctx context.Context, command string, stdin []byte) (Result, error)
+	// RTT is the round-trip time measured on the connection so far (its
+	// shortest exchange), or 0 if none was.
+	RTT() time.Duration
 	// Close closes the connection without waiting on a host that no longer
 	// answers.
 	Close() error

@@ -230,7 +230,7 @@ func (fl *Fleet) Apply(ctx context.Context, c *Changes, opt ApplyOptions) []Outc
 // timing holds the delays of the apply protocol; tests shorten them.
 // A zero field takes the protocol's own value.
 type timing struct {
-	confirmFirst    time.Duration // the first confirm's wait; 0: derived from how long prepare took
+	confirmFirst    time.Duration // the first confirm's wait; 0: firstConfirmWait's
 	backoff         time.Duration // between confirm attempts (doubling once)
 	attempt         time.Duration // one new connection and its command
 	revertGrace     time.Duration // after the dead-man's time, before checking the revert

@@ -138,6 +138,7 @@ type fakeHost struct {
 	refusals    int
 	preparedAt  time.Time
 	confirmsRun int
+	confirmCmd  string // the last confirm command's text
 }
 
 // fakeDialer dials the hosts it was given, by label.
@@ -147,7 +148,8 @@ type fakeDialer struct {
 	// release frees the Close calls of frozen connections at the end of
 	// the test, so that no goroutine outlives it.
 	release chan struct{}
-	unknown []string // labels dialled that are not in hosts
+	unknown []string      // labels dialled that are not in hosts
+	rtt     time.Duration // what each connection says it measured
 }
 
 func newFakeDialer(t *testing.T, hosts map[string]*fakeHost) *fakeDialer {
@@ -212,6 +214,8 @@ func commandKind(cmd string) string {
 	return "unknown"
 }
 
+func (c *fakeConn) RTT() time.Duration { return c.d.rtt }
+
 func (c *fakeConn) Run(ctx context.Context, command string, stdin []byte) (Result, error) {
 	kind := commandKind(command)
 	c.d.mu.Lock()
@@ -249,6 +253,7 @@ func (c *fakeConn) Run(ctx context.Context, command string, stdin []byte) (Resul
 			a = h.confirms[min(h.confirmsRun, len(h.confirms)-1)]
 		}
 		h.confirmsRun++
+		h.confirmCmd = command
 	case "check":
 		a.Result = Result{Stdout: modules.FormatProbes([]modules.ProbeResult{{ID: 1, Result: "open", Took: 5 * time.Millisecond}})}
 		if h.check != nil {
@@ -888,5 +893,46 @@ func TestFleetRollout(t *testing.T) {
 				t.Errorf("hosts applying at once at most: got %d, want %d", events.maxApplying, tt.wantApplying)
 			}
 		})
+	}
+}
+
+// TestConfirmTakesTheRoundTrip: confirm is given the round-trip time the
+// first connection measured, to prove its connection's first packet came
+// after the new rules.
+func TestConfirmTakesTheRoundTrip(t *testing.T) {
+	h := &fakeHost{}
+	d := newFakeDialer(t, map[string]*fakeHost{"pi-01": h})
+	d.rtt = 141 * time.Millisecond
+	_, outs := run(t, &Fleet{Parallel: 1}, d, []string{"pi-01"}, ApplyOptions{})
+	if outs[0].Status != Applied {
+		t.Fatalf("outcome %+v, want applied", outs[0])
+	}
+	if !strings.HasSuffix(h.confirmCmd, "confirm.sh rtt=15; fi") {
+		t.Errorf("confirm ran as %q, want it given rtt=15 (141 ms, rounded up)", h.confirmCmd)
+	}
+}
+
+// TestFirstConfirmWait: the first new connection leaves so that it reaches
+// the host just after the applier loaded the rules: the applier's poll,
+// its delay and twice the kernel's test time, less the round trip; never
+// before prepare's answer; a prepare that did not say how long its test
+// took is judged by its own time, within bounds.
+func TestFirstConfirmWait(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		tested, took, rtt, want time.Duration
+	}{
+		{20 * ms, 300 * ms, 0, 240 * ms},
+		{20 * ms, 900 * ms, 50 * ms, 190 * ms},
+		{20 * ms, 1200 * ms, 150 * ms, 90 * ms},
+		{20 * ms, 2 * time.Second, 400 * ms, 0},
+		{500 * ms, 2 * time.Second, 150 * ms, 1050 * ms},
+		{0, 100 * ms, 0, 550 * ms},
+		{0, 2 * time.Second, 0, 1150 * ms},
+		{0, 10 * time.Minute, 150 * ms, 1500 * ms},
+	} {
+		if got := firstConfirmWait(tc.tested, tc.took, tc.rtt); got != tc.want {
+			t.Errorf("firstConfirmWait(tested %v, prepare %v, rtt %v) = %v, want %v", tc.tested, tc.took, tc.rtt, got, tc.want)
+		}
 	}
 }

@@ -10,13 +10,16 @@ import (
 )
 
 // fakeFleet records the order hosts start and end in, and how many are in
-// flight at most. Hosts in fail fail.
+// flight at most. Hosts in fail fail. A host in flight stays until hold
+// hosts are (or 50 ms have passed: the last of a fleet may never see so
+// many), so that the most in flight does not hang on the machine's speed.
 type fakeFleet struct {
 	mu          sync.Mutex
 	events      []string
 	inFlight    int
 	maxInFlight int
 	fail        map[int]bool
+	hold        int
 }
 
 func (f *fakeFleet) work(_ context.Context, i int) Outcome {
@@ -25,7 +28,15 @@ func (f *fakeFleet) work(_ context.Context, i int) Outcome {
 	f.inFlight++
 	f.maxInFlight = max(f.maxInFlight, f.inFlight)
 	f.mu.Unlock()
-	time.Sleep(5 * time.Millisecond)
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		full := f.inFlight >= f.hold
+		f.mu.Unlock()
+		if full {
+			break
+		}
+	}
+	time.Sleep(time.Millisecond)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inFlight--
@@ -66,7 +77,7 @@ func TestRollout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &fakeFleet{fail: map[int]bool{}}
+			f := &fakeFleet{fail: map[int]bool{}, hold: tt.wantParallel}
 			for _, i := range tt.fail {
 				f.fail[i] = true
 			}

@@ -4,9 +4,16 @@
 # releases the lock, in that order: were it stopped half-way, the dead-man
 # undoes all of it, so the host ends with the old rules live and persisted,
 # or the new rules live and persisted. With "status", it only prints the
-# run's status and whether the saved rules are live again.
+# run's status and whether the saved rules are live again; with "rtt=CS",
+# the round-trip time piwall measured to the host, in hundredths of a
+# second, it proves that much more of the connection (below).
 cd "$rundir"
-mode=${1:-}
+mode= rtt=0
+case "${1:-}" in
+  status) mode=status ;;
+  rtt=*) rtt=${1#rtt=} ;;
+esac
+case "$rtt" in '' | *[!0-9]*) echo "rtt=$rtt is not a number of hundredths of a second" >&2; exit 2 ;; esac
 # The applier may still be at work when this connection arrives. Builtins
 # (read, case, $((...))) where they do: on a busy Pi every process costs.
 i=0
@@ -41,8 +48,11 @@ esac
 
 # This connection must be newer than the rules: the sshd process that
 # serves it (the nearest "sshd: " ancestor that is not the listener)
-# started after applied_at. Start times are clock ticks since boot, the
-# 20th field of /proc/PID/stat after the command name.
+# started after applied_at, and by a round trip at least, since sshd
+# starts once the TCP handshake ends, a round trip after its first packet
+# arrived: that packet, too, came after the new rules went live. Start
+# times are clock ticks since boot, the 20th field of /proc/PID/stat
+# after the command name.
 pid=$$ conn= started=
 while [ "$pid" -gt 1 ]; do
   cmd=
@@ -59,7 +69,7 @@ if [ -z "$conn" ]; then echo "no sshd process above this command" >&2; exit "$ex
 # applied_at is /proc/uptime's seconds with two decimals.
 read -r at <applied_at
 hz=$(getconf CLK_TCK)
-if [ $((started * 100)) -lt $(((${at%.*} * 100 + 1${at#*.} - 100) * hz)) ]; then
+if [ $((started * 100)) -lt $(((${at%.*} * 100 + 1${at#*.} - 100 + rtt) * hz)) ]; then
   echo "this connection was opened before the new rules went live" >&2
   exit "$exit_not_new"
 fi

@@ -163,9 +163,13 @@ if $sets_needed; then
 fi
 
 # 5. The new rules, tested by the kernel without loading them, as the
-# applier will load them.
+# applier will load them. How long the test took (boot clock, before and
+# after) tells piwall how long the applier's load will take.
+read -r t0 _ <"$uptime"
 load_script 4 new.v4 | restore 4 --test --noflush || { echo "iptables-restore --test refused the IPv4 rules"; exit "$exit_test_failed"; }
 load_script 6 new.v6 | restore 6 --test --noflush || { echo "ip6tables-restore --test refused the IPv6 rules"; exit "$exit_test_failed"; }
+read -r t1 _ <"$uptime"
+say "tested $t0 $t1"
 
 # 6. The dead-man, armed before anything changes: it restores the saved
 # rules after the delay unless confirm disarms it. A systemd timer survives

@@ -423,17 +423,27 @@ type conn struct {
 	label  string
 	login  string // user@address [-p port], for ssh(1) in hints
 	stats  *runner.Stats
+	rtt    atomic.Int64 // the shortest channel open, in nanoseconds; 0 before the first
 }
+
+// RTT is the shortest time a channel took to open on this connection, an
+// exchange the host answers at once: the round-trip time, or a little
+// more. 0 before the first command.
+func (c *conn) RTT() time.Duration { return time.Duration(c.rtt.Load()) }
 
 func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Result, error) {
 	if c.stats != nil {
 		c.stats.Host(c.label).Commands.Add(1)
 	}
+	opening := time.Now()
 	s, err := c.client.NewSession()
 	if err != nil {
 		return runner.Result{}, fmt.Errorf("opening a session: %w", err)
 	}
 	defer s.Close()
+	took := int64(time.Since(opening))
+	for old := c.rtt.Load(); (old == 0 || took < old) && !c.rtt.CompareAndSwap(old, took); old = c.rtt.Load() {
+	}
 	over := make(chan *OutputLimitError, 2)
 	stdout := &capped{stream: "stdout", max: MaxStdout, over: over}
 	stderr := &capped{stream: "stderr", max: MaxStderr, over: over}
