@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -11,7 +12,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -259,6 +262,24 @@ func TestDialAgent(t *testing.T) {
 		dialOK(t, &Dialer{}, target)
 	})
 
+	t.Run("the named key is offered before the agent's others", func(t *testing.T) {
+		// The agent holds another key first: offered first, the host
+		// would refuse it, a round trip lost.
+		right, _ := gossh.NewSignerFromKey(privateKey(t, f.Key))
+		addr, known, offered := keyLogHost(t, right.PublicKey())
+		target := target
+		target.Address, target.Port, target.KnownHosts = addr.IP.String(), addr.Port, []string{known}
+		target.UseAgent, target.IdentityAgent = true, startAgent(t, other, privateKey(t, f.Key))
+		if c, err := (&Dialer{}).Dial(context.Background(), target); err != nil {
+			t.Fatal(err)
+		} else {
+			c.Close()
+		}
+		if got := offered(); len(got) != 1 || got[0] != gossh.FingerprintSHA256(right.PublicKey()) {
+			t.Errorf("keys offered: %v, want the named one alone (%s)", got, gossh.FingerprintSHA256(right.PublicKey()))
+		}
+	})
+
 	t.Run("IdentitiesOnly keeps the agent's key of a named file", func(t *testing.T) {
 		target := target
 		target.IdentityFiles, target.UseAgent, target.IdentityAgent, target.IdentitiesOnly = []string{f.Key}, true, sock, true
@@ -270,12 +291,19 @@ func TestDialAgent(t *testing.T) {
 // signed, and returns its address and a known_hosts file for it.
 func certHost(t *testing.T, ca gossh.PublicKey) (*net.TCPAddr, string) {
 	t.Helper()
-	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
-	hostKey, _ := gossh.NewSignerFromKey(hostPriv)
 	checker := &gossh.CertChecker{IsUserAuthority: func(k gossh.PublicKey) bool {
 		return string(k.Marshal()) == string(ca.Marshal())
 	}}
-	cfg := &gossh.ServerConfig{PublicKeyCallback: checker.Authenticate}
+	return serveSSH(t, &gossh.ServerConfig{PublicKeyCallback: checker.Authenticate})
+}
+
+// serveSSH serves SSH on loopback with cfg and a host key of its own,
+// refusing every channel, and returns its address and a known_hosts file
+// for it.
+func serveSSH(t *testing.T, cfg *gossh.ServerConfig) (*net.TCPAddr, string) {
+	t.Helper()
+	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	hostKey, _ := gossh.NewSignerFromKey(hostPriv)
 	cfg.AddHostKey(hostKey)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -304,6 +332,31 @@ func certHost(t *testing.T, ca gossh.PublicKey) (*net.TCPAddr, string) {
 	}()
 	addr := l.Addr().(*net.TCPAddr)
 	return addr, writeFile(t, "known_hosts", knownhosts.Line([]string{knownhosts.Normalize(addr.String())}, hostKey.PublicKey())+"\n")
+}
+
+// keyLogHost serves SSH on loopback, admitting the key want alone, and
+// returns its address, a known_hosts file for it, and the keys offered to
+// it so far (their fingerprints, in order, each once).
+func keyLogHost(t *testing.T, want gossh.PublicKey) (*net.TCPAddr, string, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var offered []string
+	addr, known := serveSSH(t, &gossh.ServerConfig{PublicKeyCallback: func(_ gossh.ConnMetadata, k gossh.PublicKey) (*gossh.Permissions, error) {
+		mu.Lock()
+		if fp := gossh.FingerprintSHA256(k); !slices.Contains(offered, fp) {
+			offered = append(offered, fp)
+		}
+		mu.Unlock()
+		if bytes.Equal(k.Marshal(), want.Marshal()) {
+			return nil, nil
+		}
+		return nil, errors.New("not this key")
+	}})
+	return addr, known, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(offered)
+	}
 }
 
 func TestDialCertificate(t *testing.T) {

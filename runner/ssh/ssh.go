@@ -11,8 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -267,6 +269,11 @@ func (d *Dialer) authMethods(t inventory.Target) ([]gossh.AuthMethod, error) {
 			signers = append(signers, s)
 		}
 	}
+	// The keys the config names go first, the agent's others after them: a
+	// key the host refuses costs a round trip.
+	slices.SortStableFunc(signers, func(a, b gossh.Signer) int {
+		return cmpBool(wanted[string(b.PublicKey().Marshal())], wanted[string(a.PublicKey().Marshal())])
+	})
 	// A certificate goes with the key it certifies, before the key alone.
 	var withCerts []gossh.Signer
 	for _, s := range signers {
@@ -435,24 +442,18 @@ func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Re
 	if c.stats != nil {
 		c.stats.Host(c.label).Commands.Add(1)
 	}
-	opening := time.Now()
-	s, err := c.client.NewSession()
-	if err != nil {
-		return runner.Result{}, fmt.Errorf("opening a session: %w", err)
-	}
-	defer s.Close()
-	took := int64(time.Since(opening))
-	for old := c.rtt.Load(); (old == 0 || took < old) && !c.rtt.CompareAndSwap(old, took); old = c.rtt.Load() {
-	}
 	over := make(chan *OutputLimitError, 2)
 	stdout := &capped{stream: "stdout", max: MaxStdout, over: over}
 	stderr := &capped{stream: "stderr", max: MaxStderr, over: over}
-	s.Stdout, s.Stderr = stdout, stderr
-	if stdin != nil {
-		s.Stdin = bytes.NewReader(stdin)
+	type exited struct {
+		status int
+		err    error
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(command) }()
+	done := make(chan exited, 1)
+	go func() {
+		st, err := c.exec(command, stdin, stdout, stderr)
+		done <- exited{st, err}
+	}()
 	// A connection the new rules froze never answers again, while a slow
 	// host (busy installing packages) still answers keepalives: one
 	// unanswered for freezeTimeout ends the wait early.
@@ -460,8 +461,9 @@ func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Re
 	stop := make(chan struct{})
 	defer close(stop)
 	go c.keepalive(stop, frozen)
+	var e exited
 	select {
-	case err = <-done:
+	case e = <-done:
 	case <-frozen:
 		c.client.Close()
 		return runner.Result{Stdout: stdout.bytes(), Stderr: stderr.bytes()}, errFrozen
@@ -474,22 +476,98 @@ func (c *conn) Run(ctx context.Context, command string, stdin []byte) (runner.Re
 		c.client.Close()
 		return runner.Result{Stdout: stdout.bytes(), Stderr: stderr.bytes()}, ctx.Err()
 	}
-	res := runner.Result{Stdout: stdout.bytes(), Stderr: stderr.bytes()}
+	res := runner.Result{Stdout: stdout.bytes(), Stderr: stderr.bytes(), Status: e.status}
 	select {
 	case e := <-over:
 		return res, c.tooMuch(e)
 	default:
 	}
-	var exit *gossh.ExitError
-	switch {
-	case err == nil:
-		return res, nil
-	case errors.As(err, &exit):
-		res.Status = exit.ExitStatus()
-		return res, nil
+	if e.err != nil {
+		return res, fmt.Errorf("running a command: %w", e.err)
 	}
-	return res, fmt.Errorf("running a command: %w", err)
+	return res, nil
 }
+
+// exec runs command in a session channel of its own and returns its exit
+// status. Unlike gossh.Session, which waits for the answer to the exec
+// request before it sends any input, it sends stdin right behind the
+// request, as OpenSSH's ssh does: the command's input costs no round trip
+// of its own. sshd reads the request before the input that follows it, so
+// the input reaches the command. Such a request goes without asking for
+// an answer (a host that refuses to run the command leaves it unanswered
+// until ctx ends); a command without input asks for one, at no cost.
+func (c *conn) exec(command string, stdin []byte, stdout, stderr io.Writer) (int, error) {
+	opening := time.Now()
+	ch, reqs, err := c.client.OpenChannel("session", nil)
+	if err != nil {
+		return 0, fmt.Errorf("opening a session: %w", err)
+	}
+	defer ch.Close()
+	took := int64(time.Since(opening))
+	for old := c.rtt.Load(); (old == 0 || took < old) && !c.rtt.CompareAndSwap(old, took); old = c.rtt.Load() {
+	}
+	status := make(chan int, 1)
+	go func() { status <- exitStatus(reqs) }()
+	var out sync.WaitGroup
+	out.Add(2)
+	go func() { io.Copy(stdout, ch); out.Done() }()
+	go func() { io.Copy(stderr, ch.Stderr()); out.Done() }()
+	ok, err := ch.SendRequest("exec", stdin == nil, gossh.Marshal(struct{ Command string }{command}))
+	if err != nil {
+		return 0, err
+	}
+	if stdin == nil && !ok {
+		return 0, errors.New("the host refused to run the command")
+	}
+	// A command that ends before it read its input says why in its exit
+	// status, which matters more than the input that could not be sent.
+	_, werr := ch.Write(stdin)
+	ch.CloseWrite()
+	out.Wait()
+	st := <-status
+	switch {
+	case st >= 0:
+		return st, nil
+	case werr != nil:
+		return 0, fmt.Errorf("sending the command's input: %w", werr)
+	}
+	return 0, errors.New("the command ended without an exit status")
+}
+
+// exitStatus reads a session's requests until the channel closes: the
+// exit status, or 128 and the signal's number for a command killed by one
+// (as a shell says it), or -1 if the host said neither. Requests that want
+// an answer are refused, as OpenSSH does.
+func exitStatus(reqs <-chan *gossh.Request) int {
+	st := -1
+	for req := range reqs {
+		switch req.Type {
+		case "exit-status":
+			var p struct{ Status uint32 }
+			if gossh.Unmarshal(req.Payload, &p) == nil {
+				st = int(p.Status)
+			}
+		case "exit-signal":
+			var p struct {
+				Signal      string
+				CoreDumped  bool
+				Error, Lang string
+			}
+			if gossh.Unmarshal(req.Payload, &p) == nil && st < 0 {
+				st = 128 + signalNumbers[p.Signal]
+			}
+		default:
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+		}
+	}
+	return st
+}
+
+// signalNumbers are the numbers of the signals that end commands, as
+// Linux numbers them; another is 128 alone.
+var signalNumbers = map[string]int{"HUP": 1, "INT": 2, "KILL": 9, "PIPE": 13, "TERM": 15}
 
 // What piwall reads of one command. The facts of a Pi with thousands of
 // rules are a few MiB; more is a broken or hostile host, and reading it
@@ -587,4 +665,15 @@ func (c *conn) Close() error {
 	err := c.client.Close()
 	closeAll(c.jumps)
 	return err
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

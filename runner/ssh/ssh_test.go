@@ -53,9 +53,58 @@ func TestDialRun(t *testing.T) {
 	if err != nil || res.Status != 127 || !strings.Contains(string(res.Stderr), "unknown command") {
 		t.Errorf("Run: got %+v, %v; want exit 127 and the host's complaint", res, err)
 	}
+	// Input goes right behind the exec request: the host reads all of it.
+	script := modules.FactsScript("==>piwall-test", modules.FactsRequest{})
+	res, err = c.Run(ctx, modules.FactsCommand(false), []byte(script))
+	if err != nil || res.Status != 0 {
+		t.Fatalf("facts: %+v, %v", res, err)
+	}
+	if _, err := modules.ParseFacts(string(res.Stdout), "==>piwall-test"); err != nil {
+		t.Errorf("the facts the host read from its input: %v", err)
+	}
+	if c.RTT() <= 0 {
+		t.Errorf("RTT after two commands = %v, want the time a channel took to open", c.RTT())
+	}
 	h := stats.Host(target.Label)
-	if h.Connections.Load() != 1 || h.Commands.Load() != 1 {
-		t.Errorf("stats: %d connections, %d commands; want 1 each", h.Connections.Load(), h.Commands.Load())
+	if h.Connections.Load() != 1 || h.Commands.Load() != 2 {
+		t.Errorf("stats: %d connections, %d commands; want 1 and 2", h.Connections.Load(), h.Commands.Load())
+	}
+}
+
+// TestExitStatus: a session's exit status, or the signal that killed its
+// command as a shell numbers it, or none.
+func TestExitStatus(t *testing.T) {
+	status := func(s uint32) *gossh.Request {
+		return &gossh.Request{Type: "exit-status", Payload: gossh.Marshal(struct{ Status uint32 }{s})}
+	}
+	signal := func(name string) *gossh.Request {
+		return &gossh.Request{Type: "exit-signal", Payload: gossh.Marshal(struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}{name, false, "", ""})}
+	}
+	for _, tc := range []struct {
+		name string
+		reqs []*gossh.Request
+		want int
+	}{
+		{"status", []*gossh.Request{status(3)}, 3},
+		{"zero", []*gossh.Request{{Type: "keepalive@openssh.com"}, status(0)}, 0},
+		{"killed", []*gossh.Request{signal("TERM")}, 143},
+		{"killed by another", []*gossh.Request{signal("USR1")}, 128},
+		{"neither", nil, -1},
+		{"malformed", []*gossh.Request{{Type: "exit-status", Payload: []byte{1}}}, -1},
+	} {
+		reqs := make(chan *gossh.Request, len(tc.reqs))
+		for _, r := range tc.reqs {
+			reqs <- r
+		}
+		close(reqs)
+		if got := exitStatus(reqs); got != tc.want {
+			t.Errorf("%s: exit status %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }
 
