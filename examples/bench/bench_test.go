@@ -40,6 +40,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -644,22 +645,32 @@ func strip(s string) string {
 //     ansible-playbook waited on it for minutes, long after the module had
 //     rolled back; with them the frozen connection is dropped after about
 //     6 s and the command retried over a new one.
-//   - timeout 60 s: the playbook's async (the time iptables_state waits for
-//     its confirmation before it rolls back) is ansible_timeout, and at
-//     10 s, with 20 forks on 2 cores, the confirmations came too late and
-//     every Pi rolled back ("Timeout exceeded").
+//   - timeout 60 s, plus 100 round trips: the playbook's async (the time
+//     iptables_state waits for its confirmation before it rolls back) is
+//     ansible_timeout, and at 10 s, with 20 forks on 2 cores, the
+//     confirmations came too late and every Pi rolled back ("Timeout
+//     exceeded"). 60 s held at RTT 0. With an RTT, every connection
+//     between the rules going live and the confirmation costs more: each
+//     OpenSSH connection that runs a command through sudo is about 14
+//     round trips (the floor's, 2.1 s at 150 ms), and the starter's
+//     connection, its retry and the confirmation's are on that path, so
+//     100 round trips (15 s at 150 ms) is room for about 7 of them. A
+//     longer timeout costs a run that succeeds nothing: it only delays
+//     the rollback of a confirmation that never comes, and the failure of
+//     a connection that never gets through.
 func writeAnsible(b *testing.B, dir string, l *lab.Lab, names []string) {
 	inv := "[pis]\n" + strings.Join(names, "\n") + "\n"
+	timeout := 60*time.Second + 100*l.RTT
 	cfg := fmt.Sprintf(`[defaults]
 forks = %d
 host_key_checking = True
-timeout = 60
+timeout = %d
 interpreter_python = /usr/bin/python3
 [ssh_connection]
 pipelining = True
 retries = 3
 ssh_args = -F %s -o ControlMaster=no -o ControlPersist=no -o ServerAliveInterval=2 -o ServerAliveCountMax=3
-`, max(20, len(names)), l.SSHConfig())
+`, max(20, len(names)), int(math.Ceil(timeout.Seconds())), l.SSHConfig())
 	if err := os.WriteFile(filepath.Join(dir, "inventory.ini"), []byte(inv), 0o644); err != nil {
 		b.Fatal(err)
 	}
