@@ -16,16 +16,18 @@
 // tool, the ratios Ansible/piwall and piwall/floor, and piwall's round
 // trips, connections and commands per host (`piwall apply --stats`); then,
 // per RTT, piwall's wall time against the time of its own round trips and
-// against the protocol's minimum, and the issue's targets at 150 ms.
+// against the protocol's minimum (minimumRoundTrips), and the issue's
+// targets at 150 ms.
 //
 // Run it, as root with Debian's ansible package installed, with:
 //
-//	sudo go test ./examples/bench -run '^$' -bench VersusAnsible -benchtime 1x -timeout 24h
+//	sudo go test ./examples/bench -run '^$' -bench VersusAnsible -benchtime 1x -timeout 4h
 //
-// The full run (20 Pis, 3 RTTs, 3 runs, 3 tools) takes hours, most of them
-// Ansible's. BENCH_PIS and BENCH_RUNS (default 20 and 3) make smaller runs;
-// BENCH_RTTS (default "0,50ms,150ms", Go durations) picks the RTTs;
-// BENCH_TOOLS (say "piwall,floor") runs only some of the tools. A small run:
+// The full run (20 Pis, 3 RTTs, 3 runs, 3 tools: 27 labs) takes about two
+// hours, most of it Ansible's, more on a busy machine. BENCH_PIS and
+// BENCH_RUNS (default 20 and 3) make smaller runs; BENCH_RTTS (default
+// "0,50ms,150ms", Go durations, 0 for none) picks the RTTs; BENCH_TOOLS (say
+// "piwall,floor") runs only some of the tools. A small run, a few minutes:
 //
 //	sudo BENCH_PIS=2 BENCH_RUNS=1 BENCH_RTTS=0,150ms BENCH_TOOLS=piwall,floor \
 //		go test ./examples/bench -run '^$' -bench VersusAnsible -benchtime 1x -timeout 60m -v
@@ -224,7 +226,7 @@ func TestEnvRTTs(t *testing.T) {
 
 func BenchmarkVersusAnsible(b *testing.B) {
 	if os.Geteuid() != 0 {
-		b.Skip("needs root for the lab: sudo go test ./examples/bench -run '^$' -bench VersusAnsible -benchtime 1x -timeout 24h")
+		b.Skip("needs root for the lab: sudo go test ./examples/bench -run '^$' -bench VersusAnsible -benchtime 1x -timeout 4h")
 	}
 	if _, err := exec.LookPath("ansible-playbook"); err != nil {
 		b.Skip("ansible is not installed: apt-get install -y ansible")
@@ -298,8 +300,11 @@ func table(res *results, rtts []time.Duration, pis, runs int) string {
 		}
 	}
 	// piwall against its round trips' time: the median round trips per
-	// host × the RTT is the least its conversation with a host waited on
-	// the link; the protocol's minimum is minimumRoundTrips × the RTT.
+	// host × the RTT is about the least its conversation with a host
+	// waited on the link, an empirical bound and not a strict one (the
+	// relays accept on loopback, so a TCP connect, which --stats counts,
+	// costs no RTT: a run can come in just under it). The protocol's
+	// minimum is minimumRoundTrips × the RTT.
 	var lines strings.Builder
 	for _, rtt := range rtts {
 		if rtt == 0 {
