@@ -366,7 +366,7 @@ func targets(res *results, rtts []time.Duration, pis int) string {
 		} else if hs := res.stats[at("piwall")]; len(hs) > 0 {
 			conns := maxOf(hs, func(h hostStats) int { return h.connections })
 			cmds := maxOf(hs, func(h hostStats) int { return h.commands })
-			fmt.Fprintf(&out, "%s: one handshake plus one command: at most %d connections and %d commands per host, %s\n", s, conns, cmds, verdict(conns == 1 && cmds == 1))
+			fmt.Fprintf(&out, "%s: one handshake plus one command: per host at most %d connection(s), %d command(s), %s\n", s, conns, cmds, verdict(conns == 1 && cmds == 1))
 		}
 		if fl > 0 {
 			fmt.Fprintf(&out, "%s: ahead of the floor: piwall/floor %s, %s\n", s, ratio(p, fl), verdict(p < fl))
