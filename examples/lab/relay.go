@@ -100,7 +100,12 @@ func serveRelays(args []string) error {
 }
 
 // Relay accepts connections on ln and forwards each to target, both
-// directions held back by rtt/2, until ln is closed.
+// directions held back by rtt/2, until ln is closed. As over a real link,
+// target accepts a connection a round trip and a half after the client's
+// connect began (SYN, SYN-ACK, then the ACK that carries the client's
+// first bytes): loopback's connect costs nothing, so what the client sends
+// meanwhile waits, and nothing of target's reaches it before two round
+// trips have passed.
 func Relay(ln net.Listener, target string, rtt time.Duration) error {
 	for {
 		c, err := ln.Accept()
@@ -109,27 +114,31 @@ func Relay(ln net.Listener, target string, rtt time.Duration) error {
 		}
 		go func() {
 			defer c.Close()
+			accepted := time.Now().Add(rtt * 3 / 2)
+			up := delay(c, rtt/2)
+			time.Sleep(time.Until(accepted))
 			t, err := net.Dial("tcp", target)
 			if err != nil {
 				return
 			}
 			defer t.Close()
 			done := make(chan struct{}, 2)
-			go func() { delayed(t, c, rtt/2); done <- struct{}{} }()
-			go func() { delayed(c, t, rtt/2); done <- struct{}{} }()
+			go func() { forward(t, c, up); done <- struct{}{} }()
+			go func() { forward(c, t, delay(t, rtt/2)); done <- struct{}{} }()
 			<-done
 			<-done
 		}()
 	}
 }
 
-// delayed copies src to dst, each chunk written delay after it was read,
-// in order; src's end closes dst for writing once every chunk is out.
-func delayed(dst, src net.Conn, delay time.Duration) {
-	type chunk struct {
-		data []byte
-		at   time.Time
-	}
+// chunk is what a relay read, and when it may be written on.
+type chunk struct {
+	data []byte
+	at   time.Time
+}
+
+// delay reads src from now on, each chunk due d after it was read.
+func delay(src net.Conn, d time.Duration) <-chan chunk {
 	q := make(chan chunk, 1024)
 	go func() {
 		defer close(q)
@@ -137,13 +146,19 @@ func delayed(dst, src net.Conn, delay time.Duration) {
 			b := make([]byte, relayChunk)
 			n, err := src.Read(b)
 			if n > 0 {
-				q <- chunk{b[:n], time.Now().Add(delay)}
+				q <- chunk{b[:n], time.Now().Add(d)}
 			}
 			if err != nil {
 				return
 			}
 		}
 	}()
+	return q
+}
+
+// forward writes src's chunks from q to dst, each when it is due, in
+// order; src's end closes dst for writing once every chunk is out.
+func forward(dst, src net.Conn, q <-chan chunk) {
 	for ch := range q {
 		time.Sleep(time.Until(ch.at))
 		if _, err := dst.Write(ch.data); err != nil {
