@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -133,11 +134,21 @@ func (f *Fleet) Close() {
 }
 
 func (h *Host) serve(l net.Listener, cfg *ssh.ServerConfig, rtt time.Duration) {
+	var wait time.Duration
 	for {
 		c, err := l.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			// Out of file descriptors (EMFILE) or another passing
+			// failure: try again shortly, as net/http does, rather
+			// than leave connections in the backlog unanswered.
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			time.Sleep(wait)
+			continue
+		}
+		wait = 0
 		if rtt > 0 {
 			c = newSlowConn(c, rtt)
 		}
