@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,8 +36,27 @@ func init() {
 		fmt.Printf("%s %d\n", h.Name, h.Addr.Port)
 	}
 	fmt.Println("ready")
+	stopProfile := profileSim(os.Getenv("PIWALL_SCALE_SIM_CPUPROFILE"))
 	os.Stdin.Read(make([]byte, 1)) // until the controller goes
+	stopProfile()
 	os.Exit(0)
+}
+
+// profileSim profiles the simulated hosts' CPU into file, if named, until
+// the function it returns is called.
+func profileSim(file string) func() {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // BenchmarkScale plans and applies a fleet of simulated hosts from one
