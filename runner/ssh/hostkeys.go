@@ -152,7 +152,12 @@ func uncheckedHostKeys(t inventory.Target) string {
 // connection keeps its callback, memory in proportion to the fleet squared.
 // An entry is parsed again when a file's size or time changes (a key
 // recorded with --accept-new-host-keys).
-var knownHostsDBs sync.Map // key: files and their stats → *knownHosts
+var (
+	knownHostsDBs sync.Map // key: files and their stats → *knownHosts
+	// knownHostsRead is held while a file is read into the cache: the
+	// hundreds of hosts a run starts with would each read it otherwise.
+	knownHostsRead sync.Mutex
+)
 
 func knownHostsDB(files []string) (*knownHosts, error) {
 	var existing []string
@@ -171,6 +176,11 @@ func knownHostsDB(files []string) (*knownHosts, error) {
 	if len(existing) == 0 {
 		return nil, nil
 	}
+	if db, ok := knownHostsDBs.Load(key); ok {
+		return db.(*knownHosts), nil
+	}
+	knownHostsRead.Lock()
+	defer knownHostsRead.Unlock()
 	if db, ok := knownHostsDBs.Load(key); ok {
 		return db.(*knownHosts), nil
 	}
