@@ -22,7 +22,7 @@ type Fleet struct {
 	// It is called from many goroutines at once.
 	Events func(Event)
 	// KeepOpen is how many of the connections Plan reads facts over it
-	// keeps open for Apply, when asked to keep them; zero: twice Parallel.
+	// keeps open for Apply, when asked to keep them; zero: Parallel.
 	KeepOpen int
 	// Fault, when set, is called with a host's label at the named points
 	// of its apply (FaultPoint), from that host's goroutine: the fault
@@ -172,18 +172,18 @@ func (fl *Fleet) Plan(ctx context.Context, targets []inventory.Target, want Want
 	return c
 }
 
-// keepOpen is how many connections Plan keeps for Apply: the hosts Apply
-// starts with and as many again, so that its first hosts in flight need no
-// new handshake; the others connect again when their turn comes. An open
-// connection costs the controller a file descriptor and some 100 KiB, and a
-// fleet of 10,000 hosts all kept open until the last ones' turn hits the
-// common limit of open files (ulimit -n) and a GB of memory; a connection
+// keepOpen is how many connections Plan keeps for Apply: as many as the
+// hosts Apply starts with, which then need no new handshake; the others
+// connect again when their turn comes. An open connection costs the
+// controller a file descriptor and some 60 KiB (buffers, goroutines), and
+// a fleet of 10,000 hosts all kept open until the last ones' turn hits the
+// common limit of open files (ulimit -n) and most of a GB; a connection
 // kept for minutes may also be dropped by a NAT on the way.
 func (fl *Fleet) keepOpen() int {
 	if fl.KeepOpen > 0 {
 		return fl.KeepOpen
 	}
-	return 2 * max(fl.Parallel, 1)
+	return max(fl.Parallel, 1)
 }
 
 // Facts reads one host's facts and closes the connection.
