@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/piwall/piwall/inventory"
@@ -20,6 +21,9 @@ type Fleet struct {
 	// Events, when set, receives what happens on each host as it happens.
 	// It is called from many goroutines at once.
 	Events func(Event)
+	// KeepOpen is how many of the connections Plan reads facts over it
+	// keeps open for Apply, when asked to keep them; zero: Parallel.
+	KeepOpen int
 	// Fault, when set, is called with a host's label at the named points
 	// of its apply (FaultPoint), from that host's goroutine: the fault
 	// tests kill piwall there, or change the host meanwhile. Nil in every
@@ -140,9 +144,12 @@ func (fl *Fleet) session(t inventory.Target) *session {
 // Plan reads every target's facts, at most Parallel hosts at once, and
 // computes each one's change set. With keep, the connection of each host
 // with changes stays open for Apply (the caller closes what Apply does not
-// use with Changes.Close); without, every connection is closed.
+// use with Changes.Close), up to KeepOpen connections: Apply connects
+// again to the others; without, every connection is closed.
 func (fl *Fleet) Plan(ctx context.Context, targets []inventory.Target, want Want, keep bool) *Changes {
 	c := &Changes{Hosts: make([]HostChanges, len(targets))}
+	var kept atomic.Int64
+	keepOpen := int64(fl.keepOpen())
 	for i, t := range targets {
 		c.Hosts[i] = HostChanges{Target: t, Err: context.Canceled} // until read
 	}
@@ -160,13 +167,27 @@ func (fl *Fleet) Plan(ctx context.Context, targets []inventory.Target, want Want
 				h.Err = &StepError{Host: t.Label, Step: "plan", Err: err}
 			}
 		}
-		if h.conn != nil && (!keep || h.Status() != PlanChanges) {
+		if h.conn != nil && (!keep || h.Status() != PlanChanges || kept.Add(1) > keepOpen) {
 			h.conn.Close()
 			h.conn = nil
 		}
 		c.Hosts[i] = h
 	})
 	return c
+}
+
+// keepOpen is how many connections Plan keeps for Apply: as many as the
+// hosts Apply starts with, which then need no new handshake; the others
+// connect again when their turn comes. An open connection costs the
+// controller a file descriptor and some 60 KiB (buffers, goroutines), and
+// a fleet of 10,000 hosts all kept open until the last ones' turn hits the
+// common limit of open files (ulimit -n) and most of a GB; a connection
+// kept for minutes may also be dropped by a NAT on the way.
+func (fl *Fleet) keepOpen() int {
+	if fl.KeepOpen > 0 {
+		return fl.KeepOpen
+	}
+	return max(fl.Parallel, 1)
 }
 
 // Facts reads one host's facts and closes the connection.
@@ -215,6 +236,16 @@ func (fl *Fleet) Apply(ctx context.Context, c *Changes, opt ApplyOptions) []Outc
 		conn := h.conn
 		h.conn = nil // the apply closes it
 		defer fl.emit(h.Target.Label, HostDone, "")
+		if conn == nil { // Plan kept no connection for it (KeepOpen)
+			s := fl.session(h.Target)
+			s.step("connecting")
+			start := time.Now()
+			var err error
+			if conn, err = fl.Dialer.Dial(ctx, h.Target); err != nil {
+				err = s.fail("connect", err)
+				return Outcome{Status: Failed, Err: err, Hints: modules.Hints(err), Duration: time.Since(start)}
+			}
+		}
 		return fl.session(h.Target).run(ctx, conn, h.ChangeSet, opt)
 	})
 	for k, o := range done {

@@ -380,11 +380,20 @@ func (d *fakeDialer) checkProtocol(t *testing.T) {
 	}
 	first := regexp.MustCompile(`^facts( prepare)? closed$`)
 	later := regexp.MustCompile(`^(confirm|status) closed$`)
+	// A host whose connection the plan did not keep (Fleet.KeepOpen)
+	// has facts alone on its first, and the apply's steps on its second.
+	again := regexp.MustCompile(`^(upload( prepare)?|prepare) closed$`)
 	for label, h := range d.hosts {
 		for _, c := range h.conns {
 			log := strings.Join(c.log, " ")
 			if c.n == 1 && !first.MatchString(log) {
 				t.Errorf("%s, first connection: got %q, want facts, prepare, then closed", label, log)
+			}
+			if c.n == 2 && again.MatchString(log) {
+				if first := strings.Join(h.conns[0].log, " "); first != "facts closed" {
+					t.Errorf("%s: the apply connected again after a plan that kept its connection (%q)", label, first)
+				}
+				continue
 			}
 			if c.n > 1 && !later.MatchString(log) {
 				t.Errorf("%s, connection %d: got %q, want one confirm or status, then closed", label, c.n, log)
@@ -813,6 +822,7 @@ func TestFleetRollout(t *testing.T) {
 	tests := []struct {
 		name     string
 		parallel int
+		keepOpen int
 		rollout  Rollout
 		hosts    []fakeHost // pi-01, pi-02, ...
 		want     string     // the statuses in host order
@@ -842,6 +852,13 @@ func TestFleetRollout(t *testing.T) {
 			wantApplying: 2,
 		},
 		{
+			name:     "beyond the connections the plan keeps open, the apply connects again",
+			parallel: 2,
+			keepOpen: 1,
+			hosts:    []fakeHost{{}, {}, {}, {}},
+			want:     "applied applied applied applied",
+		},
+		{
 			name:     "hosts unchanged or failed in the plan keep their outcomes and do not count",
 			parallel: 4,
 			rollout:  Rollout{Canary: 1},
@@ -860,8 +877,19 @@ func TestFleetRollout(t *testing.T) {
 			}
 			d := newFakeDialer(t, hosts)
 			events := newEventLog()
-			fl := &Fleet{Parallel: tt.parallel, Rollout: tt.rollout, Events: events.add}
+			fl := &Fleet{Parallel: tt.parallel, KeepOpen: tt.keepOpen, Rollout: tt.rollout, Events: events.add}
 			_, outs := run(t, fl, d, labels, ApplyOptions{Operator: "alice@laptop", Kind: "apply"})
+			if tt.keepOpen > 0 {
+				redialled := 0
+				for _, l := range labels {
+					if tr := d.transcript(l); strings.HasPrefix(tr, "1 facts closed; 2 ") && strings.HasSuffix(tr, "prepare closed; 3 confirm closed") {
+						redialled++
+					}
+				}
+				if want := len(labels) - tt.keepOpen; redialled != want {
+					t.Errorf("hosts whose apply connected again: got %d, want %d", redialled, want)
+				}
+			}
 			if got := statuses(outs); got != tt.want {
 				t.Errorf("outcomes: got %q, want %q", got, tt.want)
 			}

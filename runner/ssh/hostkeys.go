@@ -100,6 +100,7 @@ type hostKeyChecker struct {
 	hashed    bool // record accepted keys with hashed host names (HashKnownHosts)
 	insecure  bool // accept any key: ssh_config turns checking off and the operator said so
 	callback  gossh.HostKeyCallback
+	db        *knownHosts // the callback's, nil without a file
 }
 
 // knownHostsMu serializes appends to known_hosts files across goroutines.
@@ -117,11 +118,15 @@ func newHostKeyChecker(t inventory.Target, acceptNew, insecure bool) (*hostKeyCh
 	if len(t.KnownHosts) == 0 {
 		return nil, fmt.Errorf("%s: no known_hosts file to check the host key against", t.Label)
 	}
-	cb, err := knownHostsDB(append(append([]string(nil), t.KnownHosts...), t.GlobalKnownHosts...))
+	db, err := knownHostsDB(append(append([]string(nil), t.KnownHosts...), t.GlobalKnownHosts...))
 	if err != nil {
 		return nil, err
 	}
-	return &hostKeyChecker{label: t.Label, files: t.KnownHosts, acceptNew: acceptNew, hashed: t.HashKnownHosts, callback: cb}, nil
+	h := &hostKeyChecker{label: t.Label, files: t.KnownHosts, acceptNew: acceptNew, hashed: t.HashKnownHosts, db: db}
+	if db != nil {
+		h.callback = db.check
+	}
+	return h, nil
 }
 
 // uncheckedHostKeys says why a target's settings turn host key checking
@@ -147,9 +152,14 @@ func uncheckedHostKeys(t inventory.Target) string {
 // connection keeps its callback, memory in proportion to the fleet squared.
 // An entry is parsed again when a file's size or time changes (a key
 // recorded with --accept-new-host-keys).
-var knownHostsDBs sync.Map // key: files and their stats → ssh.HostKeyCallback (nil: no file)
+var (
+	knownHostsDBs sync.Map // key: files and their stats → *knownHosts
+	// knownHostsRead is held while a file is read into the cache: the
+	// hundreds of hosts a run starts with would each read it otherwise.
+	knownHostsRead sync.Mutex
+)
 
-func knownHostsDB(files []string) (gossh.HostKeyCallback, error) {
+func knownHostsDB(files []string) (*knownHosts, error) {
 	var existing []string
 	key := ""
 	for _, f := range files {
@@ -166,15 +176,20 @@ func knownHostsDB(files []string) (gossh.HostKeyCallback, error) {
 	if len(existing) == 0 {
 		return nil, nil
 	}
-	if cb, ok := knownHostsDBs.Load(key); ok {
-		return cb.(gossh.HostKeyCallback), nil
+	if db, ok := knownHostsDBs.Load(key); ok {
+		return db.(*knownHosts), nil
 	}
-	cb, err := knownhosts.New(existing...)
+	knownHostsRead.Lock()
+	defer knownHostsRead.Unlock()
+	if db, ok := knownHostsDBs.Load(key); ok {
+		return db.(*knownHosts), nil
+	}
+	db, err := readKnownHosts(existing)
 	if err != nil {
 		return nil, fmt.Errorf("reading known_hosts: %w", err)
 	}
-	knownHostsDBs.Store(key, cb)
-	return cb, nil
+	knownHostsDBs.Store(key, db)
+	return db, nil
 }
 
 func (h *hostKeyChecker) check(hostname string, remote net.Addr, key gossh.PublicKey) error {
@@ -241,15 +256,24 @@ func (h *hostKeyChecker) algorithms(addr string) []string {
 	if h.callback == nil || h.insecure {
 		return nil
 	}
-	err := h.callback(addr, &net.TCPAddr{}, probeKey{})
-	var ke *knownhosts.KeyError
-	if !errors.As(err, &ke) || len(ke.Want) == 0 {
+	types, ok := h.db.keyTypes(addr)
+	if !ok {
+		err := h.callback(addr, &net.TCPAddr{}, probeKey{})
+		var ke *knownhosts.KeyError
+		if !errors.As(err, &ke) {
+			return nil
+		}
+		for _, k := range ke.Want {
+			types = append(types, k.Key.Type())
+		}
+	}
+	if len(types) == 0 {
 		return nil
 	}
 	seen := map[string]bool{}
 	var algos []string
-	for _, k := range ke.Want {
-		for _, a := range algorithmsFor(k.Key.Type()) {
+	for _, t := range types {
+		for _, a := range algorithmsFor(t) {
 			if !seen[a] {
 				seen[a] = true
 				algos = append(algos, a)

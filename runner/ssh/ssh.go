@@ -616,6 +616,42 @@ func (c *capped) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// ReadFrom reads r into the buffer itself: io.Copy, which the session
+// copies the command's output with, would take a buffer of 32 KiB for each
+// stream of each command, garbage a fleet's run makes gigabytes of.
+func (c *capped) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		c.mu.Lock()
+		if c.full {
+			c.mu.Unlock()
+			return total, errors.New("output limit")
+		}
+		if cap(c.buf)-len(c.buf) < 512 {
+			grown := make([]byte, len(c.buf), 2*cap(c.buf)+1024)
+			copy(grown, c.buf)
+			c.buf = grown
+		}
+		// Only this goroutine appends: the spare room is read into
+		// without the lock, bytes reads only up to len.
+		spare := c.buf[len(c.buf):cap(c.buf)]
+		c.mu.Unlock()
+		n, err := r.Read(spare)
+		if n > 0 {
+			if _, werr := c.Write(spare[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 // bytes returns a copy: the session may still be writing.
 func (c *capped) bytes() []byte {
 	c.mu.Lock()
