@@ -113,3 +113,9 @@ func TestFleetFromData(t *testing.T) {
 		})
 	}
 }
+
+// tail is the last ten lines of a command's output, for a failure's message.
+func tail(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-10):], "\n")
+}

@@ -379,8 +379,3 @@ func failures(out string) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-func tail(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-10):], "\n")
-}
