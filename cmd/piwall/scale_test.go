@@ -129,7 +129,7 @@ func profileSim(file string) func() {
 // run as piwall. Its peak memory is its own peak resident set (getrusage's
 // ru_maxrss), the simulated hosts' not counted; the CPU time of both is in
 // the table, and the load average after each phase, for the machine may
-// be busy with more than this. The targets are the issue's, for 10,000
+// be busy with more than this. The targets are piwall's, for 10,000
 // hosts on a controller of 2 cores; a phase that misses one says MISS, and
 // a host that fails fails the benchmark, after the table.
 //
@@ -174,7 +174,7 @@ func TestSimulatedFleet(t *testing.T) {
 	}
 }
 
-// The targets for 10,000 hosts on a controller of 2 cores.
+// piwall's targets for 10,000 hosts on a controller of 2 cores.
 const (
 	targetPlan   = 20 * time.Second
 	targetApply  = 90 * time.Second

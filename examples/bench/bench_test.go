@@ -16,7 +16,7 @@
 // tool, the ratios Ansible/piwall and piwall/floor, and piwall's round
 // trips, connections and commands per host (`piwall apply --stats`); then,
 // per RTT, piwall's wall time against the time of its own round trips and
-// against the protocol's minimum (minimumRoundTrips), and the issue's
+// against the protocol's minimum (minimumRoundTrips), and piwall's
 // targets at 150 ms.
 //
 // Run it, as root with Debian's ansible package installed, with:
@@ -294,7 +294,7 @@ func BenchmarkVersusAnsible(b *testing.B) {
 }
 
 // table prints the results: one row per RTT and scenario, then piwall's
-// wall time against its round trips, then the issue's targets.
+// wall time against its round trips, then piwall's targets.
 func table(res *results, rtts []time.Duration, pis, runs int) string {
 	var out strings.Builder
 	fmt.Fprintf(&out, "\n%d lab Pis, %d cores, median of %d runs (wall time, seconds)\n\n", pis, runtime.NumCPU(), runs)
@@ -347,7 +347,7 @@ func table(res *results, rtts []time.Duration, pis, runs int) string {
 	return out.String()
 }
 
-// targets checks the issue's targets at 150 ms: a changed allowlist within
+// targets checks piwall's targets at 150 ms: a changed allowlist within
 // 1.3× of the protocol's round-trip minimum, a no-change run in one
 // handshake plus one command, piwall ahead of the floor and at least 30×
 // ahead of Ansible in the changed and no-change scenarios. They are set for
@@ -358,7 +358,7 @@ func targets(res *results, rtts []time.Duration, pis int) string {
 		return ""
 	}
 	var out strings.Builder
-	fmt.Fprintf(&out, "\nthe issue's targets at %s (set for 20 Pis; this run: %d)\n\n", rttName(rtt), pis)
+	fmt.Fprintf(&out, "\npiwall's targets at %s (set for 20 Pis; this run: %d)\n\n", rttName(rtt), pis)
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
