@@ -68,8 +68,10 @@ func (p *Plan) lint() hcl.Diagnostics {
 	}
 	for _, w := range noSSH {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "No SSH access",
-			Detail: fmt.Sprintf("No allowlist of %s admits inbound tcp/%d, the SSH port: after apply nobody can reach %s over SSH, "+
-				"and piwall refuses to apply without --force. Add inbound { from = [your admin network] ports = [\"tcp/%d\"] }.", hostList(w.hosts), w.port, pronoun(w.hosts), w.port),
+			Detail: fmt.Sprintf("No allowlist of %s admits inbound tcp/%d, the port piwall connects to: unless a port forward on the way "+
+				"leads it to another port of the Pi's sshd, nobody can reach %s over SSH after apply, and piwall, which checks each Pi "+
+				"against the port its sshd sees, refuses to apply without --force. Add inbound { from = [your admin network] ports = [\"tcp/%d\"] }.",
+				hostList(w.hosts), w.port, pronoun(w.hosts), w.port),
 			Subject: w.first.DeclRange.Ptr()})
 	}
 	for _, w := range noNTP {
