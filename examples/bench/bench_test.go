@@ -335,7 +335,11 @@ func table(res *results, rtts []time.Duration, pis, runs int) string {
 			fmt.Fprintf(&lines, "piwall at %s, %s: %.2f s, %.1f× of its round trips' time (%s per host × %s = %.2f s)",
 				rttName(rtt), s, p.Seconds(), p.Seconds()/own.Seconds(), fmtFloat(n), rttName(rtt), own.Seconds())
 			if least := minimumTime(s, rtt); least > 0 {
-				fmt.Fprintf(&lines, "; %.2f× of the protocol's minimum (%d round trips × %s, and the rules' wait: %.2f s)", p.Seconds()/least.Seconds(), minimumRoundTrips(s), rttName(rtt), least.Seconds())
+				wait := ""
+				if s == "changed" {
+					wait = ", and the rules' wait"
+				}
+				fmt.Fprintf(&lines, "; %.2f× of the protocol's minimum (%d round trips × %s%s: %.2f s)", p.Seconds()/least.Seconds(), minimumRoundTrips(s), rttName(rtt), wait, least.Seconds())
 			}
 			lines.WriteString("\n")
 		}
